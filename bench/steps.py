@@ -1,0 +1,704 @@
+"""Step overhead of tether against DBOS and a raw SQLite commit loop, measured in one run.
+
+Workload: a function of 10 trivial steps, run N times (default 1,000) one after the other,
+then N times with 8 runs in flight. Systems:
+
+- ``raw-normal`` / ``raw-full``: stdlib sqlite3 in WAL mode, one INSERT + commit per step,
+  ``synchronous=NORMAL`` / ``FULL``. The physical limit of this disk.
+- ``dbos-default`` / ``dbos-tuned``: DBOS with its SQLite system database, as shipped and with
+  ``journal_mode=WAL`` + ``synchronous=NORMAL`` set by a SQLAlchemy ``connect`` listener.
+- ``tether-process`` / ``tether-power``: ``tether.Harness(durability="process" | "power")``,
+  a plain ``def`` function (``SyncContext``) and an ``async def`` one (``Context``).
+
+Every (system, phase) runs in its own child process on a fresh temporary directory, deleted
+afterwards; systems are interleaved round by round and the best round is kept. Then the
+kill-to-complete recovery time: two ``Harness.worker()`` subprocesses on one SQLite file, the
+one executing a run is SIGKILLed mid-step, and the run must complete on the other.
+
+    python bench/steps.py [--runs N] [--quick] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import shutil
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+STEPS = 10
+LANES = 8
+HERE = Path(__file__).resolve()
+
+SAMPLES: list[int] = []  # nanoseconds of each step call, appended inside the function
+
+
+# --------------------------------------------------------------------------------------------
+# Workloads (run in a child process). Each returns its wall time in seconds.
+
+
+def _trivial(i: int) -> int:
+    return i
+
+
+def _timed_lanes(total: int, lanes: int, one_run: Callable[[], Any]) -> float:
+    """Run ``one_run`` ``total`` times over ``lanes`` threads, each lane sequential."""
+    counts = [total // lanes + (1 if k < total % lanes else 0) for k in range(lanes)]
+    errors: list[BaseException] = []
+    start = threading.Barrier(lanes + 1)
+
+    def lane(n: int) -> None:
+        start.wait()
+        try:
+            for _ in range(n):
+                one_run()
+        except BaseException as exc:  # reported by the parent
+            errors.append(exc)
+
+    threads = [threading.Thread(target=lane, args=(n,)) for n in counts]
+    for t in threads:
+        t.start()
+    start.wait()
+    t0 = time.perf_counter()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    if errors:
+        raise errors[0]
+    return wall
+
+
+def _sequential(total: int, one_run: Callable[[], Any]) -> float:
+    t0 = time.perf_counter()
+    for _ in range(total):
+        one_run()
+    return time.perf_counter() - t0
+
+
+def _timed(phase: str, total: int, one_run: Callable[[], Any]) -> float:
+    """``seq``: one run after the other on this thread; ``conc``: 8 lanes of threads."""
+    return _sequential(total, one_run) if phase == "seq" else _timed_lanes(total, LANES, one_run)
+
+
+def bench_raw(db: Path, phase: str, runs: int, warmup: int, sync: str) -> dict[str, Any]:
+    """One INSERT + commit per step, WAL, the given ``synchronous`` level."""
+    local = threading.local()
+    counter = iter(range(10**9))
+    lock = threading.Lock()
+
+    def conn() -> sqlite3.Connection:
+        c: sqlite3.Connection | None = getattr(local, "conn", None)
+        if c is None:
+            c = sqlite3.connect(db, timeout=30, check_same_thread=False)
+            c.execute("PRAGMA journal_mode=WAL")
+            c.execute(f"PRAGMA synchronous={sync}")
+            local.conn = c
+        return c
+
+    setup = conn()
+    setup.execute(
+        "CREATE TABLE IF NOT EXISTS steps (run_id INTEGER, step_id TEXT, output TEXT,"
+        " PRIMARY KEY (run_id, step_id))"
+    )
+    setup.commit()
+    pragmas = {
+        "journal_mode": setup.execute("PRAGMA journal_mode").fetchone()[0],
+        "synchronous": setup.execute("PRAGMA synchronous").fetchone()[0],
+    }
+
+    def one_run() -> None:
+        c = conn()
+        with lock:
+            run_id = next(counter)
+        for i in range(STEPS):
+            t0 = time.perf_counter_ns()
+            c.execute(
+                "INSERT INTO steps (run_id, step_id, output) VALUES (?, ?, ?)",
+                (run_id, f"s{i}", json.dumps(i)),
+            )
+            c.commit()
+            SAMPLES.append(time.perf_counter_ns() - t0)
+
+    _sequential(warmup, one_run)
+    SAMPLES.clear()
+    return {"wall": _timed(phase, runs, one_run), "pragmas": pragmas}
+
+
+def bench_dbos(db: Path, phase: str, runs: int, warmup: int, tuned: bool) -> dict[str, Any]:
+    import sqlalchemy as sa
+    from dbos import DBOS, DBOSConfig
+
+    seen: set[tuple[str, int]] = set()
+
+    # DBOS builds its own engine (IMMEDIATE transactions, busy_timeout); a listener on the
+    # Engine class runs on its connections too. Tuned sets the pragmas; both read them back.
+    @sa.event.listens_for(sa.engine.Engine, "connect")
+    def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+        if tuned:
+            dbapi_conn.execute("PRAGMA journal_mode=WAL")
+            dbapi_conn.execute("PRAGMA synchronous=NORMAL")
+        mode = dbapi_conn.execute("PRAGMA journal_mode").fetchone()[0]
+        level = dbapi_conn.execute("PRAGMA synchronous").fetchone()[0]
+        seen.add((mode, level))
+
+    config: DBOSConfig = {
+        "name": "bench-steps",
+        "system_database_url": f"sqlite:///{db}",
+        "log_level": "WARNING",
+    }
+    DBOS(config=config)
+
+    @DBOS.step()
+    def trivial_step(i: int) -> int:
+        return i
+
+    @DBOS.workflow()
+    def ten() -> int:
+        total = 0
+        for i in range(STEPS):
+            t0 = time.perf_counter_ns()
+            total += trivial_step(i)
+            SAMPLES.append(time.perf_counter_ns() - t0)
+        return total
+
+    DBOS.launch()
+    try:
+
+        def one_run() -> None:
+            assert ten() == 45
+
+        _sequential(warmup, one_run)
+        SAMPLES.clear()
+        wall = _timed(phase, runs, one_run)
+    finally:
+        DBOS.destroy()
+    names = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}
+    pragmas = sorted(f"journal_mode={m} synchronous={names.get(s, s)}" for m, s in seen)
+    return {"wall": wall, "pragmas": pragmas}
+
+
+def _tether_functions(th: Any, tether: Any) -> tuple[Any, Any]:
+    def ten_sync(ctx: tether.SyncContext) -> int:
+        total = 0
+        for i in range(STEPS):
+            t0 = time.perf_counter_ns()
+            total += ctx.step.run(f"s{i}", _trivial, i)
+            SAMPLES.append(time.perf_counter_ns() - t0)
+        return total
+
+    async def ten_async(ctx: tether.Context) -> int:
+        total = 0
+        for i in range(STEPS):
+            t0 = time.perf_counter_ns()
+            total += await ctx.step.run(f"s{i}", _trivial, i)
+            SAMPLES.append(time.perf_counter_ns() - t0)
+        return total
+
+    return th.function(id="ten")(ten_sync), th.function(id="ten_async")(ten_async)
+
+
+def bench_tether(
+    db: Path, phase: str, runs: int, warmup: int, durability: str, variant: str
+) -> dict[str, Any]:
+    import tether
+
+    th = tether.Harness(store=f"sqlite:///{db}", durability=durability)
+    ten_sync, ten_async = _tether_functions(th, tether)
+
+    if variant == "async":
+
+        async def lanes(total: int, width: int) -> float:
+            counts = [total // width + (1 if k < total % width else 0) for k in range(width)]
+
+            async def lane(n: int) -> None:
+                for _ in range(n):
+                    assert await th.arun(ten_async, {}) == 45
+
+            t0 = time.perf_counter()
+            await asyncio.gather(*(lane(n) for n in counts))
+            return time.perf_counter() - t0
+
+        asyncio.run(lanes(warmup, 1))
+        SAMPLES.clear()
+        wall = asyncio.run(lanes(runs, 1 if phase == "seq" else LANES))
+        return {"wall": wall}
+
+    def one_run() -> None:
+        assert th.run(ten_sync, {}) == 45
+
+    _sequential(warmup, one_run)
+    SAMPLES.clear()
+    if phase == "seq":
+        return {"wall": _sequential(runs, one_run)}
+    if variant == "threads":  # 8 threads, each calling Harness.run in turn
+        return {"wall": _timed_lanes(runs, LANES, one_run)}
+    # variant "worker": enqueue every run, a worker with 8 slots executes them; the enqueues
+    # are inside the timed window, as run creation is for every other system.
+    with th.worker(concurrency=LANES):
+        t0 = time.perf_counter()
+        handles = [th.enqueue(ten_sync, {}) for _ in range(runs)]
+        for handle in handles:
+            assert handle.result(timeout=600) == 45
+        wall = time.perf_counter() - t0
+    return {"wall": wall}
+
+
+def child_main(args: argparse.Namespace) -> None:
+    db = Path(args.dir) / "bench.sqlite"
+    system, phase, variant = args.child, args.phase, args.variant
+    if system in ("raw-normal", "raw-full"):
+        sync = "NORMAL" if system == "raw-normal" else "FULL"
+        result = bench_raw(db, phase, args.runs, args.warmup, sync)
+    elif system in ("dbos-default", "dbos-tuned"):
+        result = bench_dbos(db, phase, args.runs, args.warmup, system == "dbos-tuned")
+    elif system in ("tether-process", "tether-power"):
+        durability = system.removeprefix("tether-")
+        result = bench_tether(db, phase, args.runs, args.warmup, durability, variant)
+    else:
+        raise SystemExit(f"unknown system {system!r}")
+    result["samples"] = SAMPLES
+    Path(args.out).write_text(json.dumps(result))
+
+
+# --------------------------------------------------------------------------------------------
+# Recovery: two worker subprocesses on one SQLite file, SIGKILL the one executing the run.
+
+SLOW_STEP = 5
+
+
+def _recovery_harness(db: Path, markdir: Path) -> tuple[Any, Any]:
+    import tether
+
+    th = tether.Harness(store=f"sqlite:///{db}", durability="process", version="bench-recovery")
+
+    def slow(i: int) -> int:
+        """The first execution announces its pid and hangs; a re-execution returns at once."""
+        mark = markdir / "started"
+        if not mark.exists():
+            tmp = markdir / "started.tmp"
+            tmp.write_text(str(os.getpid()))
+            tmp.rename(mark)
+            time.sleep(300)
+        return os.getpid()
+
+    def recover(ctx: tether.SyncContext) -> dict[str, int]:
+        total = 0
+        pid = 0
+        for i in range(STEPS):
+            if i == SLOW_STEP:
+                pid = ctx.step.run(f"s{i}", slow, i)
+            else:
+                total += ctx.step.run(f"s{i}", _trivial, i)
+        return {"total": total, "finished_by": pid}
+
+    return th, th.function(id="recover")(recover)
+
+
+def worker_main(args: argparse.Namespace) -> None:
+    markdir = Path(args.dir)
+    th, _ = _recovery_harness(markdir / "bench.sqlite", markdir)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    worker = th.worker()
+    worker.start()
+    (markdir / f"ready-{os.getpid()}").touch()
+    stop.wait()
+    worker.stop(timeout=5)
+
+
+def recovery_trial(python: str, timeout: float) -> dict[str, Any]:
+    workdir = Path(tempfile.mkdtemp(prefix="bench-recovery-"))
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        th, recover = _recovery_harness(workdir / "bench.sqlite", workdir)
+        for _ in range(2):
+            cmd = [python, str(HERE), "--recovery-worker", "--dir", str(workdir)]
+            procs.append(subprocess.Popen(cmd, stderr=subprocess.PIPE))
+        deadline = time.monotonic() + timeout
+        while len(list(workdir.glob("ready-*"))) < 2:
+            _check_alive(procs, deadline, "workers to start")
+            time.sleep(0.01)
+        handle = th.enqueue(recover, {})
+        while not (workdir / "started").exists():
+            _check_alive(procs, deadline, "the slow step to start")
+            time.sleep(0.001)
+        victim = int((workdir / "started").read_text())
+        os.kill(victim, signal.SIGKILL)
+        killed_at = time.monotonic()
+        killed_wall = time.time()
+        output = handle.result(timeout=timeout)
+        completed = time.monotonic() - killed_at
+        run = th.get_run(handle.run_id)
+        ended = run.ended_at.timestamp() if run.ended_at is not None else None
+        survivor = output["finished_by"]
+        return {
+            "seconds": completed,
+            "seconds_to_ended_at": None if ended is None else ended - killed_wall,
+            "killed_pid": victim,
+            "finished_by": survivor,
+            "ok": output["total"] == 45 - SLOW_STEP and survivor != victim,
+        }
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _check_alive(procs: list[subprocess.Popen[bytes]], deadline: float, what: str) -> None:
+    for p in procs:
+        if p.poll() is not None:
+            err = p.stderr.read().decode(errors="replace") if p.stderr else ""
+            raise RuntimeError(f"worker exited ({p.returncode}) waiting for {what}:\n{err[-2000:]}")
+    if time.monotonic() > deadline:
+        raise TimeoutError(f"timed out waiting for {what}")
+
+
+# --------------------------------------------------------------------------------------------
+# Parent: run the children, keep the best round, print figures and ratios.
+
+
+def run_child(
+    system: str, phase: str, variant: str, runs: int, warmup: int, timeout: float
+) -> dict[str, Any]:
+    workdir = Path(tempfile.mkdtemp(prefix=f"bench-{system}-"))
+    out = workdir / "result.json"
+    cmd = [sys.executable, str(HERE), "--child", system, "--phase", phase, "--variant", variant]
+    cmd += ["--runs", str(runs), "--warmup", str(warmup), "--dir", str(workdir), "--out", str(out)]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        if proc.returncode != 0 or not out.exists():
+            tail = (proc.stderr or proc.stdout).strip().splitlines()[-6:]
+            return {"error": f"exit {proc.returncode}: " + " | ".join(tail)}
+        raw = json.loads(out.read_text())
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout:.0f}s"}
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)  # delete files between systems
+    samples = raw.pop("samples")
+    wall = raw["wall"]
+    steps = runs * STEPS
+    result = {
+        "runs": runs,
+        "wall_s": wall,
+        "step_median_us": statistics.median(samples) / 1000 if samples else None,
+        "step_p99_us": _percentile(samples, 0.99) / 1000 if samples else None,
+        "wall_per_step_us": wall / steps * 1e6,
+        "steps_per_s": steps / wall,
+        "runs_per_s": runs / wall,
+        "samples": len(samples),
+        **{k: v for k, v in raw.items() if k != "wall"},
+    }
+    if len(samples) != steps:
+        result["warning"] = f"{len(samples)} step samples, expected {steps}"
+    return result
+
+
+def _percentile(samples: list[int], q: float) -> float:
+    ordered = sorted(samples)
+    return float(ordered[min(len(ordered) - 1, int(q * len(ordered)))])
+
+
+def _best(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    good = [r for r in rounds if "error" not in r]
+    if not good:
+        return rounds[-1]
+    best = dict(max(good, key=lambda r: r["steps_per_s"]))
+    best["step_median_us"] = min(r["step_median_us"] for r in good)
+    best["rounds"] = len(good)
+    return best
+
+
+CASES: list[tuple[str, str, str]] = [
+    (system, phase, variant)
+    for phase in ("seq", "conc")
+    for system, variants in (
+        ("raw-normal", ["-"]),
+        ("raw-full", ["-"]),
+        ("dbos-default", ["-"]),
+        ("dbos-tuned", ["-"]),
+        ("tether-process", ["sync", "async"]),
+        ("tether-power", ["sync", "async"]),
+    )
+    for variant in variants
+]
+
+
+def _cases(threads: bool) -> list[tuple[str, str, str]]:
+    cases = list(CASES)
+    if threads:
+        for system in ("tether-process", "tether-power"):
+            cases.append((system, "conc", "threads"))
+    # In the concurrent phase the sync tether function runs on a worker with 8 slots.
+    return [(s, p, "worker" if (p == "conc" and v == "sync") else v) for s, p, v in cases]
+
+
+def label(system: str, variant: str) -> str:
+    return system if variant == "-" else f"{system} ({variant})"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=None, help="runs per phase (default 1000)")
+    parser.add_argument("--quick", action="store_true", help="200 runs, one round, one recovery")
+    parser.add_argument("--json", type=Path, help="also write every figure to this file")
+    parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 2)")
+    parser.add_argument("--recovery-trials", type=int, default=None)
+    parser.add_argument("--only", default="", help="comma-separated systems to run (default: all)")
+    parser.add_argument("--no-threads", action="store_true", help="skip tether 8-thread run()")
+    parser.add_argument("--timeout", type=float, default=900.0, help="per child, seconds")
+    # internal
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--recovery-worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--phase", default="seq", help=argparse.SUPPRESS)
+    parser.add_argument("--variant", default="-", help=argparse.SUPPRESS)
+    parser.add_argument("--warmup", type=int, default=20, help=argparse.SUPPRESS)
+    parser.add_argument("--dir", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child_main(args)
+        return
+    if args.recovery_worker:
+        worker_main(args)
+        return
+
+    runs = args.runs or (200 if args.quick else 1000)
+    rounds = args.rounds or (1 if args.quick else 2)
+    trials = args.recovery_trials or (1 if args.quick else 3)
+    warmup = max(5, min(50, runs // 10))
+    only = {s for s in args.only.split(",") if s}
+    cases = [c for c in _cases(not args.no_threads) if not only or c[0] in only]
+    print(_environment_line(runs, rounds))
+
+    results: dict[tuple[str, str, str], list[dict[str, Any]]] = {c: [] for c in cases}
+    for r in range(rounds):
+        for system, phase, variant in cases:
+            res = run_child(system, phase, variant, runs, warmup, args.timeout)
+            results[(system, phase, variant)].append(res)
+            state = res.get("error") or f"{res['steps_per_s']:,.0f} steps/s"
+            print(f"  round {r + 1}: {label(system, variant):28} {phase:4} {state}", flush=True)
+    best = {c: _best(rs) for c, rs in results.items()}
+
+    recovery: list[dict[str, Any]] = []
+    if not only or only & {"tether-process", "recovery"}:
+        for _ in range(trials):
+            try:
+                recovery.append(recovery_trial(sys.executable, timeout=60.0))
+            except Exception as exc:
+                recovery.append({"error": f"{type(exc).__name__}: {exc}"})
+
+    report = build_report(best, recovery, runs)
+    print_report(best, recovery, report)
+    if args.json:
+        payload = {
+            "environment": _environment(runs, rounds),
+            "results": [
+                {"system": s, "phase": p, "variant": v, "best": best[(s, p, v)], "rounds": rs}
+                for (s, p, v), rs in results.items()
+            ],
+            "recovery": recovery,
+            "ratios": report,
+        }
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(payload, indent=2, default=str))
+        print(f"\nwrote {args.json}")
+
+
+def _get(best: dict[tuple[str, str, str], dict[str, Any]], s: str, p: str, v: str = "-") -> Any:
+    r = best.get((s, p, v))
+    return None if r is None or "error" in r else r
+
+
+def build_report(
+    best: dict[tuple[str, str, str], dict[str, Any]], recovery: list[dict[str, Any]], runs: int
+) -> list[dict[str, Any]]:
+    """Ratios against targets, for every tether variant that produced a figure."""
+    rows: list[dict[str, Any]] = []
+
+    def add(name: str, value: float | None, target: str, ok: bool | None, note: str) -> None:
+        rows.append({"ratio": name, "value": value, "target": target, "ok": ok, "note": note})
+
+    raw_n_seq = _get(best, "raw-normal", "seq")
+    raw_n_conc = _get(best, "raw-normal", "conc")
+    raw_f_seq = _get(best, "raw-full", "seq")
+    raw_f_conc = _get(best, "raw-full", "conc")
+    raw_n_rate = max((r["steps_per_s"] for r in (raw_n_seq, raw_n_conc) if r), default=None)
+    raw_f_rate = max((r["steps_per_s"] for r in (raw_f_seq, raw_f_conc) if r), default=None)
+
+    for variant in ("sync", "async"):
+        tp = _get(best, "tether-process", "seq", variant)
+        if tp and raw_n_seq:
+            v = tp["step_median_us"] / raw_n_seq["step_median_us"]
+            add(
+                f"tether-process ({variant}) seq per-step / raw NORMAL commit",
+                v,
+                "<= 1.5x",
+                v <= 1.5,
+                f"{tp['step_median_us']:.1f} us / {raw_n_seq['step_median_us']:.1f} us",
+            )
+        for dbos in ("dbos-default", "dbos-tuned"):
+            d = _get(best, dbos, "seq")
+            if tp and d:
+                v = d["step_median_us"] / tp["step_median_us"]
+                target = ">= 30x" if dbos == "dbos-default" else "-"
+                add(
+                    f"{dbos} / tether-process ({variant}) seq per-step",
+                    v,
+                    target,
+                    v >= 30 if dbos == "dbos-default" else None,
+                    f"{d['step_median_us']:.0f} us / {tp['step_median_us']:.1f} us",
+                )
+    conc_variants = ("worker", "async", "threads")
+    for variant in conc_variants:
+        tc = _get(best, "tether-process", "conc", variant)
+        if tc and raw_n_rate:
+            v = tc["steps_per_s"] / raw_n_rate
+            add(
+                f"tether-process ({variant}) 8-conc steps/s / raw NORMAL commit rate",
+                v,
+                ">= 0.5 (stretch 1.0)",
+                v >= 0.5,
+                f"{tc['steps_per_s']:,.0f} / {raw_n_rate:,.0f} steps/s",
+            )
+        for dbos in ("dbos-default", "dbos-tuned"):
+            d = _get(best, dbos, "conc")
+            if tc and d:
+                v = tc["steps_per_s"] / d["steps_per_s"]
+                add(
+                    f"tether-process ({variant}) / {dbos} 8-conc steps/s",
+                    v,
+                    "-",
+                    None,
+                    f"{tc['steps_per_s']:,.0f} / {d['steps_per_s']:,.0f} steps/s",
+                )
+    for variant in conc_variants:
+        tw = _get(best, "tether-power", "conc", variant)
+        if tw and raw_f_rate:
+            v = tw["steps_per_s"] / raw_f_rate
+            add(
+                f"tether-power ({variant}) 8-conc steps/s / raw FULL commit rate",
+                v,
+                ">= 4x",
+                v >= 4,
+                f"{tw['steps_per_s']:,.0f} / {raw_f_rate:,.0f} steps/s",
+            )
+    good = [t for t in recovery if "error" not in t]
+    if good:
+        worst = max(t["seconds"] for t in good)
+        ok = worst < 3 and all(t["ok"] for t in good) and len(good) == len(recovery)
+        add(
+            "kill-to-complete recovery (worst trial)",
+            worst,
+            "< 3 s",
+            ok,
+            ", ".join(f"{t['seconds']:.2f}s" for t in good)
+            + f" over {len(good)}/{len(recovery)} trials",
+        )
+    return rows
+
+
+def print_report(
+    best: dict[tuple[str, str, str], dict[str, Any]],
+    recovery: list[dict[str, Any]],
+    report: list[dict[str, Any]],
+) -> None:
+    print()
+    head = (
+        f"{'system':30} {'phase':5} {'step med us':>11} {'p99 us':>8} {'wall/step us':>12}"
+        f" {'steps/s':>9} {'runs/s':>8}"
+    )
+    print(head)
+    print("-" * len(head))
+    for (system, phase, variant), r in best.items():
+        name = label(system, variant)
+        if "error" in r:
+            print(f"{name:30} {phase:5} ERROR {r['error'][:300]}")
+            continue
+        print(
+            f"{name:30} {phase:5} {r['step_median_us']:11.1f} {r['step_p99_us']:8.0f}"
+            f" {r['wall_per_step_us']:12.1f} {r['steps_per_s']:9,.0f} {r['runs_per_s']:8,.1f}"
+        )
+        if "warning" in r:
+            print(f"{'':36} warning: {r['warning']}")
+    pragmas = {
+        s: r["pragmas"]
+        for (s, p, _), r in best.items()
+        if p == "seq" and "pragmas" in r and "error" not in r
+    }
+    for system, value in pragmas.items():
+        print(f"  {system}: {value}")
+    print("\nkill-to-complete recovery (two worker processes, SIGKILL mid-step):")
+    for i, t in enumerate(recovery, 1):
+        if "error" in t:
+            print(f"  trial {i}: ERROR {t['error'][:500]}")
+            continue
+        at = t["seconds_to_ended_at"]
+        extra = "" if at is None else f" (run.ended_at - kill: {at:.2f} s)"
+        print(
+            f"  trial {i}: {t['seconds']:.2f} s until result(){extra}; killed pid"
+            f" {t['killed_pid']}, finished by {t['finished_by']}, ok={t['ok']}"
+        )
+    print("\nratios (this run):")
+    for row in report:
+        mark = {True: "PASS", False: "MISS", None: "    "}[row["ok"]]
+        print(
+            f"  {mark} {row['ratio']:66} {row['value']:8.2f}  target {row['target']:22}"
+            f" {row['note']}"
+        )
+    if not report:
+        print("  (no ratios: see errors above)")
+
+
+def _environment(runs: int, rounds: int) -> dict[str, Any]:
+    env: dict[str, Any] = {
+        "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+        "cpus": os.cpu_count(),
+        "runs": runs,
+        "rounds": rounds,
+        "steps_per_run": STEPS,
+        "lanes": LANES,
+    }
+    for dist in ("dbos", "tether", "sqlalchemy"):
+        with contextlib.suppress(Exception):
+            from importlib.metadata import version
+
+            env[dist] = version(dist)
+    with contextlib.suppress(Exception):
+        env["tether_commit"] = subprocess.run(
+            ["git", "-C", str(HERE.parent), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    return env
+
+
+def _environment_line(runs: int, rounds: int) -> str:
+    env = _environment(runs, rounds)
+    return " ".join(f"{k}={v}" for k, v in env.items())
+
+
+if __name__ == "__main__":
+    main()

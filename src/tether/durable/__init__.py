@@ -1,0 +1,1 @@
+"""Durable functions: definitions, contexts, step execution, replay and the worker."""

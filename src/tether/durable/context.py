@@ -1,0 +1,112 @@
+"""What a durable function receives: ``tether.Context`` (async) or ``tether.SyncContext``."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from tether.durable.execution import CURRENT_STEP, RunExecution
+from tether.durable.steps import AsyncSteps, SyncSteps
+from tether.records import Event
+from tether.store.base import StepWrite
+
+_logger = logging.getLogger("tether.run")
+
+
+class RunLogger:
+    """``ctx.log``: a logger that carries the run id and stays quiet while replaying, so a
+    resumed run does not repeat the lines it already logged."""
+
+    def __init__(self, ex: RunExecution) -> None:
+        self._ex = ex
+
+    def _log(self, level: int, msg: str, *args: Any, **kwargs: Any) -> None:
+        if self._ex.replaying or self._ex.check_only or not _logger.isEnabledFor(level):
+            return
+        extra = kwargs.pop("extra", None) or {}
+        extra.update(run_id=self._ex.run_id, function_id=self._ex.function.id)
+        _logger.log(level, msg, *args, extra=extra, stacklevel=3, **kwargs)
+
+    def debug(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        self._log(logging.DEBUG, msg, *args, **kwargs)
+
+    def info(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        self._log(logging.INFO, msg, *args, **kwargs)
+
+    def warning(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        self._log(logging.WARNING, msg, *args, **kwargs)
+
+    def error(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        self._log(logging.ERROR, msg, *args, **kwargs)
+
+    def exception(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("exc_info", True)
+        self._log(logging.ERROR, msg, *args, **kwargs)
+
+
+class _ContextBase:
+    def __init__(self, ex: RunExecution) -> None:
+        self._ex = ex
+        self.log = RunLogger(ex)
+
+    @property
+    def run_id(self) -> str:
+        return self._ex.run_id
+
+    @property
+    def function_id(self) -> str:
+        return self._ex.function.id
+
+    @property
+    def event(self) -> Event:
+        """The event that triggered this run."""
+        return self._ex.event
+
+    @property
+    def events(self) -> list[Event]:
+        """Every event of this run (one, unless the function batches events)."""
+        return [self._ex.event]
+
+    @property
+    def attempt(self) -> int:
+        """0-based attempt number of the step now executing (0 outside steps)."""
+        current = CURRENT_STEP.get()
+        return 0 if current is None else current[2]
+
+    def patched(self, name: str) -> bool:
+        """A gate for code changes, as in Temporal: runs that reach this point for the first
+        time take the new path (True); runs that passed it before the change keep the old
+        one (False). Remove the gate once no old run is in flight."""
+        ex = self._ex
+        if name in ex.patches:
+            return ex.patches[name]
+        sid = f"patch:{name}"
+        if sid in ex.memo:
+            answer = True
+        elif ex.replaying or ex.check_only:
+            answer = False
+        else:
+            now = ex.clock.now()
+            with ex.lock:
+                seq = ex.next_seq
+                ex.next_seq += 1
+            ex.save(StepWrite(sid, seq, "patch", "completed", now, now, output="true"))
+            answer = True
+        ex.patches[name] = answer
+        return answer
+
+
+class Context(_ContextBase):
+    """Given to ``async def`` functions; ``ctx.step`` methods are coroutines."""
+
+    def __init__(self, ex: RunExecution) -> None:
+        super().__init__(ex)
+        self.step = AsyncSteps(ex)
+
+
+class SyncContext(_ContextBase):
+    """Given to plain ``def`` functions, which run on a worker thread; ``ctx.step`` blocks."""
+
+    def __init__(self, ex: RunExecution) -> None:
+        super().__init__(ex)
+        self.step = SyncSteps(ex)

@@ -1,0 +1,374 @@
+"""The engine: executes claimed runs, concludes them in the store, renews their leases.
+
+One engine per harness and process. It owns a background thread with an event loop (for
+``async def`` bodies, heartbeats and workers) and thread pools for plain ``def`` bodies
+and sync step callables, so sync user code never blocks the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from tether.codec import dumps, encode_result
+from tether.durable.context import Context, SyncContext
+from tether.durable.execution import CheckStop, DeadlineExceeded, RunExecution, error_dict
+from tether.durable.function import FAILED_EVENT, DurableFunction
+from tether.durable.signals import Cancel, LeaseLost, Suspend
+from tether.errors import StepOutputError, TetherError
+from tether.records import TERMINAL_STATUSES
+from tether.store.base import Claim, Fenced, NewRun
+
+if TYPE_CHECKING:
+    from tether.harness import Harness
+
+log = logging.getLogger("tether.engine")
+
+
+@dataclass(slots=True)
+class Outcome:
+    kind: str  # completed | failed | suspended | cancelled | timeout | lost | checked
+    output: Any = None
+    error: BaseException | None = None
+
+
+class Engine:
+    def __init__(self, harness: Harness) -> None:
+        self.harness = harness
+        self.store = harness.store
+        self.clock = harness.clock
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.lease_ttl = harness.lease_ttl
+        self.heartbeat_interval = harness.heartbeat
+        self.max_output_bytes = harness.max_output_bytes
+        self.inline_retry_max = 2.0
+        self.active: dict[str, RunExecution] = {}
+        self.step_pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="tether-step")
+        self.body_pool = ThreadPoolExecutor(max_workers=64, thread_name_prefix="tether-fn")
+        self.changed = threading.Condition()
+        self.generation = 0
+        self._wakers: list[asyncio.Event] = []
+        self._closed = False
+        self.loop = asyncio.new_event_loop()
+        ready = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run_loop, args=(ready,), name="tether-engine", daemon=True
+        )
+        self._thread.start()
+        ready.wait()
+        self._heartbeat = asyncio.run_coroutine_threadsafe(self._heartbeat_loop(), self.loop)
+        self.store.add_listener(self._on_change)
+
+    # -- the loop thread ------------------------------------------------------------------
+    def _run_loop(self, ready: threading.Event) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.call_soon(ready.set)
+        self.loop.run_forever()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+
+        async def shutdown() -> None:
+            current = asyncio.current_task()
+            tasks = [t for t in asyncio.all_tasks() if t is not current]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(shutdown(), self.loop).result(timeout=5)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=5)
+        if not self._thread.is_alive():
+            self.loop.close()
+        self.step_pool.shutdown(wait=False, cancel_futures=True)
+        self.body_pool.shutdown(wait=False, cancel_futures=True)
+
+    def _on_change(self) -> None:
+        with self.changed:
+            self.generation += 1
+            self.changed.notify_all()
+        if not self._closed:
+            for waker in list(self._wakers):
+                with contextlib.suppress(RuntimeError):
+                    self.loop.call_soon_threadsafe(waker.set)
+
+    def add_waker(self, waker: asyncio.Event) -> None:
+        self._wakers.append(waker)
+
+    def remove_waker(self, waker: asyncio.Event) -> None:
+        with contextlib.suppress(ValueError):
+            self._wakers.remove(waker)
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_interval)
+            if not self.active:
+                continue
+            try:
+                asked = self.store.renew(self.owner, self.clock.now() + self.lease_ttl)
+            except TetherError as exc:
+                log.warning("lease renewal failed: %s", exc)
+                continue
+            for run_id in asked:
+                self.cancel_local(run_id)
+
+    def cancel_local(self, run_id: str) -> bool:
+        """Cancel a run executing in this process at its next step boundary."""
+        ex = self.active.get(run_id)
+        if ex is None:
+            return False
+        ex.cancel_requested = True
+        task = ex.task
+        if task is not None:
+            self.loop.call_soon_threadsafe(task.cancel)
+        return True
+
+    # -- executing a claimed run -------------------------------------------------------------
+    def _prepare(self, claim: Claim) -> RunExecution | None:
+        function = self.harness.functions.get(claim.function_id)
+        if function is None:
+            self._safely(lambda: self.store.release(claim.run_id, claim.token, self.clock.now()))
+            return None
+        now = self.clock.now()
+        if claim.cancel_requested:
+            self._finish(claim, "cancelled", None, _cancelled_error())
+            return None
+        if claim.deadline_at is not None and now >= claim.deadline_at:
+            ex = RunExecution(self, claim, function, {})
+            self._conclude(ex, Outcome("timeout"))
+            return None
+        return RunExecution(self, claim, function, self.store.load_steps(claim.run_id))
+
+    def body_sync(self, ex: RunExecution) -> Outcome:
+        try:
+            output = ex.function.fn(SyncContext(ex))
+        except BaseException as exc:
+            return self._classify(ex, exc)
+        return self._after_body(ex, output)
+
+    async def body_async(self, ex: RunExecution) -> Outcome:
+        task = asyncio.ensure_future(ex.function.fn(Context(ex)))
+        ex.task = task
+        try:
+            if ex.deadline is not None:
+                remaining = max(0.0, ex.deadline - self.clock.now())
+                output = await asyncio.wait_for(task, remaining)
+            else:
+                output = await task
+        except TimeoutError as exc:
+            if ex.deadline is not None and self.clock.now() >= ex.deadline:
+                outcome = Outcome("timeout")
+            else:
+                outcome = self._classify(ex, exc)
+        except asyncio.CancelledError as exc:
+            # Cancelled on request (a cancel), or by a stopping worker (the run is given back).
+            outcome = Outcome("cancelled" if ex.cancel_requested else "lost")
+            del exc
+        except BaseException as exc:
+            outcome = self._classify(ex, exc)
+        else:
+            outcome = self._after_body(ex, output)
+        finally:
+            ex.task = None
+        # Steps still in flight in sibling tasks (asyncio.gather) checkpoint first.
+        waited = 0.0
+        while ex.inflight and waited < 30.0:
+            await asyncio.sleep(0.005)
+            waited += 0.005
+        return outcome
+
+    def _after_body(self, ex: RunExecution, output: Any) -> Outcome:
+        if ex.lease_lost:
+            return Outcome("lost")
+        if ex.diverged is not None:
+            return Outcome("failed", error=ex.diverged)
+        if ex.blocked:
+            return Outcome("suspended")
+        return Outcome("completed", output)
+
+    def _classify(self, ex: RunExecution, exc: BaseException) -> Outcome:
+        if isinstance(exc, LeaseLost) or ex.lease_lost:
+            return Outcome("lost")
+        if isinstance(exc, Suspend):
+            return Outcome("suspended")
+        if isinstance(exc, Cancel):
+            return Outcome("cancelled")
+        if isinstance(exc, DeadlineExceeded):
+            return Outcome("timeout")
+        if isinstance(exc, CheckStop):
+            return Outcome("checked")
+        if ex.diverged is not None:
+            return Outcome("failed", error=ex.diverged)
+        if ex.blocked and not isinstance(exc, Exception):
+            return Outcome("suspended")
+        if isinstance(exc, KeyboardInterrupt | SystemExit):
+            raise exc
+        return Outcome("failed", error=exc)
+
+    def _conclude(self, ex: RunExecution, outcome: Outcome) -> str:
+        claim = ex.claim
+        kind = outcome.kind
+        if kind == "completed":
+            try:
+                text = encode_result(
+                    outcome.output, what=f"function {ex.function.id!r}",
+                    limit=self.max_output_bytes,
+                )
+            except StepOutputError as exc:
+                kind, outcome = "failed", Outcome("failed", error=exc)
+            else:
+                return self._finish(claim, "completed", text, None)
+        if kind == "failed":
+            assert outcome.error is not None
+            err = error_dict(outcome.error)
+            return self._finish(claim, "failed", None, err, self._follow_up(ex, err))
+        if kind == "timeout":
+            err = error_dict(ex.timeout_error())
+            return self._finish(claim, "failed", None, err, self._follow_up(ex, err))
+        if kind == "cancelled":
+            return self._finish(claim, "cancelled", None, _cancelled_error())
+        if kind == "suspended":
+            waiting = any(s.waiting for s in ex.blocked)
+            wakes = [s.wake_at for s in ex.blocked if s.wake_at is not None]
+            due = min(wakes) if wakes else None
+            if ex.deadline is not None:
+                due = ex.deadline if due is None else min(due, ex.deadline)
+            blocked = sorted({s.step_id for s in ex.blocked})
+            status = "waiting" if waiting else "sleeping"
+            ok = self._safely(
+                lambda: self.store.suspend(
+                    claim.run_id, claim.token, status, due, blocked, self.clock.now()
+                )
+            )
+            return status if ok else "lost"
+        return kind  # lost, checked
+
+    def _finish(
+        self, claim: Claim, status: str, output: str | None, error: dict[str, Any] | None,
+        follow_up: NewRun | None = None,
+    ) -> str:
+        ok = self._safely(
+            lambda: self.store.finish(
+                claim.run_id, claim.token, status, output,
+                None if error is None else dumps(error), self.clock.now(), follow_up,
+            )
+        )
+        return status if ok else "lost"
+
+    def _safely(self, fn: Any) -> bool:
+        try:
+            fn()
+        except Fenced:
+            return False
+        return True
+
+    def _follow_up(self, ex: RunExecution, err: dict[str, Any]) -> NewRun | None:
+        handler = ex.function.on_failure
+        if handler is None:
+            return None
+        target = self.harness.resolve_function(handler)
+        now = self.clock.now()
+        data = {
+            "run_id": ex.run_id,
+            "function_id": ex.function.id,
+            "error": {k: err[k] for k in ("type", "message") if k in err},
+            "event": {"name": ex.event.name, "data": ex.event.data, "id": ex.event.id},
+        }
+        return NewRun(
+            id=uuid.uuid5(uuid.NAMESPACE_URL, f"{ex.run_id}/on_failure").hex,
+            function_id=target.id, event_name=FAILED_EVENT, input=dumps(data), event_id=None,
+            event_ts=now, due_at=now, version=self.harness.version, parent_id=None,
+        )
+
+    async def execute(self, claim: Claim) -> str:
+        """Execute a claimed run until it ends or suspends (in the loop thread)."""
+        ex = self._prepare(claim)
+        if ex is None:
+            return "skipped"
+        self.active[ex.run_id] = ex
+        try:
+            if ex.function.is_async:
+                outcome = await self.body_async(ex)
+            else:
+                loop = asyncio.get_running_loop()
+                outcome = await loop.run_in_executor(self.body_pool, self.body_sync, ex)
+            return self._conclude(ex, outcome)
+        finally:
+            self.active.pop(ex.run_id, None)
+
+    def execute_sync(self, claim: Claim) -> str:
+        """Execute a claimed run in the calling thread (``Harness.run`` of a plain def)."""
+        function = self.harness.functions.get(claim.function_id)
+        if function is not None and function.is_async:
+            return asyncio.run_coroutine_threadsafe(self.execute(claim), self.loop).result()
+        ex = self._prepare(claim)
+        if ex is None:
+            return "skipped"
+        self.active[ex.run_id] = ex
+        try:
+            return self._conclude(ex, self.body_sync(ex))
+        finally:
+            self.active.pop(ex.run_id, None)
+
+    # -- driving one run to its end (Harness.run) -------------------------------------------
+    def drive(self, run_id: str, claim: Claim | None, timeout: float | None) -> str:
+        """Execute ``run_id`` here whenever it is due, until it ends; return its status.
+
+        Waits through sleeps and waits; another process may execute it meanwhile."""
+        limit = None if timeout is None else time.monotonic() + timeout
+        local = None
+        while True:
+            if claim is not None:
+                self.execute_sync(claim)
+                claim = None
+            with self.changed:
+                seen = self.generation
+            state = self.store.run_status(run_id)
+            if state is None:
+                raise TetherError(f"run {run_id} does not exist")
+            status, due = state
+            if status in TERMINAL_STATUSES:
+                return status
+            now = self.clock.now()
+            if local is None:
+                local = self.harness.functions.get(self._function_of(run_id)) is not None
+            if local and due is not None and due <= now and run_id not in self.active:
+                claim = self.store.claim_run(run_id, self.owner, now, self.lease_ttl)
+                if claim is not None:
+                    continue
+            if limit is not None and time.monotonic() >= limit:
+                return status
+            if self.clock.virtual and due is not None and due > now and run_id not in self.active:
+                self.clock.advance_to(due)
+                continue
+            wait = 0.2
+            if due is not None:
+                wait = min(wait, max(0.001, due - now))
+            if limit is not None:
+                wait = min(wait, max(0.0, limit - time.monotonic()))
+            with self.changed:
+                if self.generation == seen:
+                    self.changed.wait(wait)
+
+    def _function_of(self, run_id: str) -> str:
+        run = self.store.get_run(run_id)
+        return run.function_id if run is not None else ""
+
+
+def _cancelled_error() -> dict[str, Any]:
+    return {"type": "RunCancelled", "message": "cancelled by request"}
+
+
+__all__ = ["DurableFunction", "Engine", "Outcome"]

@@ -1,0 +1,446 @@
+"""The step API: ``ctx.step.run / sleep / sleep_until / wait_for_event / invoke / send_event``.
+
+``AsyncSteps`` serves ``async def`` functions (its methods are coroutines); ``SyncSteps``
+serves plain functions running on a worker thread (its methods block). Both share the
+bookkeeping of ``RunExecution``; only the waiting differs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import inspect
+import uuid as uuid_module
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from datetime import UTC, datetime
+from typing import Any
+
+from tether.codec import dumps, encode_result, loads
+from tether.durable.execution import CURRENT_STEP, RunExecution
+from tether.durable.function import INVOKED_EVENT, DurableFunction
+from tether.durable.retry import Retry
+from tether.durable.signals import Suspend
+from tether.durations import Duration, seconds
+from tether.errors import ConfigurationError, RunTimeout, StepFailed
+from tether.flow.expr import compile_expr, evaluate
+from tether.flow.keys import event_dict, match_value, read_path
+from tether.records import Event
+from tether.store.base import NewRun, StepRow, StepWrite
+from tether.store.rows import event_json
+
+
+def _event_from_output(text: str | None) -> Event | None:
+    value = loads(text) if text else None
+    if value is None:
+        return None
+    ts = value.get("ts")
+    return Event(
+        value["name"], value.get("data") or {}, value.get("id"),
+        datetime.fromtimestamp(ts, UTC) if ts else None,
+    )
+
+
+class _StepsBase:
+    def __init__(
+        self, ex: RunExecution, retries: Retry | None = None, timeout: float | None = None
+    ) -> None:
+        self._ex = ex
+        self._retries = retries
+        self._timeout = timeout
+
+    @property
+    def idempotency_key(self) -> str:
+        """Stable per run and step: pass it to external APIs so that a re-executed step
+        does not repeat its side effect."""
+        current = CURRENT_STEP.get()
+        if current is None:
+            raise ConfigurationError(
+                "ctx.step.idempotency_key is only defined inside a step callable"
+            )
+        return f"{current[0]}:{current[1]}"
+
+    def _policy(self) -> Retry:
+        return self._retries or self._ex.function.retries
+
+    # -- shared pieces of sleep / wait / invoke ---------------------------------------------
+    def _sleep_until(self, step_id: str, wake: float) -> None:
+        ex = self._ex
+        sid = ex.next_id(step_id)
+        row = ex.lookup(sid, "sleep")
+        now = ex.clock.now()
+        if row is not None:
+            if row.status == "completed":
+                return
+            wake = row.wake_at or now
+            seq = row.seq
+            ex.boundary()
+        else:
+            seq = ex.begin_new(sid, "sleep")
+        if wake <= now:
+            ex.save(StepWrite(sid, seq, "sleep", "completed", now, now, output="null"))
+            return
+        if row is None:
+            ex.save(StepWrite(sid, seq, "sleep", "sleeping", now, wake_at=wake))
+        raise ex.suspend(sid, wake, waiting=False)
+
+    def _wait(
+        self, step_id: str, event: str, match: str | None, if_: str | None,
+        timeout: Duration | None, lookback: Duration | None,
+    ) -> Event | None:
+        ex = self._ex
+        sid = ex.next_id(step_id)
+        row = ex.lookup(sid, "wait")
+        now = ex.clock.now()
+        if row is not None:
+            if row.status == "completed":
+                return _event_from_output(row.output)
+            ex.boundary()
+            if row.wake_at is not None and row.wake_at <= now:
+                if ex.fenced(lambda: ex.store.resolve_wait(ex.run_id, ex.token, sid, now)):
+                    row.status, row.output = "completed", "null"
+                    return None
+                fresh = ex.store.load_steps(ex.run_id)[sid]
+                ex.memo[sid] = fresh
+                return _event_from_output(fresh.output)
+            raise ex.suspend(sid, row.wake_at, waiting=True)
+        if if_ is not None:
+            compile_expr(if_)
+        seq = ex.begin_new(sid, "wait")
+        value = None if match is None else dumps(match_value(match, ex.event))
+        if lookback is not None:
+            found = self._look_back(event, match, value, if_, now - seconds(lookback, "lookback"))
+            if found is not None:
+                ex.save(StepWrite(sid, seq, "wait", "completed", now, now, output=found))
+                return _event_from_output(found)
+        wake = None if timeout is None else now + seconds(timeout, "wait_for_event timeout")
+        ex.save(
+            StepWrite(
+                sid, seq, "wait", "waiting", now, wake_at=wake, wait_event=event,
+                wait_match=match, wait_value=value, wait_if=if_,
+            )
+        )
+        raise ex.suspend(sid, wake, waiting=True)
+
+    def _look_back(
+        self, name: str, match: str | None, value: str | None, if_: str | None, since: float
+    ) -> str | None:
+        ex = self._ex
+        trigger = event_dict(ex.event)
+        for row in reversed(ex.store.recent_events(name, since)):
+            data = loads(row.data)
+            doc = {"name": row.name, "data": data, "id": row.id}
+            if match is not None and dumps(read_path(match, doc)) != value:
+                continue
+            if if_ is not None and not evaluate(if_, event=trigger, async_=doc):
+                continue
+            return event_json(row.name, data, row.id, row.ts)
+        return None
+
+    def _invoke(self, step_id: str, function: Any, data: Any, timeout: Duration | None) -> Any:
+        ex = self._ex
+        sid = ex.next_id(step_id)
+        row = ex.lookup(sid, "invoke")
+        now = ex.clock.now()
+        target = ex.engine.harness.resolve_function(function)
+        if row is not None:
+            if row.status in ("completed", "failed"):
+                return self._child_result(row, target)
+            ex.boundary()
+            if row.wake_at is not None and row.wake_at <= now:
+                fresh = ex.store.load_steps(ex.run_id)[sid]
+                if fresh.status in ("completed", "failed"):
+                    ex.memo[sid] = fresh
+                    return self._child_result(fresh, target)
+                err = {"type": "RunTimeout", "message": f"child run {row.child_id} timed out"}
+                ex.save(
+                    StepWrite(sid, row.seq, "invoke", "failed", now, now, error=dumps(err),
+                              child_id=row.child_id)
+                )
+                raise StepFailed(sid, "RunTimeout", err["message"])
+            raise ex.suspend(sid, row.wake_at, waiting=True)
+        payload = ex.engine.harness.input_json(data)
+        seq = ex.begin_new(sid, "invoke")
+        child_id = uuid_module.uuid5(uuid_module.NAMESPACE_URL, f"{ex.run_id}/{sid}").hex
+        wake = None if timeout is None else now + seconds(timeout, "invoke timeout")
+        child = NewRun(
+            id=child_id, function_id=target.id, event_name=INVOKED_EVENT, input=payload,
+            event_id=None, event_ts=now, due_at=now, version=ex.engine.harness.version,
+            parent_id=ex.run_id, parent_step=sid, timeout_s=target.timeout,
+        )
+        write = StepWrite(sid, seq, "invoke", "waiting", now, wake_at=wake, child_id=child_id)
+        ex.fenced(lambda: ex.store.start_child(ex.run_id, ex.token, write, child, now))
+        ex.memo[sid] = StepRow(sid, seq, "invoke", "waiting", wake_at=wake, child_id=child_id)
+        raise ex.suspend(sid, wake, waiting=True)
+
+    def _child_result(self, row: StepRow, target: DurableFunction) -> Any:
+        if row.status == "failed":
+            err = loads(row.error) if row.error else {}
+            raise StepFailed(row.step_id, err.get("type", "RunFailed"), err.get("message", ""))
+        return loads(row.output) if row.output else None
+
+    def _send(self, step_id: str, events: Any) -> list[str]:
+        ex = self._ex
+        sid = ex.next_id(step_id)
+        row = ex.lookup(sid, "send")
+        if row is not None:
+            return list(ex.replay_value(row))
+        seq = ex.begin_new(sid, "send")
+        now = ex.clock.now()
+        rows = ex.engine.harness.event_rows(events, default_id=f"{ex.run_id}:{sid}")
+        ex.engine.harness.accept_rows(rows)
+        ids = [r.id for r in rows]
+        ex.save(StepWrite(sid, seq, "send", "completed", now, now, output=dumps(ids)))
+        return ids
+
+    def _recorded(self, kind: str, make: Callable[[], Any]) -> Any:
+        ex = self._ex
+        sid = ex.next_id(kind)
+        row = ex.lookup(sid, kind)
+        if row is not None:
+            return loads(row.output) if row.output else None
+        seq = ex.begin_new(sid, kind)
+        value = make()
+        now = ex.clock.now()
+        ex.save(StepWrite(sid, seq, kind, "completed", now, now, output=dumps(value)))
+        return value
+
+    def now(self) -> datetime:
+        """The current time, recorded: a replay sees the same value."""
+        stamp = self._recorded("now", self._ex.clock.now)
+        return datetime.fromtimestamp(stamp, UTC)
+
+    def uuid(self) -> str:
+        """A random id, recorded: a replay sees the same value."""
+        return str(self._recorded("uuid", lambda: str(uuid_module.uuid4())))
+
+    def _encode(self, value: Any, sid: str, fn: Any) -> str:
+        ex = self._ex
+        return encode_result(
+            value, what=f"step {sid!r} of function {ex.function.id!r}", fn=fn,
+            limit=ex.engine.max_output_bytes,
+        )
+
+    def _start_run(self, step_id: str, fn: Any) -> tuple[str, int, int, Any] | tuple[str, None, None, Any]:
+        """Return (sid, seq, attempt, replayed): seq None when the value is replayed."""
+        ex = self._ex
+        sid = ex.next_id(step_id)
+        row = ex.lookup(sid, "run")
+        if row is not None:
+            if row.status in ("completed", "failed"):
+                return sid, None, None, ex.replay_value(row, fn)
+            ex.boundary()
+            if row.wake_at is not None and row.wake_at > ex.clock.now():
+                raise ex.suspend(sid, row.wake_at, waiting=False)
+            return sid, row.seq, row.failed_attempts, None
+        return sid, ex.begin_new(sid, "run"), 0, None
+
+    def _after_failure(
+        self, sid: str, seq: int, attempt: int, started: float, exc: BaseException
+    ) -> float:
+        """Record the failure; return the delay before retrying in process, or raise."""
+        ex = self._ex
+        delay = ex.failure(sid, seq, attempt, started, exc, self._policy())
+        if delay is None:
+            raise StepFailed(sid, type(exc).__name__, str(exc)) from exc
+        ex.boundary()
+        if delay > ex.engine.inline_retry_max and not ex.clock.virtual:
+            wake = ex.clock.now() + delay
+            ex.save(StepWrite(sid, seq, "run", "sleeping", started, wake_at=wake))
+            ex.memo[sid].failed_attempts = attempt + 1
+            raise ex.suspend(sid, wake, waiting=False)
+        return delay
+
+
+class AsyncSteps(_StepsBase):
+    """Step methods for ``async def`` functions."""
+
+    def options(self, *, retries: Retry | None = None, timeout: float | None = None) -> AsyncSteps:
+        """Per-step options: ``await ctx.step.options(retries=Retry(2)).run(...)``."""
+        return AsyncSteps(self._ex, retries, timeout)
+
+    async def run(self, step_id: str, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        """Run ``fn(*args, **kwargs)`` as a durable step and return its (memoized) result."""
+        sid, seq, attempt, replayed = self._start_run(step_id, fn)
+        if seq is None or attempt is None:
+            return replayed
+        ex = self._ex
+        loop = asyncio.get_running_loop()
+        with ex.lock:
+            ex.inflight += 1
+        try:
+            while True:
+                started = ex.clock.now()
+                token = CURRENT_STEP.set((ex.run_id, sid, attempt))
+                try:
+                    if inspect.iscoroutinefunction(fn):
+                        awaitable = fn(*args, **kwargs)
+                    else:
+                        call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
+                        awaitable = loop.run_in_executor(ex.engine.step_pool, call)
+                    if self._timeout is not None:
+                        value = await asyncio.wait_for(awaitable, self._timeout)
+                    else:
+                        value = await awaitable
+                    if inspect.isawaitable(value):
+                        value = await value
+                    encoded = self._encode(value, sid, fn)
+                except Exception as exc:
+                    delay = self._after_failure(sid, seq, attempt, started, exc)
+                    await ex.clock.asleep(delay)
+                    attempt += 1
+                    continue
+                finally:
+                    CURRENT_STEP.reset(token)
+                ex.save(StepWrite(sid, seq, "run", "completed", started, ex.clock.now(), encoded))
+                return value
+        finally:
+            with ex.lock:
+                ex.inflight -= 1
+                ex.idle.notify_all()
+
+    async def sleep(self, step_id: str, duration: Duration) -> None:
+        """Sleep durably: the run is suspended (no thread, no slot) and resumed later."""
+        self._sleep_until(step_id, self._ex.clock.now() + seconds(duration, "sleep"))
+
+    async def sleep_until(self, step_id: str, when: datetime) -> None:
+        """Sleep durably until ``when`` (an aware datetime; naive means UTC)."""
+        self._sleep_until(step_id, _epoch(when))
+
+    async def wait_for_event(
+        self, step_id: str, *, event: str, match: str | None = None, if_: str | None = None,
+        timeout: Duration | None = None, lookback: Duration | None = None,
+    ) -> Event | None:
+        """Wait durably for an event; return it, or None after ``timeout``."""
+        return self._wait(step_id, event, match, if_, timeout, lookback)
+
+    async def invoke(
+        self, step_id: str, *, function: Any, data: Any = None, timeout: Duration | None = None
+    ) -> Any:
+        """Run another function as a child run and return its output."""
+        return self._invoke(step_id, function, data, timeout)
+
+    async def send_event(self, step_id: str, events: Any) -> list[str]:
+        """Send one or more events, exactly once for this run."""
+        return self._send(step_id, events)
+
+
+class SyncSteps(_StepsBase):
+    """Step methods for plain ``def`` functions: they block the worker thread."""
+
+    def options(self, *, retries: Retry | None = None, timeout: float | None = None) -> SyncSteps:
+        """Per-step options: ``ctx.step.options(retries=Retry(2)).run(...)``."""
+        return SyncSteps(self._ex, retries, timeout)
+
+    def run(self, step_id: str, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        """Run ``fn(*args, **kwargs)`` as a durable step and return its (memoized) result."""
+        sid, seq, attempt, replayed = self._start_run(step_id, fn)
+        if seq is None or attempt is None:
+            return replayed
+        ex = self._ex
+        while True:
+            started = ex.clock.now()
+            token = CURRENT_STEP.set((ex.run_id, sid, attempt))
+            try:
+                value = self._call(fn, args, kwargs)
+                encoded = self._encode(value, sid, fn)
+            except Exception as exc:
+                delay = self._after_failure(sid, seq, attempt, started, exc)
+                ex.clock.sleep(delay)
+                attempt += 1
+                continue
+            finally:
+                CURRENT_STEP.reset(token)
+            ex.save(StepWrite(sid, seq, "run", "completed", started, ex.clock.now(), encoded))
+            return value
+
+    def _call(self, fn: Callable[..., Any], args: Any, kwargs: Any) -> Any:
+        loop = self._ex.engine.loop
+        if inspect.iscoroutinefunction(fn):
+            future = asyncio.run_coroutine_threadsafe(
+                _with_timeout(fn(*args, **kwargs), self._timeout), loop
+            )
+            return future.result()
+        if self._timeout is None:
+            return fn(*args, **kwargs)
+        call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
+        try:
+            return self._ex.engine.step_pool.submit(call).result(self._timeout)
+        except FutureTimeout:
+            raise TimeoutError(f"step callable ran over its timeout of {self._timeout}s") from None
+
+    def sleep(self, step_id: str, duration: Duration) -> None:
+        """Sleep durably: the run is suspended (no thread, no slot) and resumed later."""
+        self._sleep_until(step_id, self._ex.clock.now() + seconds(duration, "sleep"))
+
+    def sleep_until(self, step_id: str, when: datetime) -> None:
+        """Sleep durably until ``when`` (an aware datetime; naive means UTC)."""
+        self._sleep_until(step_id, _epoch(when))
+
+    def wait_for_event(
+        self, step_id: str, *, event: str, match: str | None = None, if_: str | None = None,
+        timeout: Duration | None = None, lookback: Duration | None = None,
+    ) -> Event | None:
+        """Wait durably for an event; return it, or None after ``timeout``."""
+        return self._wait(step_id, event, match, if_, timeout, lookback)
+
+    def invoke(
+        self, step_id: str, *, function: Any, data: Any = None, timeout: Duration | None = None
+    ) -> Any:
+        """Run another function as a child run and return its output."""
+        return self._invoke(step_id, function, data, timeout)
+
+    def send_event(self, step_id: str, events: Any) -> list[str]:
+        """Send one or more events, exactly once for this run."""
+        return self._send(step_id, events)
+
+    def parallel(self, step_id: str, callables: Sequence[Callable[[], Any]]) -> list[Any]:
+        """Run callables (each calling ``ctx.step.*``) concurrently; return their results.
+
+        If some branches suspend (sleep, wait), the others still finish and checkpoint
+        first; the run then suspends until every branch can go on.
+        """
+        if not callables:
+            return []
+        with ThreadPoolExecutor(
+            max_workers=min(len(callables), 16), thread_name_prefix=f"tether-{step_id}"
+        ) as pool:
+            futures = [
+                pool.submit(contextvars.copy_context().run, c) for c in callables
+            ]
+            outcomes: list[tuple[bool, Any]] = []
+            for future in futures:
+                try:
+                    outcomes.append((True, future.result()))
+                except BaseException as exc:
+                    outcomes.append((False, exc))
+        signals = [v for ok, v in outcomes if not ok and not isinstance(v, Exception)]
+        suspends = [s for s in signals if isinstance(s, Suspend)]
+        others = [s for s in signals if not isinstance(s, Suspend)]
+        if others:
+            raise others[0]
+        if suspends:
+            raise suspends[0]
+        for ok, value in outcomes:
+            if not ok:
+                raise value
+        return [value for _, value in outcomes]
+
+
+async def _with_timeout(coro: Any, timeout: float | None) -> Any:
+    if timeout is None:
+        return await coro
+    return await asyncio.wait_for(coro, timeout)
+
+
+def _epoch(when: datetime) -> float:
+    if not isinstance(when, datetime):
+        raise ConfigurationError(f"sleep_until needs a datetime, got {type(when).__name__}")
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.timestamp()
+
+
+__all__ = ["AsyncSteps", "RunTimeout", "SyncSteps"]

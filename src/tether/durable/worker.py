@@ -1,0 +1,161 @@
+"""The worker: claims due runs from the store and executes them, ``concurrency`` at a time.
+
+A sleeping or waiting run is not held by any worker: it sits in the store until it is due
+(or an event wakes it), then any worker claims it. A claim is a lease that the engine
+renews; when a worker dies its leases expire and live workers take its runs over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import threading
+from concurrent.futures import Future
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+from tether.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from tether.harness import Harness
+
+
+class Worker:
+    """Executes runs of the harness's functions. ``start``/``stop``, ``run``, or ``with``."""
+
+    def __init__(self, harness: Harness, concurrency: int = 10, poll_interval: float = 0.2) -> None:
+        if concurrency < 1:
+            raise ConfigurationError(f"worker concurrency must be >= 1, got {concurrency}")
+        self.harness = harness
+        self.concurrency = concurrency
+        self.poll_interval = poll_interval
+        self._stopping = False
+        self._future: Future[None] | None = None
+        self._tasks: dict[asyncio.Task[str], tuple[str, int]] = {}
+        self.completed = 0
+
+    @property
+    def running(self) -> bool:
+        return self._future is not None and not self._future.done()
+
+    def start(self) -> Worker:
+        """Start claiming runs in the background and return at once."""
+        if self.running:
+            return self
+        engine = self.harness.engine
+        self._stopping = False
+        self._future = asyncio.run_coroutine_threadsafe(self._loop(), engine.loop)
+        return self
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop claiming, let runs in flight finish (up to ``timeout``), then return.
+
+        Runs still executing after the timeout are given back to the store at once, so
+        another worker continues them from their last checkpoint."""
+        if self._future is None:
+            return
+        self._drain_timeout = timeout
+        self._stopping = True
+        engine = self.harness.engine
+        engine.loop.call_soon_threadsafe(self._wake_now)
+        try:
+            self._future.result(timeout + 5)
+        finally:
+            self._future = None
+
+    def run(self) -> None:
+        """Run in the foreground until SIGINT or SIGTERM, then drain and return."""
+        done = threading.Event()
+
+        def handle(signum: int, frame: object) -> None:
+            done.set()
+
+        previous = {
+            sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)
+        }
+        try:
+            self.start()
+            while not done.wait(0.5):
+                if not self.running:
+                    break
+        finally:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+            self.stop()
+
+    def __enter__(self) -> Worker:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- the claim loop (runs on the engine's event loop) ----------------------------------
+    _waker: asyncio.Event | None = None
+    _drain_timeout: float = 30.0
+
+    def _wake_now(self) -> None:
+        if self._waker is not None:
+            self._waker.set()
+
+    async def _loop(self) -> None:
+        harness = self.harness
+        engine = harness.engine
+        store = harness.store
+        clock = harness.clock
+        self._waker = waker = asyncio.Event()
+        engine.add_waker(waker)
+        try:
+            while not self._stopping:
+                function_ids = list(harness.functions)
+                free = self.concurrency - len(self._tasks)
+                claimed = 0
+                if free > 0 and function_ids:
+                    claims = store.claim(
+                        engine.owner, free, function_ids, clock.now(), engine.lease_ttl
+                    )
+                    claimed = len(claims)
+                    for claim in claims:
+                        task = asyncio.ensure_future(engine.execute(claim))
+                        self._tasks[task] = (claim.run_id, claim.token)
+                        task.add_done_callback(self._done)
+                if claimed and claimed == free:
+                    await asyncio.sleep(0)
+                    continue
+                timeout = self.poll_interval
+                if free - claimed > 0:
+                    due = store.next_due(function_ids)
+                    now = clock.now()
+                    if due is not None:
+                        if clock.virtual and not self._tasks and due > now:
+                            clock.advance_to(due)
+                            continue
+                        timeout = min(timeout, max(0.005, due - now))
+                waker.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(waker.wait(), timeout)
+            await self._drain()
+        finally:
+            engine.remove_waker(waker)
+            self._waker = None
+
+    def _done(self, task: asyncio.Task[str]) -> None:
+        self._tasks.pop(task, None)
+        if not task.cancelled() and task.exception() is None:
+            self.completed += 1
+        if self._waker is not None:
+            self._waker.set()
+
+    async def _drain(self) -> None:
+        if not self._tasks:
+            return
+        _, pending = await asyncio.wait(set(self._tasks), timeout=self._drain_timeout)
+        engine = self.harness.engine
+        for task in pending:
+            run_id, token = self._tasks.get(task, ("", 0))
+            task.cancel()
+            if run_id:
+                engine.store.release(run_id, token, engine.clock.now())

@@ -1,0 +1,1 @@
+"""Flow control: key expressions now; concurrency, throttling and friends build on them."""

@@ -1,0 +1,183 @@
+"""Circuit breakers per provider and model, with state shareable across workers.
+
+State lives behind ``CircuitStore``, two methods on strings. ``MemoryCircuitStore`` keeps it
+in the process; ``KVCircuitStore`` adapts any object with ``kv_get(key)`` / ``kv_set(key,
+value)`` -- the durable store implements those, so every worker sharing a store shares the
+breakers. Writes are last-writer-wins: two workers that trip or probe at the same moment
+cost at most one extra request, never a lost call.
+
+    closed ──(failure_threshold consecutive provider failures)──> open
+    open ──(cooldown elapsed)──> half-open: one caller probes, the others wait or fail over
+    half-open ──(probe succeeds)──> closed
+    half-open ──(probe fails)──> open, cooldown doubled (up to max_cooldown)
+
+Only failures that say the provider is unhealthy count (overloaded, 5xx, timeouts); a 429
+with a server delay is rate limiting and a 4xx is the caller's fault.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Protocol
+
+
+class CircuitStore(Protocol):
+    """Where breaker state is kept: the durable store implements this as kv_get/kv_set."""
+
+    def get(self, key: str) -> str | None: ...
+
+    def set(self, key: str, value: str) -> None: ...
+
+
+class KVStore(Protocol):
+    def kv_get(self, key: str) -> str | None: ...
+
+    def kv_set(self, key: str, value: str) -> None: ...
+
+
+class MemoryCircuitStore:
+    """Breaker state in this process only."""
+
+    def __init__(self) -> None:
+        self._data: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> str | None:
+        with self._lock:
+            return self._data.get(key)
+
+    def set(self, key: str, value: str) -> None:
+        with self._lock:
+            self._data[key] = value
+
+
+class KVCircuitStore:
+    """Adapts a store with ``kv_get``/``kv_set`` (tether's durable ``Store``) to ``CircuitStore``."""
+
+    def __init__(self, store: KVStore) -> None:
+        self._store = store
+
+    def get(self, key: str) -> str | None:
+        return self._store.kv_get(key)
+
+    def set(self, key: str, value: str) -> None:
+        self._store.kv_set(key, value)
+
+
+@dataclass
+class _State:
+    state: str = "closed"  # closed | open | half_open
+    failures: int = 0
+    open_until: float = 0.0
+    cooldown: float = 0.0
+    probe_until: float = 0.0
+
+
+@dataclass(frozen=True)
+class Permit:
+    """The answer to ``before_call``: go ahead now, or not before ``retry_at``."""
+
+    allowed: bool
+    retry_at: float = 0.0
+    probe: bool = False
+
+
+class CircuitBreaker:
+    """Per-key breakers over a ``CircuitStore``; keys are ``provider:model``."""
+
+    def __init__(
+        self,
+        store: CircuitStore | None = None,
+        *,
+        failure_threshold: int = 5,
+        cooldown: float = 30.0,
+        max_cooldown: float = 300.0,
+        probe_timeout: float = 60.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store: CircuitStore = store if store is not None else MemoryCircuitStore()
+        self.failure_threshold = failure_threshold
+        self.cooldown = cooldown
+        self.max_cooldown = max_cooldown
+        self.probe_timeout = probe_timeout
+        self.clock = clock
+
+    def _key(self, key: str) -> str:
+        return f"tether.llm.circuit:{key}"
+
+    def _load(self, key: str) -> _State:
+        raw = self.store.get(self._key(key))
+        if not raw:
+            return _State()
+        try:
+            return _State(**json.loads(raw))
+        except (ValueError, TypeError):
+            return _State()
+
+    def _save(self, key: str, st: _State) -> None:
+        self.store.set(self._key(key), json.dumps(asdict(st)))
+
+    def state(self, key: str) -> str:
+        """``closed``, ``open`` or ``half_open``, as a reader sees it now."""
+        st = self._load(key)
+        if st.state == "open" and self.clock() >= st.open_until:
+            return "half_open"
+        return st.state
+
+    def before_call(self, key: str) -> Permit:
+        st = self._load(key)
+        now = self.clock()
+        if st.state == "closed":
+            return Permit(True)
+        if st.state == "open" and now < st.open_until:
+            return Permit(False, retry_at=st.open_until)
+        if st.state == "half_open" and now < st.probe_until:
+            return Permit(False, retry_at=st.probe_until)
+        # The cooldown is over (or the last probe never reported): this caller probes.
+        st.state = "half_open"
+        st.probe_until = now + self.probe_timeout
+        self._save(key, st)
+        return Permit(True, probe=True)
+
+    def record_success(self, key: str) -> None:
+        st = self._load(key)
+        if st.state != "closed" or st.failures:
+            self._save(key, _State())
+
+    def record_failure(self, key: str) -> bool:
+        """Count a provider failure; returns True when this failure opened the circuit."""
+        st = self._load(key)
+        now = self.clock()
+        if st.state == "half_open":
+            st.cooldown = min(self.max_cooldown, max(st.cooldown, self.cooldown) * 2)
+            st.state, st.open_until, st.failures = "open", now + st.cooldown, 0
+            self._save(key, st)
+            return True
+        if st.state == "open":
+            return False
+        st.failures += 1
+        opened = st.failures >= self.failure_threshold
+        if opened:
+            st.state, st.open_until, st.cooldown, st.failures = "open", now + self.cooldown, self.cooldown, 0
+        self._save(key, st)
+        return opened
+
+    def release_probe(self, key: str) -> None:
+        """A probe ended without telling anything about the provider (e.g. a 4xx): let the
+        next caller probe at once."""
+        st = self._load(key)
+        if st.state == "half_open":
+            st.probe_until = 0.0
+            self._save(key, st)
+
+
+_default = CircuitBreaker()
+
+
+def default_breaker() -> CircuitBreaker:
+    """The process-wide breaker used when a call passes no ``circuit=``."""
+    return _default

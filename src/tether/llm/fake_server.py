@@ -1,0 +1,399 @@
+"""FakeLLMServer: a real HTTP server on 127.0.0.1 that speaks the LLM wire formats.
+
+It answers OpenAI Chat Completions, Responses and embeddings (``/v1/...``), Anthropic
+Messages (``/v1/messages``) and Gemini ``generateContent`` / ``streamGenerateContent`` /
+``batchEmbedContents`` (``/v1beta/models/...``), streamed (SSE) or not, with scripted
+replies and scripted or random faults::
+
+    from tether.testing import FakeLLMServer
+
+    with FakeLLMServer() as server:
+        server.fault("rate_limit", retry_after=1)          # the next request gets a 429
+        server.fault("overloaded", model="claude-sonnet-4-5", times=3)
+        server.reply('{"label": "billing"}')                 # then this reply
+        os.environ.update(server.env())                      # point the SDKs at it
+        ...
+        assert server.request_count() == 2
+
+Entries are consumed in order by the first request they match (``model=None`` matches any);
+requests that match no entry get ``random_faults`` (if set) or the default reply.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+from urllib.parse import urlparse
+
+from tether.llm.fake_wire import (
+    FAULT_KINDS,
+    Fault,
+    Reply,
+    default_usage,
+    render_error,
+    render_reply,
+    render_stream,
+)
+
+__all__ = ["FAULT_KINDS", "FakeLLMServer", "Fault", "RecordedRequest", "Reply"]
+
+_GEMINI_PATH = re.compile(r"^/v1(?:beta|alpha)?/models/(?P<model>[^:]+):(?P<method>\w+)$")
+
+
+@dataclass
+class RecordedRequest:
+    """A request the server received."""
+
+    wire: str
+    path: str
+    model: str
+    stream: bool
+    body: dict[str, Any]
+    headers: dict[str, str]
+    outcome: str = ""
+
+
+@dataclass
+class _Entry:
+    item: Reply | Fault
+    model: str | None
+
+
+@dataclass
+class _RandomFaults:
+    rate: float
+    kinds: list[Fault]
+    rng: random.Random
+    model: str | None
+
+
+@dataclass
+class _State:
+    script: list[_Entry] = field(default_factory=list)
+    requests: list[RecordedRequest] = field(default_factory=list)
+    random: _RandomFaults | None = None
+    default: Reply | Callable[[RecordedRequest], Reply] = field(default_factory=Reply)
+
+
+class FakeLLMServer:
+    """An OpenAI-, Anthropic- and Gemini-compatible HTTP server on loopback, for tests."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._state = _State()
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._httpd = ThreadingHTTPServer((host, port), _make_handler(self))
+        self._httpd.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------ lifecycle
+
+    def start(self) -> FakeLLMServer:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._httpd.serve_forever, name="FakeLLMServer", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()  # wakes requests that hang
+        if self._thread is not None:
+            self._httpd.shutdown()
+            self._thread.join(timeout=5)
+            self._thread = None
+        self._httpd.server_close()
+
+    def __enter__(self) -> FakeLLMServer:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def env(self) -> dict[str, str]:
+        """Environment variables that point the OpenAI, Anthropic and Gemini SDKs (and
+        tether's adapters) at this server, with placeholder API keys."""
+        return {
+            "OPENAI_BASE_URL": f"{self.url}/v1",
+            "OPENAI_API_KEY": "sk-fake",
+            "ANTHROPIC_BASE_URL": self.url,
+            "ANTHROPIC_API_KEY": "sk-ant-fake",
+            "GOOGLE_GEMINI_BASE_URL": self.url,
+            "GEMINI_API_KEY": "fake-gemini-key",
+        }
+
+    # ------------------------------------------------------------ scripting
+
+    def reply(
+        self,
+        text: str = "Hello from FakeLLMServer.",
+        *,
+        tool_calls: list[dict[str, Any]] | None = None,
+        usage: dict[str, int] | None = None,
+        finish_reason: str | None = None,
+        delay: float = 0.0,
+        model: str | None = None,
+        times: int = 1,
+    ) -> FakeLLMServer:
+        """Queue a reply (for requests to ``model``, or any)."""
+        r = Reply(text, list(tool_calls or []), usage, finish_reason, delay)
+        return self._push(r, model, times)
+
+    def fault(
+        self,
+        kind: str,
+        *,
+        model: str | None = None,
+        times: int = 1,
+        retry_after: float | None = None,
+        retry_after_ms: int | None = None,
+        retry_after_date: bool = False,
+        hang: float = 30.0,
+        prompt_tokens: int = 250_000,
+        context_window: int = 200_000,
+    ) -> FakeLLMServer:
+        """Queue ``times`` faults of ``kind`` (see ``FAULT_KINDS``)."""
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault {kind!r}; choose one of {', '.join(FAULT_KINDS)}")
+        f = Fault(kind, retry_after, retry_after_ms, retry_after_date, hang, prompt_tokens, context_window)
+        return self._push(f, model, times)
+
+    def random_faults(
+        self, rate: float, kinds: list[Fault] | list[str], *, seed: int = 0, model: str | None = None
+    ) -> FakeLLMServer:
+        """Fail a share ``rate`` of unscripted requests with a fault drawn from ``kinds``,
+        from a seeded generator (the same seed gives the same schedule)."""
+        faults = [k if isinstance(k, Fault) else Fault(k) for k in kinds]
+        with self._lock:
+            self._state.random = _RandomFaults(rate, faults, random.Random(seed), model)
+        return self
+
+    def set_default(self, reply: Reply | Callable[[RecordedRequest], Reply]) -> FakeLLMServer:
+        """The reply for requests that match nothing scripted (a ``Reply`` or a function)."""
+        with self._lock:
+            self._state.default = reply
+        return self
+
+    def reset(self) -> None:
+        with self._lock:
+            self._state = _State()
+
+    def _push(self, item: Reply | Fault, model: str | None, times: int) -> FakeLLMServer:
+        with self._lock:
+            self._state.script.extend(_Entry(item, model) for _ in range(times))
+        return self
+
+    # ------------------------------------------------------------ inspection
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        with self._lock:
+            return list(self._state.requests)
+
+    def request_count(self, model: str | None = None, wire: str | None = None) -> int:
+        return sum(
+            1
+            for r in self.requests
+            if (model is None or r.model == model) and (wire is None or r.wire == wire)
+        )
+
+    def pending(self) -> int:
+        """Scripted entries not consumed yet."""
+        with self._lock:
+            return len(self._state.script)
+
+    # ------------------------------------------------------------ request handling
+
+    def _next(self, req: RecordedRequest) -> Reply | Fault:
+        with self._lock:
+            self._state.requests.append(req)
+            for i, entry in enumerate(self._state.script):
+                if entry.model is None or entry.model == req.model:
+                    del self._state.script[i]
+                    return entry.item
+            rnd = self._state.random
+            if rnd is not None and (rnd.model is None or rnd.model == req.model):
+                if rnd.rng.random() < rnd.rate:
+                    return rnd.rng.choice(rnd.kinds)
+            default = self._state.default
+        return default if isinstance(default, Reply) else default(req)
+
+
+def _wire_of(path: str, body: dict[str, Any]) -> tuple[str, str, bool]:
+    """(wire, model, stream) of a request."""
+    if path.endswith("/chat/completions"):
+        return "chat", str(body.get("model", "")), bool(body.get("stream"))
+    if path.endswith("/responses"):
+        return "responses", str(body.get("model", "")), bool(body.get("stream"))
+    if path.endswith("/embeddings"):
+        return "openai-embed", str(body.get("model", "")), False
+    if path.endswith("/messages"):
+        return "anthropic", str(body.get("model", "")), bool(body.get("stream"))
+    m = _GEMINI_PATH.match(path)
+    if m:
+        method = m.group("method")
+        if "mbed" in method:
+            return "gemini-embed", m.group("model"), False
+        return "gemini", m.group("model"), method == "streamGenerateContent"
+    return "unknown", "", False
+
+
+def _prompt_chars(body: dict[str, Any]) -> int:
+    return len(json.dumps(body.get("messages") or body.get("input") or body.get("contents") or ""))
+
+
+def _embed_inputs(wire: str, body: dict[str, Any]) -> list[str]:
+    if wire == "openai-embed":
+        inp = body.get("input", "")
+        return [inp] if isinstance(inp, str) else [str(x) for x in inp]
+    reqs = body.get("requests") or [body]
+    return [json.dumps(r.get("content", "")) for r in reqs]
+
+
+def _vector(text: str, dims: int = 8) -> list[float]:
+    rng = random.Random(text)
+    return [round(rng.uniform(-1, 1), 6) for _ in range(dims)]
+
+
+def _make_handler(server: FakeLLMServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            if urlparse(self.path).path.endswith("/models"):
+                self._json(200, {}, {"object": "list", "data": [{"id": "fake", "object": "model"}]})
+            else:
+                self._json(404, {}, {"error": {"message": "not found", "type": "not_found"}})
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            try:
+                body = json.loads(raw or b"{}")
+            except ValueError:
+                self._json(400, {}, {"error": {"message": "body is not JSON", "type": "invalid_request_error"}})
+                return
+            path = urlparse(self.path).path
+            wire, model, stream = _wire_of(path, body)
+            if wire == "unknown":
+                self._json(404, {}, {"error": {"message": f"no route {path}", "type": "not_found"}})
+                return
+            rec = RecordedRequest(wire, path, model, stream, body, {k.lower(): v for k, v in self.headers.items()})
+            item = server._next(rec)
+            rec.outcome = item.kind if isinstance(item, Fault) else "reply"
+            if isinstance(item, Fault):
+                self._fault(rec, item)
+            else:
+                self._reply(rec, item)
+
+        # ---------------------------------------------------- writing
+
+        def _json(self, status: int, headers: dict[str, str], body: Any, raw: bytes | None = None) -> None:
+            data = raw if raw is not None else json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            for k, v in headers.items():
+                self.send_header(k, v)
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _sse(self, events: list[tuple[str | None, Any]], drop_at_end: bool = False) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Cache-Control", "no-cache")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.close_connection = True
+            try:
+                for name, data in events:
+                    if data is None:
+                        break
+                    chunk = data if isinstance(data, str) else json.dumps(data)
+                    head = f"event: {name}\n" if name else ""
+                    self.wfile.write(f"{head}data: {chunk}\n\n".encode())
+                    self.wfile.flush()
+            except OSError:
+                pass
+
+        def _reply(self, rec: RecordedRequest, r: Reply, fail_after: int | None = None) -> None:
+            if r.delay and server._stopping.wait(r.delay):
+                return
+            if rec.wire in ("openai-embed", "gemini-embed"):
+                self._embed(rec)
+                return
+            usage = r.usage or default_usage(r.text, _prompt_chars(rec.body))
+            if rec.stream or fail_after is not None:
+                self._sse(render_stream(rec.wire, rec.model, r, usage, fail_after))
+            else:
+                self._json(200, {}, render_reply(rec.wire, rec.model, r, usage))
+
+        def _embed(self, rec: RecordedRequest) -> None:
+            inputs = _embed_inputs(rec.wire, rec.body)
+            tokens = sum(max(1, len(t) // 4) for t in inputs)
+            if rec.wire == "openai-embed":
+                data = [{"object": "embedding", "index": i, "embedding": _vector(t)} for i, t in enumerate(inputs)]
+                usage = {"prompt_tokens": tokens, "total_tokens": tokens}
+                self._json(200, {}, {"object": "list", "data": data, "model": rec.model, "usage": usage})
+            else:
+                self._json(200, {}, {"embeddings": [{"values": _vector(t)} for t in inputs]})
+
+        def _fault(self, rec: RecordedRequest, f: Fault) -> None:
+            kind = f.kind
+            if rec.wire in ("openai-embed", "gemini-embed") and kind in (
+                "truncated_json",
+                "invalid_tool_json",
+                "content_filter",
+                "mid_stream_overload",
+            ):
+                kind = "server_error"
+            if kind == "hang":
+                if server._stopping.wait(f.hang):
+                    return
+                self._reply(rec, Reply())
+            elif kind == "truncated_body":
+                full = json.dumps(render_reply(rec.wire, rec.model, Reply(), default_usage("x", 10))).encode()
+                self._json(200, {}, None, raw=full[: len(full) // 2])
+            elif kind == "truncated_json":
+                self._reply(rec, Reply(text='{"label": "billi', finish_reason="stop"))
+            elif kind == "invalid_tool_json":
+                if rec.wire == "gemini":
+                    self._reply(rec, Reply(text="", finish_reason="MALFORMED_FUNCTION_CALL"))
+                else:
+                    bad = {"name": _first_tool(rec.body), "arguments": '{"city": "Par'}
+                    self._reply(rec, Reply(text="", tool_calls=[bad]))
+            elif kind == "content_filter":
+                reason = {"anthropic": "refusal", "gemini": "SAFETY"}.get(rec.wire, "content_filter")
+                self._reply(rec, Reply(text="", finish_reason=reason))
+            elif kind == "mid_stream_overload":
+                if rec.stream:
+                    self._reply(rec, Reply(text="The partial answer is"), fail_after=2)
+                else:
+                    self._json(*render_error(rec.wire, Fault("overloaded")))
+            else:
+                self._json(*render_error(rec.wire, Fault(**{**f.__dict__, "kind": kind})))
+
+    return Handler
+
+
+def _first_tool(body: dict[str, Any]) -> str:
+    tools = body.get("tools") or []
+    if tools and isinstance(tools[0], dict):
+        t = tools[0]
+        return str(t.get("name") or t.get("function", {}).get("name") or "tool")
+    return "tool"

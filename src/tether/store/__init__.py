@@ -1,0 +1,49 @@
+"""Storage backends, chosen by URL: ``sqlite:///path/to/file.db`` or ``postgresql://...``."""
+
+from __future__ import annotations
+
+import os
+from urllib.parse import parse_qs, urlsplit
+
+from tether.errors import ConfigurationError
+from tether.store.base import Store
+
+DEFAULT_URL = "sqlite:///.tether/tether.db"
+
+__all__ = ["DEFAULT_URL", "Store", "open_store"]
+
+
+def open_store(url: str | None = None, *, durability: str = "process") -> Store:
+    """Open (and migrate) the store at ``url``; default ``TETHER_STORE`` or ``.tether/``."""
+    url = url or os.environ.get("TETHER_STORE") or DEFAULT_URL
+    parts = urlsplit(url)
+    if parts.scheme == "sqlite":
+        path = url.split("://", 1)[1].split("?", 1)[0]
+        path = path[1:] if path.startswith("/") else path
+        if not path or path == ":memory:":
+            raise ConfigurationError(
+                f"store URL {url!r} names no file: write sqlite:///relative/path.db or "
+                "sqlite:////absolute/path.db (an in-memory database cannot be shared by workers)"
+            )
+        query = parse_qs(parts.query)
+        timeout = float(query.get("timeout", ["10"])[0])
+        from tether.store.sqlite import SQLiteStore
+
+        store: Store = SQLiteStore(path, durability=durability, timeout=timeout)
+    elif parts.scheme in ("postgresql", "postgres"):
+        raise ConfigurationError(
+            "the PostgreSQL store is not available in this version of tether yet; "
+            "use sqlite:///path.db"
+        )
+    else:
+        raise ConfigurationError(
+            f"store URL {url!r} has an unknown scheme {parts.scheme!r}: use "
+            "sqlite:///path.db or postgresql://user@host/db"
+        )
+    try:
+        store.migrate()
+    except BaseException:
+        store.close()
+        raise
+    return store
+

@@ -1,0 +1,266 @@
+"""The Store interface every backend implements, and the rows it exchanges.
+
+A store keeps events, runs, steps and attempts. Every write that belongs to a running
+run is *fenced*: it carries the run's lease token and is dropped when another worker has
+taken the run over, so a worker that lost its lease can commit nothing for that run.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from tether.records import Run
+
+
+@dataclass(slots=True)
+class EventRow:
+    id: str
+    name: str
+    data: str  # JSON text
+    ts: float
+
+
+@dataclass(slots=True)
+class NewRun:
+    id: str
+    function_id: str
+    event_name: str
+    input: str  # JSON text of the trigger's data
+    event_id: str | None
+    event_ts: float
+    due_at: float
+    version: str | None = None
+    parent_id: str | None = None
+    parent_step: str | None = None
+    replay_of: str | None = None
+    idempotency_key: str | None = None
+    timeout_s: float | None = None
+    status: str = "queued"
+    reason: str | None = None
+
+
+@dataclass(slots=True)
+class Claim:
+    """A run this process now holds the lease of."""
+
+    run_id: str
+    function_id: str
+    token: int
+    event_name: str
+    input: str
+    event_id: str | None
+    event_ts: float
+    version: str | None
+    deadline_at: float | None
+    cancel_requested: bool
+    created_at: float
+    started_at: float
+
+
+@dataclass(slots=True)
+class StepRow:
+    step_id: str
+    seq: int
+    kind: str
+    status: str  # completed | failed | sleeping | waiting
+    output: str | None = None
+    error: str | None = None
+    wake_at: float | None = None
+    failed_attempts: int = 0
+    child_id: str | None = None
+
+
+@dataclass(slots=True)
+class StepWrite:
+    step_id: str
+    seq: int
+    kind: str
+    status: str
+    started_at: float
+    ended_at: float | None = None
+    output: str | None = None
+    error: str | None = None
+    wake_at: float | None = None
+    wait_event: str | None = None
+    wait_match: str | None = None
+    wait_value: str | None = None
+    wait_if: str | None = None
+    child_id: str | None = None
+
+
+@dataclass(slots=True)
+class AttemptWrite:
+    step_id: str
+    number: int
+    started_at: float
+    ended_at: float
+    error_type: str
+    error_message: str
+    traceback: str
+
+
+@dataclass(slots=True)
+class Accepted:
+    event_id: str
+    duplicate: bool
+    run_ids: list[str] = field(default_factory=list)
+
+
+class Fenced(Exception):
+    """A fenced write was dropped: the lease moved to another worker."""
+
+
+# Plans the runs a newly accepted event triggers; runs inside the accepting transaction.
+Planner = Callable[[EventRow], list[NewRun]]
+
+
+class Store(abc.ABC):
+    """Durable storage for tether. Backends: SQLite (``sqlite:///path``), PostgreSQL."""
+
+    url: str
+    durability: str
+
+    # -- lifecycle ---------------------------------------------------------------------
+    @abc.abstractmethod
+    def migrate(self) -> int:
+        """Bring the schema up to date; return the schema version."""
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+    def add_listener(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` after a commit in this process made runs due."""
+        self._listeners().append(listener)
+
+    def _listeners(self) -> list[Callable[[], None]]:
+        existing: list[Callable[[], None]] | None = self.__dict__.get("_listener_list")
+        if existing is None:
+            existing = []
+            self.__dict__["_listener_list"] = existing
+        return existing
+
+    def notify(self) -> None:
+        for listener in list(self._listeners()):
+            listener()
+
+    # -- functions ---------------------------------------------------------------------
+    @abc.abstractmethod
+    def register_functions(self, rows: Sequence[dict[str, Any]], now: float) -> None: ...
+
+    @abc.abstractmethod
+    def registered_functions(self) -> list[dict[str, Any]]: ...
+
+    # -- events and run creation ------------------------------------------------------
+    @abc.abstractmethod
+    def accept(self, events: Sequence[EventRow], plan: Planner, now: float) -> list[Accepted]:
+        """Persist events (a seen id is a no-op), create the runs they trigger and wake
+        the runs waiting for them, all in one synced transaction."""
+
+    @abc.abstractmethod
+    def create_run(
+        self, run: NewRun, now: float, owner: str | None = None, ttl: float = 0.0
+    ) -> tuple[str, bool, Claim | None]:
+        """Create a run (or find the existing one with this id or idempotency key).
+
+        With ``owner`` a newly created run is claimed by it at once.
+        Returns (run id, created, claim)."""
+
+    @abc.abstractmethod
+    def fork(self, run_id: str, from_step: str | None, new: NewRun, now: float) -> str: ...
+
+    # -- claiming and leases ------------------------------------------------------------
+    @abc.abstractmethod
+    def claim(
+        self, owner: str, limit: int, function_ids: Sequence[str], now: float, ttl: float
+    ) -> list[Claim]: ...
+
+    @abc.abstractmethod
+    def claim_run(self, run_id: str, owner: str, now: float, ttl: float) -> Claim | None: ...
+
+    @abc.abstractmethod
+    def next_due(self, function_ids: Sequence[str]) -> float | None: ...
+
+    @abc.abstractmethod
+    def renew(self, owner: str, until: float) -> list[str]:
+        """Extend every lease held by ``owner``; return ids of runs asked to cancel."""
+
+    @abc.abstractmethod
+    def release(self, run_id: str, token: int, now: float) -> None:
+        """Give a lease back so another worker can take the run at once."""
+
+    # -- execution (all fenced) -------------------------------------------------------
+    @abc.abstractmethod
+    def load_steps(self, run_id: str) -> dict[str, StepRow]: ...
+
+    @abc.abstractmethod
+    def save_step(self, run_id: str, token: int, step: StepWrite) -> bool:
+        """Write a step; return True when the run was asked to cancel. Raises Fenced."""
+
+    @abc.abstractmethod
+    def resolve_wait(self, run_id: str, token: int, step_id: str, now: float) -> bool:
+        """Time out a waiting step (output null) unless an event resolved it first.
+        Returns True when this call resolved it."""
+
+    @abc.abstractmethod
+    def save_attempt(self, run_id: str, token: int, attempt: AttemptWrite) -> None: ...
+
+    @abc.abstractmethod
+    def start_child(
+        self, run_id: str, token: int, step: StepWrite, child: NewRun, now: float
+    ) -> str: ...
+
+    @abc.abstractmethod
+    def suspend(
+        self, run_id: str, token: int, status: str, due_at: float | None,
+        blocked: Sequence[str], now: float,
+    ) -> None: ...
+
+    @abc.abstractmethod
+    def finish(
+        self, run_id: str, token: int | None, status: str, output: str | None,
+        error: str | None, now: float, follow_up: NewRun | None = None,
+    ) -> bool:
+        """End a run (completed, failed, cancelled), resolve a parent waiting on it and
+        create the follow-up run (on_failure). ``token=None`` skips fencing."""
+
+    # -- operations -------------------------------------------------------------------
+    @abc.abstractmethod
+    def request_cancel(self, run_id: str, now: float) -> str | None:
+        """Cancel a run that is not executing; flag an executing one. Returns the status."""
+
+    @abc.abstractmethod
+    def get_run(self, run_id: str) -> Run | None: ...
+
+    @abc.abstractmethod
+    def run_status(self, run_id: str) -> tuple[str, float | None] | None:
+        """(status, due_at) of a run, cheaply."""
+
+    @abc.abstractmethod
+    def run_result(self, run_id: str) -> tuple[str, str | None, str | None] | None:
+        """(status, output JSON, error JSON) of a run."""
+
+    @abc.abstractmethod
+    def list_runs(
+        self, function_id: str | None = None, status: str | None = None,
+        limit: int = 100, before: str | None = None,
+    ) -> list[Run]: ...
+
+    @abc.abstractmethod
+    def runs_for_check(self, function_ids: Sequence[str], limit: int) -> list[str]: ...
+
+    @abc.abstractmethod
+    def prune(self, before: float, events_before: float) -> dict[str, int]:
+        """Delete finished runs that ended before ``before`` and events received before
+        ``events_before``."""
+
+    @abc.abstractmethod
+    def recent_events(self, name: str, since: float) -> list[EventRow]: ...
+
+    @abc.abstractmethod
+    def kv_get(self, key: str) -> str | None: ...
+
+    @abc.abstractmethod
+    def kv_set(self, key: str, value: str) -> None: ...
