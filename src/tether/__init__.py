@@ -1,12 +1,12 @@
 """tether: a durable harness for AI applications.
 
-    import tether
-    th = tether.Harness()
+import tether
+th = tether.Harness()
 
-    @th.function(trigger=tether.on_event("ticket.created"))
-    async def triage(ctx: tether.Context) -> dict:
-        summary = await ctx.step.run("summarize", summarize, ctx.event.data)
-        return {"summary": summary}
+@th.function(trigger=tether.on_event("ticket.created"))
+async def triage(ctx: tether.Context) -> dict:
+    summary = await ctx.step.run("summarize", summarize, ctx.event.data)
+    return {"summary": summary}
 """
 
 from tether.clock import Clock, VirtualClock

@@ -101,7 +101,9 @@ class NonDeterminismError(TetherError):
     where the recorded history (expected) and the current code (actual) disagree.
     """
 
-    def __init__(self, run_id: str, function_id: str, diff: list[dict[str, Any]], hint: str) -> None:
+    def __init__(
+        self, run_id: str, function_id: str, diff: list[dict[str, Any]], hint: str
+    ) -> None:
         lines = [f"run {run_id} of function {function_id!r} diverged from its recorded steps:"]
         for row in diff:
             lines.append(

@@ -172,27 +172,58 @@ class Harness:
 
     @overload
     def function(
-        self, fn: None = None, /, *, id: str | None = None, trigger: Any = None,
-        retries: Retry | None = None, timeout: Duration | None = None,
-        concurrency: Any = None, singleton: Any = None, throttle: Any = None,
-        rate_limit: Any = None, debounce: Any = None, priority: Any = None, batch: Any = None,
-        idempotency: Any = None, cancel_on: Sequence[Any] = (), on_failure: Any = None,
+        self,
+        fn: None = None,
+        /,
+        *,
+        id: str | None = None,
+        trigger: Any = None,
+        retries: Retry | None = None,
+        timeout: Duration | None = None,
+        concurrency: Any = None,
+        singleton: Any = None,
+        throttle: Any = None,
+        rate_limit: Any = None,
+        debounce: Any = None,
+        priority: Any = None,
+        batch: Any = None,
+        idempotency: Any = None,
+        cancel_on: Sequence[Any] = (),
+        on_failure: Any = None,
     ) -> Callable[[F], DurableFunction]: ...
 
     def function(
-        self, fn: Callable[..., Any] | None = None, /, *, id: str | None = None,
-        trigger: Any = None, retries: Retry | None = None, timeout: Duration | None = None,
-        concurrency: Any = None, singleton: Any = None, throttle: Any = None,
-        rate_limit: Any = None, debounce: Any = None, priority: Any = None, batch: Any = None,
-        idempotency: Any = None, cancel_on: Sequence[Any] = (), on_failure: Any = None,
+        self,
+        fn: Callable[..., Any] | None = None,
+        /,
+        *,
+        id: str | None = None,
+        trigger: Any = None,
+        retries: Retry | None = None,
+        timeout: Duration | None = None,
+        concurrency: Any = None,
+        singleton: Any = None,
+        throttle: Any = None,
+        rate_limit: Any = None,
+        debounce: Any = None,
+        priority: Any = None,
+        batch: Any = None,
+        idempotency: Any = None,
+        cancel_on: Sequence[Any] = (),
+        on_failure: Any = None,
     ) -> Any:
         """Register a durable function: ``@th.function(trigger=tether.on_event("x"))``.
 
         ``async def`` functions get a ``tether.Context``; plain ``def`` functions a
         ``tether.SyncContext`` and run on a worker thread."""
         flow = dict(
-            concurrency=concurrency, singleton=singleton, throttle=throttle,
-            rate_limit=rate_limit, debounce=debounce, priority=priority, batch=batch,
+            concurrency=concurrency,
+            singleton=singleton,
+            throttle=throttle,
+            rate_limit=rate_limit,
+            debounce=debounce,
+            priority=priority,
+            batch=batch,
         )
         used = [name for name in _FLOW_ARGS if flow[name] is not None]
         if cancel_on:
@@ -205,15 +236,27 @@ class Harness:
 
         def register(func: Callable[..., Any]) -> DurableFunction:
             return self._register(
-                func, id=id, trigger=trigger, retries=retries, timeout=timeout,
-                idempotency=idempotency, on_failure=on_failure,
+                func,
+                id=id,
+                trigger=trigger,
+                retries=retries,
+                timeout=timeout,
+                idempotency=idempotency,
+                on_failure=on_failure,
             )
 
         return register(fn) if fn is not None else register
 
     def _register(
-        self, func: Callable[..., Any], *, id: str | None, trigger: Any, retries: Retry | None,
-        timeout: Duration | None, idempotency: Any, on_failure: Any,
+        self,
+        func: Callable[..., Any],
+        *,
+        id: str | None,
+        trigger: Any,
+        retries: Retry | None,
+        timeout: Duration | None,
+        idempotency: Any,
+        on_failure: Any,
     ) -> DurableFunction:
         if isinstance(func, DurableFunction):
             func = func.fn
@@ -240,10 +283,15 @@ class Harness:
                     "them another id: @th.function(id='...')"
                 )
             fdef = DurableFunction(
-                id=fid, fn=func, is_async=inspect.iscoroutinefunction(func), triggers=triggers,
+                id=fid,
+                fn=func,
+                is_async=inspect.iscoroutinefunction(func),
+                triggers=triggers,
                 retries=retries or Retry(),
                 timeout=None if timeout is None else seconds(timeout, "timeout"),
-                idempotency=idempotency, on_failure=handler, source_hash=source_hash(func),
+                idempotency=idempotency,
+                on_failure=handler,
+                source_hash=source_hash(func),
             )
             self.functions[fid] = fdef
             for trig in triggers:
@@ -263,8 +311,13 @@ class Harness:
             return handler
         if callable(handler):
             return self._register(
-                handler, id=f"{fid}.on_failure", trigger=None, retries=None, timeout=None,
-                idempotency=None, on_failure=None,
+                handler,
+                id=f"{fid}.on_failure",
+                trigger=None,
+                retries=None,
+                timeout=None,
+                idempotency=None,
+                on_failure=None,
             )
         raise ConfigurationError(f"on_failure= takes a function, got {handler!r}")
 
@@ -372,8 +425,9 @@ class Harness:
                 continue
             key = None
             if fdef.idempotency is not None:
-                key = dumps(evaluate_key(fdef.idempotency, event, function_id=fdef.id,
-                                         what="idempotency"))
+                key = dumps(
+                    evaluate_key(fdef.idempotency, event, function_id=fdef.id, what="idempotency")
+                )
             runs.append(self._new_run(fdef.id, row, key, fdef.timeout))
         for reg in remote:
             if reg["trigger"]["event"] != row.name:
@@ -384,8 +438,11 @@ class Harness:
                 continue
             key = None
             if reg.get("idempotency"):
-                key = dumps(evaluate_key(reg["idempotency"], event, function_id=reg["id"],
-                                         what="idempotency"))
+                key = dumps(
+                    evaluate_key(
+                        reg["idempotency"], event, function_id=reg["id"], what="idempotency"
+                    )
+                )
             runs.append(self._new_run(reg["id"], row, key, None))
         return runs
 
@@ -393,9 +450,16 @@ class Harness:
         self, function_id: str, row: EventRow, key: str | None, timeout: float | None
     ) -> NewRun:
         return NewRun(
-            id=new_id(), function_id=function_id, event_name=row.name, input=row.data,
-            event_id=row.id, event_ts=row.ts, due_at=max(row.ts, self.clock.now()),
-            version=self.version, idempotency_key=key, timeout_s=timeout,
+            id=new_id(),
+            function_id=function_id,
+            event_name=row.name,
+            input=row.data,
+            event_id=row.id,
+            event_ts=row.ts,
+            due_at=max(row.ts, self.clock.now()),
+            version=self.version,
+            idempotency_key=key,
+            timeout_s=timeout,
         )
 
     # -- starting runs -------------------------------------------------------------------
@@ -421,15 +485,22 @@ class Harness:
         payload = self.input_json(data)
         now = self.clock.now()
         run = NewRun(
-            id=run_id or new_id(), function_id=fdef.id, event_name=INVOKED_EVENT,
-            input=payload, event_id=None, event_ts=now, due_at=now, version=self.version,
+            id=run_id or new_id(),
+            function_id=fdef.id,
+            event_name=INVOKED_EVENT,
+            input=payload,
+            event_id=None,
+            event_ts=now,
+            due_at=now,
+            version=self.version,
             timeout_s=fdef.timeout,
         )
         key = None
         if fdef.idempotency is not None:
             event = Event(INVOKED_EVENT, loads(payload))
-            key = dumps(evaluate_key(fdef.idempotency, event, function_id=fdef.id,
-                                     what="idempotency"))
+            key = dumps(
+                evaluate_key(fdef.idempotency, event, function_id=fdef.id, what="idempotency")
+            )
             run.idempotency_key = key
         engine = self.engine
         rid, _created, got = self.store.create_run(
@@ -449,7 +520,11 @@ class Harness:
         return await asyncio.to_thread(self.enqueue, fn, data, run_id=run_id)
 
     def run(
-        self, fn: Any, data: Any = None, *, run_id: str | None = None,
+        self,
+        fn: Any,
+        data: Any = None,
+        *,
+        run_id: str | None = None,
         timeout: float | None = None,
     ) -> Any:
         """Run a function durably in this process and return its output.
@@ -467,7 +542,11 @@ class Harness:
         return handle.result(timeout=0)
 
     async def arun(
-        self, fn: Any, data: Any = None, *, run_id: str | None = None,
+        self,
+        fn: Any,
+        data: Any = None,
+        *,
+        run_id: str | None = None,
         timeout: float | None = None,
     ) -> Any:
         """Async version of ``run``."""
@@ -482,8 +561,11 @@ class Harness:
         return run
 
     def list_runs(
-        self, function_id: str | None = None, status: RunStatus | str | None = None,
-        limit: int = 100, before: str | None = None,
+        self,
+        function_id: str | None = None,
+        status: RunStatus | str | None = None,
+        limit: int = 100,
+        before: str | None = None,
     ) -> list[Run]:
         """Runs, newest first (without their steps). Page with ``before=<last run id>``."""
         if status is not None:
@@ -513,12 +595,18 @@ class Harness:
         original = self.get_run(run_id)
         now = self.clock.now()
         new = NewRun(
-            id=new_id(), function_id=original.function_id,
+            id=new_id(),
+            function_id=original.function_id,
             event_name=original.event_name or INVOKED_EVENT,
-            input=dumps(original.input or {}), event_id=None, event_ts=now, due_at=now,
-            version=self.version, replay_of=run_id,
+            input=dumps(original.input or {}),
+            event_id=None,
+            event_ts=now,
+            due_at=now,
+            version=self.version,
+            replay_of=run_id,
             timeout_s=self.functions[original.function_id].timeout
-            if original.function_id in self.functions else None,
+            if original.function_id in self.functions
+            else None,
         )
         rid = self.store.fork(run_id, from_step, new, now)
         return RunHandle(self, rid)
@@ -550,9 +638,7 @@ def _epoch(ts: datetime) -> float:
 
 
 def _is_iterable(value: Any) -> bool:
-    return isinstance(value, list | tuple | set) or (
-        inspect.isgenerator(value)
-    )
+    return isinstance(value, list | tuple | set) or (inspect.isgenerator(value))
 
 
 def _doc(event: Event) -> dict[str, Any]:

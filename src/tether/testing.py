@@ -1,11 +1,11 @@
 """Helpers for testing tether apps: a temporary store and a virtual clock.
 
-    from tether.testing import temporary_harness
+from tether.testing import temporary_harness
 
-    with temporary_harness() as th:          # a fresh SQLite file, virtual clock
-        @th.function()
-        async def nap(ctx): await ctx.step.sleep("nap", "1h"); return "rested"
-        assert th.run(nap) == "rested"        # the hour passes at once
+with temporary_harness() as th:          # a fresh SQLite file, virtual clock
+    @th.function()
+    async def nap(ctx): await ctx.step.sleep("nap", "1h"); return "rested"
+    assert th.run(nap) == "rested"        # the hour passes at once
 """
 
 from __future__ import annotations

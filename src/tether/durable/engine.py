@@ -223,7 +223,8 @@ class Engine:
         if kind == "completed":
             try:
                 text = encode_result(
-                    outcome.output, what=f"function {ex.function.id!r}",
+                    outcome.output,
+                    what=f"function {ex.function.id!r}",
                     limit=self.max_output_bytes,
                 )
             except StepOutputError as exc:
@@ -256,13 +257,22 @@ class Engine:
         return kind  # lost, checked
 
     def _finish(
-        self, claim: Claim, status: str, output: str | None, error: dict[str, Any] | None,
+        self,
+        claim: Claim,
+        status: str,
+        output: str | None,
+        error: dict[str, Any] | None,
         follow_up: NewRun | None = None,
     ) -> str:
         ok = self._safely(
             lambda: self.store.finish(
-                claim.run_id, claim.token, status, output,
-                None if error is None else dumps(error), self.clock.now(), follow_up,
+                claim.run_id,
+                claim.token,
+                status,
+                output,
+                None if error is None else dumps(error),
+                self.clock.now(),
+                follow_up,
             )
         )
         return status if ok else "lost"
@@ -288,8 +298,14 @@ class Engine:
         }
         return NewRun(
             id=uuid.uuid5(uuid.NAMESPACE_URL, f"{ex.run_id}/on_failure").hex,
-            function_id=target.id, event_name=FAILED_EVENT, input=dumps(data), event_id=None,
-            event_ts=now, due_at=now, version=self.harness.version, parent_id=None,
+            function_id=target.id,
+            event_name=FAILED_EVENT,
+            input=dumps(data),
+            event_id=None,
+            event_ts=now,
+            due_at=now,
+            version=self.harness.version,
+            parent_id=None,
         )
 
     async def execute(self, claim: Claim) -> str:

@@ -31,11 +31,11 @@ CURRENT_STEP: ContextVar[tuple[str, str, int] | None] = ContextVar("tether_step"
 MARKER_KINDS = frozenset({"patch"})
 
 
-class CheckStop(BaseException):  # noqa: N818 - a signal
+class CheckStop(BaseException):
     """check-replay reached the end of the recorded history: the run is consistent."""
 
 
-class DeadlineExceeded(BaseException):  # noqa: N818 - a signal
+class DeadlineExceeded(BaseException):
     """The function's timeout passed: the run fails with RunTimeout."""
 
 
@@ -71,9 +71,7 @@ class RunExecution:
         self.function = function
         self.memo = memo
         self.check_only = check_only
-        self.event = Event(
-            claim.event_name, loads(claim.input), claim.event_id, None
-        )
+        self.event = Event(claim.event_name, loads(claim.input), claim.event_id, None)
         self.recorded = sorted(
             (r for r in memo.values() if r.kind not in MARKER_KINDS), key=lambda r: r.seq
         )
@@ -177,8 +175,15 @@ class RunExecution:
             self.lease_lost = True
             raise LeaseLost(self.run_id) from None
         self.memo[write.step_id] = StepRow(
-            write.step_id, write.seq, write.kind, write.status, write.output, write.error,
-            write.wake_at, 0, write.child_id,
+            write.step_id,
+            write.seq,
+            write.kind,
+            write.status,
+            write.output,
+            write.error,
+            write.wake_at,
+            0,
+            write.child_id,
         )
         if cancel:
             self.cancel_requested = True
@@ -204,7 +209,12 @@ class RunExecution:
         return signal
 
     def failure(
-        self, step_id: str, seq: int, attempt: int, started: float, exc: BaseException,
+        self,
+        step_id: str,
+        seq: int,
+        attempt: int,
+        started: float,
+        exc: BaseException,
         policy: Retry,
     ) -> float | None:
         """Record a failed attempt. Return the delay before the next attempt, or None when
@@ -220,9 +230,7 @@ class RunExecution:
         )
         retriable = not isinstance(exc, NonRetriableError) and attempt + 1 < policy.max_attempts
         if not retriable:
-            self.save(
-                StepWrite(step_id, seq, "run", "failed", started, now, error=dumps(info))
-            )
+            self.save(StepWrite(step_id, seq, "run", "failed", started, now, error=dumps(info)))
             return None
         if isinstance(exc, RetryAfterError):
             return exc.seconds

@@ -30,8 +30,17 @@ def check_runs(harness: Harness, limit: int = 100) -> list[dict[str, Any]]:
             continue
         function = harness.functions[run.function_id]
         claim = Claim(
-            run.id, run.function_id, -1, run.event_name or "", _json(run.input), None,
-            run.created_at.timestamp(), run.version, None, False, run.created_at.timestamp(),
+            run.id,
+            run.function_id,
+            -1,
+            run.event_name or "",
+            _json(run.input),
+            None,
+            run.created_at.timestamp(),
+            run.version,
+            None,
+            False,
+            run.created_at.timestamp(),
             run.created_at.timestamp(),
         )
         ex = RunExecution(engine, claim, function, store.load_steps(run_id), check_only=True)

@@ -41,14 +41,14 @@ class Retry:
     def delay(self, retry_number: int, rng: random.Random | None = None) -> float:
         """Seconds to wait before retry ``retry_number`` (1 for the first retry)."""
         if self.backoff == "exponential":
-            base = self.initial * (2 ** (retry_number - 1))
+            base = self.initial * 2.0 ** (retry_number - 1)
         elif self.backoff == "linear":
             base = self.initial * retry_number
         else:
             base = self.initial
         base = min(base, self.max_delay)
         if self.jitter and base > 0:
-            base -= (rng or random).uniform(0, base / 2)
+            base -= float((rng or random).uniform(0, base / 2))
         return base
 
 

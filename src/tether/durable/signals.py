@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 
-class Suspend(BaseException):  # noqa: N818 - a signal, not an error
+class Suspend(BaseException):
     """The run must stop here and resume later (a sleep, a wait, a durable backoff)."""
 
     def __init__(self, wake_at: float | None, step_id: str, waiting: bool) -> None:
@@ -13,9 +13,9 @@ class Suspend(BaseException):  # noqa: N818 - a signal, not an error
         self.waiting = waiting
 
 
-class Cancel(BaseException):  # noqa: N818 - a signal, not an error
+class Cancel(BaseException):
     """The run was cancelled: stop at this step boundary."""
 
 
-class LeaseLost(BaseException):  # noqa: N818 - a signal, not an error
+class LeaseLost(BaseException):
     """Another worker took this run over; this process must commit nothing more for it."""

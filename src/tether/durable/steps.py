@@ -38,7 +38,9 @@ def _event_from_output(text: str | None) -> Event | None:
         return None
     ts = value.get("ts")
     return Event(
-        value["name"], value.get("data") or {}, value.get("id"),
+        value["name"],
+        value.get("data") or {},
+        value.get("id"),
         datetime.fromtimestamp(ts, UTC) if ts else None,
     )
 
@@ -87,8 +89,13 @@ class _StepsBase:
         raise ex.suspend(sid, wake, waiting=False)
 
     def _wait(
-        self, step_id: str, event: str, match: str | None, if_: str | None,
-        timeout: Duration | None, lookback: Duration | None,
+        self,
+        step_id: str,
+        event: str,
+        match: str | None,
+        if_: str | None,
+        timeout: Duration | None,
+        lookback: Duration | None,
     ) -> Event | None:
         ex = self._ex
         sid = ex.next_id(step_id)
@@ -118,8 +125,16 @@ class _StepsBase:
         wake = None if timeout is None else now + seconds(timeout, "wait_for_event timeout")
         ex.save(
             StepWrite(
-                sid, seq, "wait", "waiting", now, wake_at=wake, wait_event=event,
-                wait_match=match, wait_value=value, wait_if=if_,
+                sid,
+                seq,
+                "wait",
+                "waiting",
+                now,
+                wake_at=wake,
+                wait_event=event,
+                wait_match=match,
+                wait_value=value,
+                wait_if=if_,
             )
         )
         raise ex.suspend(sid, wake, waiting=True)
@@ -156,8 +171,16 @@ class _StepsBase:
                     return self._child_result(fresh, target)
                 err = {"type": "RunTimeout", "message": f"child run {row.child_id} timed out"}
                 ex.save(
-                    StepWrite(sid, row.seq, "invoke", "failed", now, now, error=dumps(err),
-                              child_id=row.child_id)
+                    StepWrite(
+                        sid,
+                        row.seq,
+                        "invoke",
+                        "failed",
+                        now,
+                        now,
+                        error=dumps(err),
+                        child_id=row.child_id,
+                    )
                 )
                 raise StepFailed(sid, "RunTimeout", err["message"])
             raise ex.suspend(sid, row.wake_at, waiting=True)
@@ -166,9 +189,17 @@ class _StepsBase:
         child_id = uuid_module.uuid5(uuid_module.NAMESPACE_URL, f"{ex.run_id}/{sid}").hex
         wake = None if timeout is None else now + seconds(timeout, "invoke timeout")
         child = NewRun(
-            id=child_id, function_id=target.id, event_name=INVOKED_EVENT, input=payload,
-            event_id=None, event_ts=now, due_at=now, version=ex.engine.harness.version,
-            parent_id=ex.run_id, parent_step=sid, timeout_s=target.timeout,
+            id=child_id,
+            function_id=target.id,
+            event_name=INVOKED_EVENT,
+            input=payload,
+            event_id=None,
+            event_ts=now,
+            due_at=now,
+            version=ex.engine.harness.version,
+            parent_id=ex.run_id,
+            parent_step=sid,
+            timeout_s=target.timeout,
         )
         write = StepWrite(sid, seq, "invoke", "waiting", now, wake_at=wake, child_id=child_id)
         ex.fenced(lambda: ex.store.start_child(ex.run_id, ex.token, write, child, now))
@@ -219,11 +250,15 @@ class _StepsBase:
     def _encode(self, value: Any, sid: str, fn: Any) -> str:
         ex = self._ex
         return encode_result(
-            value, what=f"step {sid!r} of function {ex.function.id!r}", fn=fn,
+            value,
+            what=f"step {sid!r} of function {ex.function.id!r}",
+            fn=fn,
             limit=ex.engine.max_output_bytes,
         )
 
-    def _start_run(self, step_id: str, fn: Any) -> tuple[str, int, int, Any] | tuple[str, None, None, Any]:
+    def _start_run(
+        self, step_id: str, fn: Any
+    ) -> tuple[str, int, int, Any] | tuple[str, None, None, Any]:
         """Return (sid, seq, attempt, replayed): seq None when the value is replayed."""
         ex = self._ex
         sid = ex.next_id(step_id)
@@ -278,7 +313,9 @@ class AsyncSteps(_StepsBase):
                     if inspect.iscoroutinefunction(fn):
                         awaitable = fn(*args, **kwargs)
                     else:
-                        call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
+                        call = functools.partial(
+                            contextvars.copy_context().run, fn, *args, **kwargs
+                        )
                         awaitable = loop.run_in_executor(ex.engine.step_pool, call)
                     if self._timeout is not None:
                         value = await asyncio.wait_for(awaitable, self._timeout)
@@ -310,8 +347,14 @@ class AsyncSteps(_StepsBase):
         self._sleep_until(step_id, _epoch(when))
 
     async def wait_for_event(
-        self, step_id: str, *, event: str, match: str | None = None, if_: str | None = None,
-        timeout: Duration | None = None, lookback: Duration | None = None,
+        self,
+        step_id: str,
+        *,
+        event: str,
+        match: str | None = None,
+        if_: str | None = None,
+        timeout: Duration | None = None,
+        lookback: Duration | None = None,
     ) -> Event | None:
         """Wait durably for an event; return it, or None after ``timeout``."""
         return self._wait(step_id, event, match, if_, timeout, lookback)
@@ -380,8 +423,14 @@ class SyncSteps(_StepsBase):
         self._sleep_until(step_id, _epoch(when))
 
     def wait_for_event(
-        self, step_id: str, *, event: str, match: str | None = None, if_: str | None = None,
-        timeout: Duration | None = None, lookback: Duration | None = None,
+        self,
+        step_id: str,
+        *,
+        event: str,
+        match: str | None = None,
+        if_: str | None = None,
+        timeout: Duration | None = None,
+        lookback: Duration | None = None,
     ) -> Event | None:
         """Wait durably for an event; return it, or None after ``timeout``."""
         return self._wait(step_id, event, match, if_, timeout, lookback)
@@ -407,9 +456,7 @@ class SyncSteps(_StepsBase):
         with ThreadPoolExecutor(
             max_workers=min(len(callables), 16), thread_name_prefix=f"tether-{step_id}"
         ) as pool:
-            futures = [
-                pool.submit(contextvars.copy_context().run, c) for c in callables
-            ]
+            futures = [pool.submit(contextvars.copy_context().run, c) for c in callables]
             outcomes: list[tuple[bool, Any]] = []
             for future in futures:
                 try:

@@ -71,9 +71,7 @@ class Worker:
         def handle(signum: int, frame: object) -> None:
             done.set()
 
-        previous = {
-            sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)
-        }
+        previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
             self.start()
             while not done.wait(0.5):
@@ -88,7 +86,9 @@ class Worker:
         return self.start()
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
         self.stop()

@@ -46,4 +46,3 @@ def open_store(url: str | None = None, *, durability: str = "process") -> Store:
         store.close()
         raise
     return store
-

@@ -214,14 +214,25 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def suspend(
-        self, run_id: str, token: int, status: str, due_at: float | None,
-        blocked: Sequence[str], now: float,
+        self,
+        run_id: str,
+        token: int,
+        status: str,
+        due_at: float | None,
+        blocked: Sequence[str],
+        now: float,
     ) -> None: ...
 
     @abc.abstractmethod
     def finish(
-        self, run_id: str, token: int | None, status: str, output: str | None,
-        error: str | None, now: float, follow_up: NewRun | None = None,
+        self,
+        run_id: str,
+        token: int | None,
+        status: str,
+        output: str | None,
+        error: str | None,
+        now: float,
+        follow_up: NewRun | None = None,
     ) -> bool:
         """End a run (completed, failed, cancelled), resolve a parent waiting on it and
         create the follow-up run (on_failure). ``token=None`` skips fencing."""
@@ -244,8 +255,11 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def list_runs(
-        self, function_id: str | None = None, status: str | None = None,
-        limit: int = 100, before: str | None = None,
+        self,
+        function_id: str | None = None,
+        status: str | None = None,
+        limit: int = 100,
+        before: str | None = None,
     ) -> list[Run]: ...
 
     @abc.abstractmethod

@@ -29,8 +29,12 @@ def build_run(row: Sequence[Any], steps: Sequence[Sequence[Any]], attempts: Sequ
     for step_id, number, started, ended, etype, emsg, tb in attempts:
         by_step.setdefault(step_id, []).append(
             Attempt(
-                number=number, started_at=ts(started), ended_at=ts(ended), error_type=etype,
-                error_message=emsg, traceback=tb,
+                number=number,
+                started_at=ts(started),
+                ended_at=ts(ended),
+                error_type=etype,
+                error_message=emsg,
+                traceback=tb,
             )
         )
     out_steps = []
@@ -40,16 +44,32 @@ def build_run(row: Sequence[Any], steps: Sequence[Sequence[Any]], attempts: Sequ
             tries = [*tries, Attempt(number=len(tries), started_at=ts(started), ended_at=ts(ended))]
         out_steps.append(
             Step(
-                id=step_id, kind=kind, status=status, output=_maybe_json(output),
+                id=step_id,
+                kind=kind,
+                status=status,
+                output=_maybe_json(output),
                 error=_maybe_json(error) if status == "failed" else None,
-                started_at=ts(started), ended_at=ts(ended), attempts=tries,
+                started_at=ts(started),
+                ended_at=ts(ended),
+                attempts=tries,
             )
         )
     created = ts(row[7])
     assert created is not None
     return Run(
-        id=row[0], function_id=row[1], status=RunStatus(row[2]), input=_maybe_json(row[3]),
-        event_name=row[4], output=_maybe_json(row[5]), error=_maybe_json(row[6]),
-        created_at=created, started_at=ts(row[8]), ended_at=ts(row[9]), parent_id=row[10],
-        replay_of=row[11], version=row[12], reason=row[13], steps=out_steps,
+        id=row[0],
+        function_id=row[1],
+        status=RunStatus(row[2]),
+        input=_maybe_json(row[3]),
+        event_name=row[4],
+        output=_maybe_json(row[5]),
+        error=_maybe_json(row[6]),
+        created_at=created,
+        started_at=ts(row[8]),
+        ended_at=ts(row[9]),
+        parent_id=row[10],
+        replay_of=row[11],
+        version=row[12],
+        reason=row[13],
+        steps=out_steps,
     )

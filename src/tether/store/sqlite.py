@@ -104,8 +104,7 @@ class SQLiteStore(Store):
     def __init__(self, path: str, durability: str = "process", timeout: float = 10.0) -> None:
         if durability not in ("process", "power"):
             raise ConfigurationError(
-                f"durability={durability!r} is not a mode: use 'process' (the default) "
-                "or 'power'"
+                f"durability={durability!r} is not a mode: use 'process' (the default) or 'power'"
             )
         self.path = path
         self.url = f"sqlite:///{path}"
@@ -190,9 +189,9 @@ class SQLiteStore(Store):
 
     # -- schema ----------------------------------------------------------------------------
     def migrate(self) -> int:
+        folder = resources.files("tether.store.migrations") / "sqlite"
         files = sorted(
-            f for f in (resources.files("tether.store.migrations") / "sqlite").iterdir()
-            if f.name.endswith(".sql")
+            (f for f in folder.iterdir() if f.name.endswith(".sql")), key=lambda f: f.name
         )
         latest = len(files)
 
@@ -257,8 +256,12 @@ class SQLiteStore(Store):
 
     # -- events and runs ------------------------------------------------------------------
     def _insert_run(
-        self, conn: sqlite3.Connection, run: NewRun, now: float,
-        owner: str | None = None, ttl: float = 0.0,
+        self,
+        conn: sqlite3.Connection,
+        run: NewRun,
+        now: float,
+        owner: str | None = None,
+        ttl: float = 0.0,
     ) -> tuple[str, bool]:
         if run.idempotency_key is not None:
             row = conn.execute(
@@ -273,13 +276,27 @@ class SQLiteStore(Store):
         cur = conn.execute(
             _RUN_INSERT,
             (
-                run.id, run.function_id, "running" if claimed else run.status, run.event_name,
-                run.event_id, run.event_ts, run.input, now, now if claimed else None,
+                run.id,
+                run.function_id,
+                "running" if claimed else run.status,
+                run.event_name,
+                run.event_id,
+                run.event_ts,
+                run.input,
+                now,
+                now if claimed else None,
                 None if terminal else (now + ttl if claimed else run.due_at),
-                owner, 1 if claimed else 0, run.timeout_s,
+                owner,
+                1 if claimed else 0,
+                run.timeout_s,
                 now + run.timeout_s if claimed and run.timeout_s is not None else None,
-                run.parent_id, run.parent_step, run.replay_of, run.version,
-                run.idempotency_key, run.reason, now if terminal else None,
+                run.parent_id,
+                run.parent_step,
+                run.replay_of,
+                run.version,
+                run.idempotency_key,
+                run.reason,
+                now if terminal else None,
             ),
         )
         return run.id, cur.rowcount == 1
@@ -331,7 +348,8 @@ class SQLiteStore(Store):
             ).fetchall()
             for run_id, step_id, wait_if, t_name, t_input, t_id in rows:
                 if wait_if and not evaluate(
-                    wait_if, event={"name": t_name, "data": loads(t_input), "id": t_id},
+                    wait_if,
+                    event={"name": t_name, "data": loads(t_input), "id": t_id},
                     async_=doc,
                 ):
                     continue
@@ -365,9 +383,18 @@ class SQLiteStore(Store):
             if not (created and owner):
                 return rid, created, None
             claim = Claim(
-                rid, run.function_id, 1, run.event_name, run.input, run.event_id,
-                run.event_ts, run.version,
-                now + run.timeout_s if run.timeout_s is not None else None, False, now, now,
+                rid,
+                run.function_id,
+                1,
+                run.event_name,
+                run.input,
+                run.event_id,
+                run.event_ts,
+                run.version,
+                now + run.timeout_s if run.timeout_s is not None else None,
+                False,
+                now,
+                now,
             )
             return rid, True, claim
 
@@ -498,9 +525,23 @@ class SQLiteStore(Store):
     @staticmethod
     def _step_params(run_id: str, token: int, s: StepWrite) -> tuple[Any, ...]:
         return (
-            run_id, s.step_id, s.seq, s.kind, s.status, s.output, s.error, s.started_at,
-            s.ended_at, s.wake_at, s.wait_event, s.wait_match, s.wait_value, s.wait_if,
-            s.child_id, run_id, token,
+            run_id,
+            s.step_id,
+            s.seq,
+            s.kind,
+            s.status,
+            s.output,
+            s.error,
+            s.started_at,
+            s.ended_at,
+            s.wake_at,
+            s.wait_event,
+            s.wait_match,
+            s.wait_value,
+            s.wait_if,
+            s.child_id,
+            run_id,
+            token,
         )
 
     @staticmethod
@@ -544,8 +585,13 @@ class SQLiteStore(Store):
                 "INSERT OR REPLACE INTO attempts (run_id, step_id, number, started_at, "
                 "ended_at, error_type, error_message, traceback) VALUES (?,?,?,?,?,?,?,?)",
                 (
-                    run_id, attempt.step_id, attempt.number, attempt.started_at,
-                    attempt.ended_at, attempt.error_type, attempt.error_message,
+                    run_id,
+                    attempt.step_id,
+                    attempt.number,
+                    attempt.started_at,
+                    attempt.ended_at,
+                    attempt.error_type,
+                    attempt.error_message,
                     attempt.traceback,
                 ),
             )
@@ -568,8 +614,13 @@ class SQLiteStore(Store):
         return rid
 
     def suspend(
-        self, run_id: str, token: int, status: str, due_at: float | None,
-        blocked: Sequence[str], now: float,
+        self,
+        run_id: str,
+        token: int,
+        status: str,
+        due_at: float | None,
+        blocked: Sequence[str],
+        now: float,
     ) -> None:
         def op(conn: sqlite3.Connection) -> None:
             self._fence(conn, run_id, token)
@@ -592,8 +643,14 @@ class SQLiteStore(Store):
         self.notify()
 
     def finish(
-        self, run_id: str, token: int | None, status: str, output: str | None,
-        error: str | None, now: float, follow_up: NewRun | None = None,
+        self,
+        run_id: str,
+        token: int | None,
+        status: str,
+        output: str | None,
+        error: str | None,
+        now: float,
+        follow_up: NewRun | None = None,
     ) -> bool:
         def op(conn: sqlite3.Connection) -> bool:
             row = conn.execute(
@@ -612,8 +669,14 @@ class SQLiteStore(Store):
                 conn.execute(
                     "UPDATE steps SET status=?, output=?, error=?, ended_at=? "
                     "WHERE run_id=? AND step_id=? AND status='waiting'",
-                    ("completed" if ok else "failed", output if ok else None,
-                     None if ok else error, now, parent_id, parent_step),
+                    (
+                        "completed" if ok else "failed",
+                        output if ok else None,
+                        None if ok else error,
+                        now,
+                        parent_id,
+                        parent_step,
+                    ),
                 )
                 conn.execute(
                     "UPDATE runs SET status='queued', due_at=? WHERE id=? "
@@ -682,8 +745,11 @@ class SQLiteStore(Store):
         return build_run(row, steps, attempts)
 
     def list_runs(
-        self, function_id: str | None = None, status: str | None = None,
-        limit: int = 100, before: str | None = None,
+        self,
+        function_id: str | None = None,
+        status: str | None = None,
+        limit: int = 100,
+        before: str | None = None,
     ) -> list[Run]:
         where, params = [], []
         if function_id is not None:
