@@ -116,4 +116,4 @@ def _eval(node: ast.expr, names: dict[str, Any]) -> Any:
 
 def evaluate(source: str, **names: Any) -> bool:
     """Evaluate a filter expression; missing fields compare unequal to everything."""
-    return bool(_eval(compile_expr(source), names))
+    return bool(_eval(compile_expr(source), {k.rstrip("_"): v for k, v in names.items()}))
