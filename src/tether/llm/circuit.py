@@ -162,7 +162,12 @@ class CircuitBreaker:
         st.failures += 1
         opened = st.failures >= self.failure_threshold
         if opened:
-            st.state, st.open_until, st.cooldown, st.failures = "open", now + self.cooldown, self.cooldown, 0
+            st.state, st.open_until, st.cooldown, st.failures = (
+                "open",
+                now + self.cooldown,
+                self.cooldown,
+                0,
+            )
         self._save(key, st)
         return opened
 

@@ -147,9 +147,13 @@ def _gemini_details(body: Mapping[str, Any]) -> tuple[float | None, bool]:
 # ---------------------------------------------------------------- HTTP errors
 
 _CONTEXT_PATTERNS = (
-    re.compile(r"maximum context length is (?P<limit>\d+) tokens.*?resulted in (?P<req>\d+) tokens", re.S),
+    re.compile(
+        r"maximum context length is (?P<limit>\d+) tokens.*?resulted in (?P<req>\d+) tokens", re.S
+    ),
     re.compile(r"prompt is too long: (?P<req>\d+) tokens > (?P<limit>\d+) maximum"),
-    re.compile(r"input token count \((?P<req>\d+)\) exceeds the maximum number of tokens allowed \((?P<limit>\d+)\)"),
+    re.compile(
+        r"input token count \((?P<req>\d+)\) exceeds the maximum number of tokens allowed \((?P<limit>\d+)\)"
+    ),
     re.compile(r"[Rr]equested tokens \((?P<req>\d+)\) exceed context window of (?P<limit>\d+)"),
 )
 _CONTEXT_WORDS = re.compile(
@@ -212,7 +216,12 @@ def classify_http(status: int, headers: Mapping[str, str], body: Any) -> Classif
         return make(ErrorKind.OVERLOADED)
     if status in (408, 504) or etype in ("timeout_error", "DEADLINE_EXCEEDED"):
         return make(ErrorKind.TIMEOUT)
-    if status >= 500 or status == 409 or "server_error" in (etype, code) or etype in ("api_error", "INTERNAL"):
+    if (
+        status >= 500
+        or status == 409
+        or "server_error" in (etype, code)
+        or etype in ("api_error", "INTERNAL")
+    ):
         return make(ErrorKind.SERVER_ERROR)
     if status in (401, 403) or etype in (
         "authentication_error",
@@ -230,8 +239,12 @@ def classify_transport(exc: BaseException) -> Classification:
     """A request that got no HTTP reply: timeouts, refused or reset connections."""
     name = type(exc).__name__
     if isinstance(exc, TimeoutError) or "timeout" in name.lower():
-        return Classification(ErrorKind.TIMEOUT, code=name, message="no reply before the attempt timeout")
-    return Classification(ErrorKind.SERVER_ERROR, code=name, message=f"transport error: {str(exc)[:200]}")
+        return Classification(
+            ErrorKind.TIMEOUT, code=name, message="no reply before the attempt timeout"
+        )
+    return Classification(
+        ErrorKind.SERVER_ERROR, code=name, message=f"transport error: {str(exc)[:200]}"
+    )
 
 
 def classify_local(exc: BaseException) -> Classification:
@@ -268,11 +281,15 @@ def classify_finish(raw_reason: str | None) -> Classification | None:
     """A failure signalled by a 200 reply's finish/stop reason, or ``None`` if it is fine."""
     reason = (raw_reason or "").lower()
     if reason in _FILTER_REASONS:
-        return Classification(ErrorKind.CONTENT_FILTERED, code=reason, message="the reply was filtered")
+        return Classification(
+            ErrorKind.CONTENT_FILTERED, code=reason, message="the reply was filtered"
+        )
     if reason == "model_context_window_exceeded":
         return Classification(ErrorKind.CONTEXT_LENGTH_EXCEEDED, code=reason)
     if reason == "malformed_function_call":
-        return Classification(ErrorKind.INVALID_OUTPUT, code=reason, message="malformed function call")
+        return Classification(
+            ErrorKind.INVALID_OUTPUT, code=reason, message="malformed function call"
+        )
     return None
 
 

@@ -97,7 +97,9 @@ class FakeLLMServer:
 
     def start(self) -> FakeLLMServer:
         if self._thread is None:
-            self._thread = threading.Thread(target=self._httpd.serve_forever, name="FakeLLMServer", daemon=True)
+            self._thread = threading.Thread(
+                target=self._httpd.serve_forever, name="FakeLLMServer", daemon=True
+            )
             self._thread.start()
         return self
 
@@ -113,7 +115,10 @@ class FakeLLMServer:
         return self.start()
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.stop()
 
@@ -167,11 +172,18 @@ class FakeLLMServer:
         """Queue ``times`` faults of ``kind`` (see ``FAULT_KINDS``)."""
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault {kind!r}; choose one of {', '.join(FAULT_KINDS)}")
-        f = Fault(kind, retry_after, retry_after_ms, retry_after_date, hang, prompt_tokens, context_window)
+        f = Fault(
+            kind, retry_after, retry_after_ms, retry_after_date, hang, prompt_tokens, context_window
+        )
         return self._push(f, model, times)
 
     def random_faults(
-        self, rate: float, kinds: list[Fault] | list[str], *, seed: int = 0, model: str | None = None
+        self,
+        rate: float,
+        kinds: list[Fault] | list[str],
+        *,
+        seed: int = 0,
+        model: str | None = None,
     ) -> FakeLLMServer:
         """Fail a share ``rate`` of unscripted requests with a fault drawn from ``kinds``,
         from a seeded generator (the same seed gives the same schedule)."""
@@ -224,9 +236,9 @@ class FakeLLMServer:
                     del self._state.script[i]
                     return entry.item
             rnd = self._state.random
-            if rnd is not None and (rnd.model is None or rnd.model == req.model):
-                if rnd.rng.random() < rnd.rate:
-                    return rnd.rng.choice(rnd.kinds)
+            matches = rnd is not None and (rnd.model is None or rnd.model == req.model)
+            if rnd is not None and matches and rnd.rng.random() < rnd.rate:
+                return rnd.rng.choice(rnd.kinds)
             default = self._state.default
         return default if isinstance(default, Reply) else default(req)
 
@@ -286,14 +298,20 @@ def _make_handler(server: FakeLLMServer) -> type[BaseHTTPRequestHandler]:
             try:
                 body = json.loads(raw or b"{}")
             except ValueError:
-                self._json(400, {}, {"error": {"message": "body is not JSON", "type": "invalid_request_error"}})
+                self._json(
+                    400,
+                    {},
+                    {"error": {"message": "body is not JSON", "type": "invalid_request_error"}},
+                )
                 return
             path = urlparse(self.path).path
             wire, model, stream = _wire_of(path, body)
             if wire == "unknown":
                 self._json(404, {}, {"error": {"message": f"no route {path}", "type": "not_found"}})
                 return
-            rec = RecordedRequest(wire, path, model, stream, body, {k.lower(): v for k, v in self.headers.items()})
+            rec = RecordedRequest(
+                wire, path, model, stream, body, {k.lower(): v for k, v in self.headers.items()}
+            )
             item = server._next(rec)
             rec.outcome = item.kind if isinstance(item, Fault) else "reply"
             if isinstance(item, Fault):
@@ -303,7 +321,9 @@ def _make_handler(server: FakeLLMServer) -> type[BaseHTTPRequestHandler]:
 
         # ---------------------------------------------------- writing
 
-        def _json(self, status: int, headers: dict[str, str], body: Any, raw: bytes | None = None) -> None:
+        def _json(
+            self, status: int, headers: dict[str, str], body: Any, raw: bytes | None = None
+        ) -> None:
             data = raw if raw is not None else json.dumps(body).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
@@ -347,9 +367,14 @@ def _make_handler(server: FakeLLMServer) -> type[BaseHTTPRequestHandler]:
             inputs = _embed_inputs(rec.wire, rec.body)
             tokens = sum(max(1, len(t) // 4) for t in inputs)
             if rec.wire == "openai-embed":
-                data = [{"object": "embedding", "index": i, "embedding": _vector(t)} for i, t in enumerate(inputs)]
+                data = [
+                    {"object": "embedding", "index": i, "embedding": _vector(t)}
+                    for i, t in enumerate(inputs)
+                ]
                 usage = {"prompt_tokens": tokens, "total_tokens": tokens}
-                self._json(200, {}, {"object": "list", "data": data, "model": rec.model, "usage": usage})
+                self._json(
+                    200, {}, {"object": "list", "data": data, "model": rec.model, "usage": usage}
+                )
             else:
                 self._json(200, {}, {"embeddings": [{"values": _vector(t)} for t in inputs]})
 
@@ -367,7 +392,9 @@ def _make_handler(server: FakeLLMServer) -> type[BaseHTTPRequestHandler]:
                     return
                 self._reply(rec, Reply())
             elif kind == "truncated_body":
-                full = json.dumps(render_reply(rec.wire, rec.model, Reply(), default_usage("x", 10))).encode()
+                full = json.dumps(
+                    render_reply(rec.wire, rec.model, Reply(), default_usage("x", 10))
+                ).encode()
                 self._json(200, {}, None, raw=full[: len(full) // 2])
             elif kind == "truncated_json":
                 self._reply(rec, Reply(text='{"label": "billi', finish_reason="stop"))
@@ -378,7 +405,9 @@ def _make_handler(server: FakeLLMServer) -> type[BaseHTTPRequestHandler]:
                     bad = {"name": _first_tool(rec.body), "arguments": '{"city": "Par'}
                     self._reply(rec, Reply(text="", tool_calls=[bad]))
             elif kind == "content_filter":
-                reason = {"anthropic": "refusal", "gemini": "SAFETY"}.get(rec.wire, "content_filter")
+                reason = {"anthropic": "refusal", "gemini": "SAFETY"}.get(
+                    rec.wire, "content_filter"
+                )
                 self._reply(rec, Reply(text="", finish_reason=reason))
             elif kind == "mid_stream_overload":
                 if rec.stream:

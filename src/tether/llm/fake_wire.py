@@ -78,7 +78,9 @@ def _retry_headers(f: Fault) -> dict[str, str]:
                 "%a, %d %b %Y %H:%M:%S GMT", time.gmtime(time.time() + f.retry_after)
             )
         else:
-            headers["Retry-After"] = str(int(f.retry_after) if f.retry_after.is_integer() else f.retry_after)
+            headers["Retry-After"] = str(
+                int(f.retry_after) if f.retry_after.is_integer() else f.retry_after
+            )
     return headers
 
 
@@ -90,7 +92,12 @@ _OPENAI_ERRORS: dict[str, tuple[int, str, str | None, str]] = {
         "insufficient_quota",
         "You exceeded your current quota, please check your plan and billing details.",
     ),
-    "server_error": (500, "server_error", None, "The server had an error while processing your request."),
+    "server_error": (
+        500,
+        "server_error",
+        None,
+        "The server had an error while processing your request.",
+    ),
     "unavailable": (503, "server_error", None, "The server is overloaded or not ready yet."),
     "overloaded": (503, "server_error", None, "The server is overloaded or not ready yet."),
     "timeout": (504, "server_error", None, "Gateway timeout."),
@@ -99,7 +106,11 @@ _OPENAI_ERRORS: dict[str, tuple[int, str, str | None, str]] = {
 }
 
 _ANTHROPIC_ERRORS: dict[str, tuple[int, str, str]] = {
-    "rate_limit": (429, "rate_limit_error", "Number of request tokens has exceeded your rate limit."),
+    "rate_limit": (
+        429,
+        "rate_limit_error",
+        "Number of request tokens has exceeded your rate limit.",
+    ),
     "quota": (402, "billing_error", "Your credit balance is too low."),
     "server_error": (500, "api_error", "Internal server error"),
     "unavailable": (529, "overloaded_error", "Overloaded"),
@@ -127,7 +138,11 @@ def render_error(wire: Wire, f: Fault) -> tuple[int, dict[str, str], Any]:
     if wire == "anthropic":
         if f.kind == "context_length":
             msg = f"prompt is too long: {f.prompt_tokens} tokens > {f.context_window} maximum"
-            return 400, headers, {"type": "error", "error": {"type": "invalid_request_error", "message": msg}}
+            return (
+                400,
+                headers,
+                {"type": "error", "error": {"type": "invalid_request_error", "message": msg}},
+            )
         status, etype, msg = _ANTHROPIC_ERRORS[f.kind]
         return status, headers, {"type": "error", "error": {"type": etype, "message": msg}}
     if wire.startswith("gemini"):
@@ -143,12 +158,18 @@ def render_error(wire: Wire, f: Fault) -> tuple[int, dict[str, str], Any]:
             details.append(
                 {
                     "@type": "type.googleapis.com/google.rpc.QuotaFailure",
-                    "violations": [{"quotaId": "GenerateRequestsPerDayPerProjectPerModel-FreeTier"}],
+                    "violations": [
+                        {"quotaId": "GenerateRequestsPerDayPerProjectPerModel-FreeTier"}
+                    ],
                 }
             )
-        delay = f.retry_after if f.retry_after is not None else (f.retry_after_ms or 0) / 1000 or None
+        delay = (
+            f.retry_after if f.retry_after is not None else (f.retry_after_ms or 0) / 1000 or None
+        )
         if delay is not None:
-            details.append({"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": f"{delay:g}s"})
+            details.append(
+                {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": f"{delay:g}s"}
+            )
             headers = {}
         body = {"error": {"code": status, "message": msg, "status": gstatus, "details": details}}
         return status, headers, body
@@ -157,7 +178,12 @@ def render_error(wire: Wire, f: Fault) -> tuple[int, dict[str, str], Any]:
             f"This model's maximum context length is {f.context_window} tokens. However, your "
             f"messages resulted in {f.prompt_tokens} tokens. Please reduce the length of the messages."
         )
-        err = {"message": msg, "type": "invalid_request_error", "param": "messages", "code": "context_length_exceeded"}
+        err = {
+            "message": msg,
+            "type": "invalid_request_error",
+            "param": "messages",
+            "code": "context_length_exceeded",
+        }
         return 400, headers, {"error": err}
     status, etype, code, msg = _OPENAI_ERRORS[f.kind]
     return status, headers, {"error": {"message": msg, "type": etype, "param": None, "code": code}}
@@ -166,11 +192,21 @@ def render_error(wire: Wire, f: Fault) -> tuple[int, dict[str, str], Any]:
 def stream_error_event(wire: Wire) -> tuple[str | None, Any]:
     """The event a stream sends when it fails after its first tokens."""
     if wire == "anthropic":
-        return "error", {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+        return "error", {
+            "type": "error",
+            "error": {"type": "overloaded_error", "message": "Overloaded"},
+        }
     if wire == "chat":
-        return None, {"error": {"message": "The server is overloaded.", "type": "server_error", "code": None}}
+        return None, {
+            "error": {"message": "The server is overloaded.", "type": "server_error", "code": None}
+        }
     if wire == "responses":
-        return "error", {"type": "error", "code": "server_error", "message": "The server is overloaded.", "sequence_number": 99}
+        return "error", {
+            "type": "error",
+            "code": "server_error",
+            "message": "The server is overloaded.",
+            "sequence_number": 99,
+        }
     return None, None  # Gemini: the connection just drops
 
 
@@ -213,10 +249,17 @@ def _chat_usage(u: dict[str, int]) -> dict[str, Any]:
 
 
 def _chat(model: str, r: Reply, u: dict[str, int]) -> dict[str, Any]:
-    message: dict[str, Any] = {"role": "assistant", "content": r.text if r.text or not r.tool_calls else None}
+    message: dict[str, Any] = {
+        "role": "assistant",
+        "content": r.text if r.text or not r.tool_calls else None,
+    }
     if r.tool_calls:
         message["tool_calls"] = [
-            {"id": f"call_{i}", "type": "function", "function": {"name": tc["name"], "arguments": _args_string(tc)}}
+            {
+                "id": f"call_{i}",
+                "type": "function",
+                "function": {"name": tc["name"], "arguments": _args_string(tc)},
+            }
             for i, tc in enumerate(r.tool_calls)
         ]
     finish = r.finish_reason or ("tool_calls" if r.tool_calls else "stop")
@@ -267,7 +310,11 @@ def _responses(model: str, r: Reply, u: dict[str, int]) -> dict[str, Any]:
     status = "completed"
     if r.finish_reason in ("length", "max_output_tokens", "content_filter"):
         status = "incomplete"
-        incomplete = {"reason": "max_output_tokens" if r.finish_reason != "content_filter" else "content_filter"}
+        incomplete = {
+            "reason": "max_output_tokens"
+            if r.finish_reason != "content_filter"
+            else "content_filter"
+        }
     return {
         "id": "resp_fake",
         "object": "response",
@@ -288,7 +335,9 @@ def _anthropic(model: str, r: Reply, u: dict[str, int]) -> dict[str, Any]:
     if r.text:
         content.append({"type": "text", "text": r.text})
     for i, tc in enumerate(r.tool_calls):
-        content.append({"type": "tool_use", "id": f"toolu_{i}", "name": tc["name"], "input": _args_object(tc)})
+        content.append(
+            {"type": "tool_use", "id": f"toolu_{i}", "name": tc["name"], "input": _args_object(tc)}
+        )
     stop = r.finish_reason or ("tool_use" if r.tool_calls else "end_turn")
     cached = u.get("cached_input_tokens", 0)
     written = u.get("cache_write_tokens", 0)
@@ -331,7 +380,9 @@ def _gemini(model: str, r: Reply, u: dict[str, int]) -> dict[str, Any]:
         r.finish_reason or "stop", (r.finish_reason or "STOP").upper()
     )
     return {
-        "candidates": [{"content": {"role": "model", "parts": parts}, "finishReason": finish, "index": 0}],
+        "candidates": [
+            {"content": {"role": "model", "parts": parts}, "finishReason": finish, "index": 0}
+        ],
         "usageMetadata": _gemini_usage(u),
         "modelVersion": model,
     }
@@ -372,7 +423,9 @@ def _head_len(wire: Wire, n: int) -> int:
     return {"chat": n, "responses": 1 + n, "anthropic": 2 + n, "gemini": n}[wire]
 
 
-def _chat_stream(model: str, r: Reply, u: dict[str, int], pieces: list[str]) -> list[tuple[str | None, Any]]:
+def _chat_stream(
+    model: str, r: Reply, u: dict[str, int], pieces: list[str]
+) -> list[tuple[str | None, Any]]:
     def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
         return {
             "id": "chatcmpl-fake",
@@ -382,10 +435,23 @@ def _chat_stream(model: str, r: Reply, u: dict[str, int], pieces: list[str]) -> 
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
         }
 
-    events: list[tuple[str | None, Any]] = [(None, chunk({"role": "assistant", "content": p})) for p in pieces]
+    events: list[tuple[str | None, Any]] = [
+        (None, chunk({"role": "assistant", "content": p})) for p in pieces
+    ]
     for i, tc in enumerate(r.tool_calls):
         fn = {"name": tc["name"], "arguments": _args_string(tc)}
-        events.append((None, chunk({"tool_calls": [{"index": i, "id": f"call_{i}", "type": "function", "function": fn}]})))
+        events.append(
+            (
+                None,
+                chunk(
+                    {
+                        "tool_calls": [
+                            {"index": i, "id": f"call_{i}", "type": "function", "function": fn}
+                        ]
+                    }
+                ),
+            )
+        )
     finish = r.finish_reason or ("tool_calls" if r.tool_calls else "stop")
     events.append((None, chunk({}, finish)))
     usage_chunk = chunk({})
@@ -396,59 +462,142 @@ def _chat_stream(model: str, r: Reply, u: dict[str, int], pieces: list[str]) -> 
     return events
 
 
-def _responses_stream(model: str, r: Reply, u: dict[str, int], pieces: list[str]) -> list[tuple[str | None, Any]]:
+def _responses_stream(
+    model: str, r: Reply, u: dict[str, int], pieces: list[str]
+) -> list[tuple[str | None, Any]]:
     final = _responses(model, r, u)
     seq = iter(range(10_000))
     events: list[tuple[str | None, Any]] = [
-        ("response.created", {"type": "response.created", "sequence_number": next(seq), "response": {**final, "status": "in_progress", "output": []}})
+        (
+            "response.created",
+            {
+                "type": "response.created",
+                "sequence_number": next(seq),
+                "response": {**final, "status": "in_progress", "output": []},
+            },
+        )
     ]
     for p in pieces:
         events.append(
             (
                 "response.output_text.delta",
-                {"type": "response.output_text.delta", "sequence_number": next(seq), "item_id": "msg_fake", "output_index": 0, "content_index": 0, "delta": p},
+                {
+                    "type": "response.output_text.delta",
+                    "sequence_number": next(seq),
+                    "item_id": "msg_fake",
+                    "output_index": 0,
+                    "content_index": 0,
+                    "delta": p,
+                },
             )
         )
     for i, item in enumerate(final["output"]):
-        events.append(("response.output_item.done", {"type": "response.output_item.done", "sequence_number": next(seq), "output_index": i, "item": item}))
-    events.append(("response.completed", {"type": "response.completed", "sequence_number": next(seq), "response": final}))
+        events.append(
+            (
+                "response.output_item.done",
+                {
+                    "type": "response.output_item.done",
+                    "sequence_number": next(seq),
+                    "output_index": i,
+                    "item": item,
+                },
+            )
+        )
+    events.append(
+        (
+            "response.completed",
+            {"type": "response.completed", "sequence_number": next(seq), "response": final},
+        )
+    )
     return events
 
 
-def _anthropic_stream(model: str, r: Reply, u: dict[str, int], pieces: list[str]) -> list[tuple[str | None, Any]]:
+def _anthropic_stream(
+    model: str, r: Reply, u: dict[str, int], pieces: list[str]
+) -> list[tuple[str | None, Any]]:
     final = _anthropic(model, r, u)
-    start = {**final, "content": [], "stop_reason": None, "usage": {**final["usage"], "output_tokens": 1}}
+    start = {
+        **final,
+        "content": [],
+        "stop_reason": None,
+        "usage": {**final["usage"], "output_tokens": 1},
+    }
     events: list[tuple[str | None, Any]] = [
         ("message_start", {"type": "message_start", "message": start}),
-        ("content_block_start", {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+        (
+            "content_block_start",
+            {
+                "type": "content_block_start",
+                "index": 0,
+                "content_block": {"type": "text", "text": ""},
+            },
+        ),
     ]
     for p in pieces:
-        events.append(("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": p}}))
+        events.append(
+            (
+                "content_block_delta",
+                {
+                    "type": "content_block_delta",
+                    "index": 0,
+                    "delta": {"type": "text_delta", "text": p},
+                },
+            )
+        )
     events.append(("content_block_stop", {"type": "content_block_stop", "index": 0}))
     for i, tc in enumerate(r.tool_calls, start=1):
         block = {"type": "tool_use", "id": f"toolu_{i}", "name": tc["name"], "input": {}}
-        events.append(("content_block_start", {"type": "content_block_start", "index": i, "content_block": block}))
+        events.append(
+            (
+                "content_block_start",
+                {"type": "content_block_start", "index": i, "content_block": block},
+            )
+        )
         delta = {"type": "input_json_delta", "partial_json": _args_string(tc)}
-        events.append(("content_block_delta", {"type": "content_block_delta", "index": i, "delta": delta}))
+        events.append(
+            ("content_block_delta", {"type": "content_block_delta", "index": i, "delta": delta})
+        )
         events.append(("content_block_stop", {"type": "content_block_stop", "index": i}))
     events.append(
         (
             "message_delta",
-            {"type": "message_delta", "delta": {"stop_reason": final["stop_reason"], "stop_sequence": None}, "usage": {"output_tokens": final["usage"]["output_tokens"]}},
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": final["stop_reason"], "stop_sequence": None},
+                "usage": {"output_tokens": final["usage"]["output_tokens"]},
+            },
         )
     )
     events.append(("message_stop", {"type": "message_stop"}))
     return events
 
 
-def _gemini_stream(model: str, r: Reply, u: dict[str, int], pieces: list[str]) -> list[tuple[str | None, Any]]:
+def _gemini_stream(
+    model: str, r: Reply, u: dict[str, int], pieces: list[str]
+) -> list[tuple[str | None, Any]]:
     final = _gemini(model, r, u)
     events: list[tuple[str | None, Any]] = []
     for p in pieces:
-        events.append((None, {"candidates": [{"content": {"role": "model", "parts": [{"text": p}]}, "index": 0}], "modelVersion": model}))
+        events.append(
+            (
+                None,
+                {
+                    "candidates": [
+                        {"content": {"role": "model", "parts": [{"text": p}]}, "index": 0}
+                    ],
+                    "modelVersion": model,
+                },
+            )
+        )
     tool_parts = [p for p in final["candidates"][0]["content"]["parts"] if "functionCall" in p]
     last = {
-        "candidates": [{"content": {"role": "model", "parts": tool_parts}, "finishReason": final["candidates"][0]["finishReason"], "index": 0}],
+        "candidates": [
+            {
+                "content": {"role": "model", "parts": tool_parts},
+                "finishReason": final["candidates"][0]["finishReason"],
+                "index": 0,
+            }
+        ],
         "usageMetadata": final["usageMetadata"],
         "modelVersion": model,
     }

@@ -52,7 +52,9 @@ class PriceTable:
         for key, value in entries.items():
             if key.startswith("_"):
                 continue
-            self._entries[key] = value if isinstance(value, ModelInfo) else ModelInfo.model_validate(value)
+            self._entries[key] = (
+                value if isinstance(value, ModelInfo) else ModelInfo.model_validate(value)
+            )
 
     def lookup(self, provider: str, model: str) -> ModelInfo | None:
         for key in (f"{provider}:{model}", model):

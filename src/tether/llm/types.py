@@ -142,12 +142,16 @@ def to_messages(messages: Any) -> list[Message]:
             out.append(m)
             continue
         if not isinstance(m, dict):
-            raise TypeError(f"a message must be a dict or tether.llm.Message, got {type(m).__name__}")
+            raise TypeError(
+                f"a message must be a dict or tether.llm.Message, got {type(m).__name__}"
+            )
         d = dict(m)
         content = d.get("content")
         if isinstance(content, list):  # OpenAI content parts: keep the text ones
             d["content"] = "".join(
-                p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text"
+                p.get("text", "")
+                for p in content
+                if isinstance(p, dict) and p.get("type") == "text"
             )
         elif content is None:
             d["content"] = ""
@@ -179,12 +183,18 @@ def to_tools(tools: Any) -> list[Tool]:
             out.append(t)
         elif isinstance(t, type) and issubclass(t, BaseModel):
             out.append(
-                Tool(name=t.__name__, description=(t.__doc__ or "").strip(), parameters=t.model_json_schema())
+                Tool(
+                    name=t.__name__,
+                    description=(t.__doc__ or "").strip(),
+                    parameters=t.model_json_schema(),
+                )
             )
         elif isinstance(t, dict) and "function" in t:
             out.append(Tool.model_validate(t["function"]))
         elif isinstance(t, dict):
             out.append(Tool.model_validate(t))
         else:
-            raise TypeError(f"cannot use {t!r} as a tool: pass a dict, tether.llm.Tool or a pydantic model")
+            raise TypeError(
+                f"cannot use {t!r} as a tool: pass a dict, tether.llm.Tool or a pydantic model"
+            )
     return out

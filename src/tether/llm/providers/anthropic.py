@@ -45,14 +45,23 @@ def anthropic_messages(messages: list[Message]) -> tuple[str, list[dict[str, Any
         if m.role == "system":
             continue
         if m.role == "tool":
-            block = {"type": "tool_result", "tool_use_id": m.tool_call_id or "", "content": m.content}
+            block = {
+                "type": "tool_result",
+                "tool_use_id": m.tool_call_id or "",
+                "content": m.content,
+            }
             if out and out[-1]["role"] == "user" and isinstance(out[-1]["content"], list):
                 out[-1]["content"].append(block)
             else:
                 out.append({"role": "user", "content": [block]})
         elif m.role == "assistant" and m.tool_calls:
-            blocks: list[dict[str, Any]] = [{"type": "text", "text": m.content}] if m.content else []
-            blocks += [{"type": "tool_use", "id": c.id, "name": c.name, "input": c.arguments} for c in m.tool_calls]
+            blocks: list[dict[str, Any]] = (
+                [{"type": "text", "text": m.content}] if m.content else []
+            )
+            blocks += [
+                {"type": "tool_use", "id": c.id, "name": c.name, "input": c.arguments}
+                for c in m.tool_calls
+            ]
             out.append({"role": "assistant", "content": blocks})
         else:
             out.append({"role": m.role, "content": m.content})
@@ -80,7 +89,9 @@ class Anthropic(Provider):
     provider = "anthropic"
     price_provider = "anthropic"
 
-    def __init__(self, model: str, *, base_url: str | None = None, api_key: str | None = None) -> None:
+    def __init__(
+        self, model: str, *, base_url: str | None = None, api_key: str | None = None
+    ) -> None:
         super().__init__(model)
         require("anthropic", "anthropic", "anthropic")
         self.base_url = base_url or env_first("ANTHROPIC_BASE_URL")
@@ -90,7 +101,9 @@ class Anthropic(Provider):
         def make() -> Any:
             import anthropic
 
-            return anthropic.AsyncAnthropic(api_key=self.api_key, base_url=self.base_url, max_retries=0)
+            return anthropic.AsyncAnthropic(
+                api_key=self.api_key, base_url=self.base_url, max_retries=0
+            )
 
         return client_for_loop(("anthropic", self.base_url, self.api_key), make)
 
@@ -105,7 +118,8 @@ class Anthropic(Provider):
             params["system"] = system
         if req.tools:
             params["tools"] = [
-                {"name": t.name, "description": t.description, "input_schema": t.parameters} for t in req.tools
+                {"name": t.name, "description": t.description, "input_schema": t.parameters}
+                for t in req.tools
             ]
         if req.schema is not None:
             params["output_config"] = {"format": {"type": "json_schema", "schema": req.schema}}
@@ -117,7 +131,9 @@ class Anthropic(Provider):
     async def complete(self, request: Request, timeout: float) -> Result:
         client = self._client()
         try:
-            resp = await with_timeout(client.messages.create(**self._params(request), timeout=timeout), timeout)
+            resp = await with_timeout(
+                client.messages.create(**self._params(request), timeout=timeout), timeout
+            )
         except Exception as exc:
             raise ProviderError(classify_stainless(exc)) from exc
         text: list[str] = []
@@ -151,7 +167,8 @@ class Anthropic(Provider):
         model: str | None = None
         try:
             stream = await with_timeout(
-                client.messages.create(**self._params(request), stream=True, timeout=timeout), timeout
+                client.messages.create(**self._params(request), stream=True, timeout=timeout),
+                timeout,
             )
             iterator = stream.__aiter__()
             while True:

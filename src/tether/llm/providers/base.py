@@ -125,7 +125,7 @@ def client_for_loop(key: tuple[Any, ...], make: Callable[[], C]) -> C:
     client = per_loop.get(key)
     if client is None:
         client = per_loop[key] = make()
-    return client  # type: ignore[no-any-return]
+    return client
 
 
 def parse_arguments(raw: Any) -> dict[str, Any] | None:

@@ -50,7 +50,9 @@ def gemini_contents(messages: list[Message]) -> tuple[str, list[dict[str, Any]]]
             continue
         parts: list[dict[str, Any]] = [{"text": m.content}] if m.content else []
         parts += [{"function_call": {"name": c.name, "args": c.arguments}} for c in m.tool_calls]
-        out.append({"role": "model" if m.role == "assistant" else "user", "parts": parts or [{"text": ""}]})
+        out.append(
+            {"role": "model" if m.role == "assistant" else "user", "parts": parts or [{"text": ""}]}
+        )
     return system, out
 
 
@@ -83,7 +85,13 @@ def _parts(resp: Any) -> tuple[str, list[ToolCall], str | None]:
                 text.append(part.text)
             fc = part.function_call
             if fc is not None:
-                calls.append(ToolCall(id=fc.id or f"call_{len(calls)}", name=fc.name or "", arguments=dict(fc.args or {})))
+                calls.append(
+                    ToolCall(
+                        id=fc.id or f"call_{len(calls)}",
+                        name=fc.name or "",
+                        arguments=dict(fc.args or {}),
+                    )
+                )
     feedback = getattr(resp, "prompt_feedback", None)
     block = getattr(feedback, "block_reason", None) if feedback is not None else None
     if block is not None:
@@ -95,7 +103,9 @@ class Gemini(Provider):
     provider = "google"
     price_provider = "google"
 
-    def __init__(self, model: str, *, base_url: str | None = None, api_key: str | None = None) -> None:
+    def __init__(
+        self, model: str, *, base_url: str | None = None, api_key: str | None = None
+    ) -> None:
         super().__init__(model)
         require("google.genai", "google", "google-genai")
         self.base_url = base_url or env_first("GOOGLE_GEMINI_BASE_URL")
@@ -120,7 +130,12 @@ class Gemini(Provider):
             config["system_instruction"] = system
         if req.tools:
             decls = [
-                {"name": t.name, "description": t.description, "parameters_json_schema": t.parameters} for t in req.tools
+                {
+                    "name": t.name,
+                    "description": t.description,
+                    "parameters_json_schema": t.parameters,
+                }
+                for t in req.tools
             ]
             config["tools"] = [{"function_declarations": decls}]
         if req.schema is not None:
@@ -138,7 +153,10 @@ class Gemini(Provider):
         contents, config = self._config(request, timeout)
         try:
             resp = await with_timeout(
-                client.aio.models.generate_content(model=self.model, contents=contents, config=config), timeout
+                client.aio.models.generate_content(
+                    model=self.model, contents=contents, config=config
+                ),
+                timeout,
             )
         except Exception as exc:
             raise ProviderError(classify_genai(exc)) from exc
@@ -162,7 +180,9 @@ class Gemini(Provider):
         model: str | None = None
         try:
             stream = await with_timeout(
-                client.aio.models.generate_content_stream(model=self.model, contents=contents, config=config),
+                client.aio.models.generate_content_stream(
+                    model=self.model, contents=contents, config=config
+                ),
                 timeout,
             )
             iterator = stream.__aiter__()
@@ -185,7 +205,12 @@ class Gemini(Provider):
         if finish is None:  # the connection dropped before the last chunk
             from tether.llm.classify import classify_http
 
-            body = {"error": {"status": "UNAVAILABLE", "message": "the stream ended without a finish reason"}}
+            body = {
+                "error": {
+                    "status": "UNAVAILABLE",
+                    "message": "the stream ended without a finish reason",
+                }
+            }
             raise ProviderError(classify_http(0, {}, body), partial_text="".join(text))
         for call in calls:
             yield Delta(tool_call=call)
@@ -203,10 +228,13 @@ class Gemini(Provider):
         from google.genai import types
 
         client = self._client()
-        config = types.EmbedContentConfig(http_options=types.HttpOptions(timeout=int(timeout * 1000)))
+        config = types.EmbedContentConfig(
+            http_options=types.HttpOptions(timeout=int(timeout * 1000))
+        )
         try:
             resp = await with_timeout(
-                client.aio.models.embed_content(model=self.model, contents=inputs, config=config), timeout
+                client.aio.models.embed_content(model=self.model, contents=inputs, config=config),
+                timeout,
             )
         except Exception as exc:
             raise ProviderError(classify_genai(exc)) from exc

@@ -12,13 +12,15 @@ from tether.llm.providers.base import (
     Provider,
     Request,
     Result,
-    api_key as find_api_key,
     client_for_loop,
     env_first,
     finish_from,
     parse_arguments,
     require,
     with_timeout,
+)
+from tether.llm.providers.base import (
+    api_key as find_api_key,
 )
 from tether.llm.providers.sdk_errors import classify_stainless
 from tether.llm.types import FinishReason, Message, Tool, ToolCall, Usage
@@ -39,7 +41,11 @@ def chat_messages(messages: list[Message]) -> list[dict[str, Any]]:
             out.append({"role": "tool", "tool_call_id": m.tool_call_id or "", "content": m.content})
         elif m.role == "assistant" and m.tool_calls:
             calls = [
-                {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": json.dumps(c.arguments)}}
+                {
+                    "id": c.id,
+                    "type": "function",
+                    "function": {"name": c.name, "arguments": json.dumps(c.arguments)},
+                }
                 for c in m.tool_calls
             ]
             out.append({"role": "assistant", "content": m.content or None, "tool_calls": calls})
@@ -50,7 +56,10 @@ def chat_messages(messages: list[Message]) -> list[dict[str, Any]]:
 
 def chat_tools(tools: list[Tool]) -> list[dict[str, Any]]:
     return [
-        {"type": "function", "function": {"name": t.name, "description": t.description, "parameters": t.parameters}}
+        {
+            "type": "function",
+            "function": {"name": t.name, "description": t.description, "parameters": t.parameters},
+        }
         for t in tools
     ]
 
@@ -186,7 +195,9 @@ class OpenAIChat(Provider):
         usage = Usage()
         model: str | None = None
         try:
-            stream = await with_timeout(client.chat.completions.create(**params, stream=True, timeout=timeout), timeout)
+            stream = await with_timeout(
+                client.chat.completions.create(**params, stream=True, timeout=timeout), timeout
+            )
             iterator = stream.__aiter__()
             while True:
                 try:
@@ -229,7 +240,9 @@ class OpenAIChat(Provider):
     async def embed(self, inputs: list[str], timeout: float) -> tuple[list[list[float]], Usage]:
         client = self._client()
         try:
-            resp = await with_timeout(client.embeddings.create(model=self.model, input=inputs, timeout=timeout), timeout)
+            resp = await with_timeout(
+                client.embeddings.create(model=self.model, input=inputs, timeout=timeout), timeout
+            )
         except Exception as exc:
             raise ProviderError(classify_stainless(exc)) from exc
         vectors = [list(d.embedding) for d in sorted(resp.data, key=lambda d: d.index)]

@@ -28,12 +28,25 @@ def response_input(messages: list[Message]) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
     for m in messages:
         if m.role == "tool":
-            items.append({"type": "function_call_output", "call_id": m.tool_call_id or "", "output": m.content})
+            items.append(
+                {
+                    "type": "function_call_output",
+                    "call_id": m.tool_call_id or "",
+                    "output": m.content,
+                }
+            )
             continue
         if m.content or not m.tool_calls:
             items.append({"role": m.role, "content": m.content})
         for c in m.tool_calls:
-            items.append({"type": "function_call", "call_id": c.id, "name": c.name, "arguments": json.dumps(c.arguments)})
+            items.append(
+                {
+                    "type": "function_call",
+                    "call_id": c.id,
+                    "name": c.name,
+                    "arguments": json.dumps(c.arguments),
+                }
+            )
     return items
 
 
@@ -65,7 +78,9 @@ def _result(resp: Any) -> Result:
     raw: list[tuple[str, str, Any]] = []
     for item in resp.output or []:
         if item.type == "message":
-            text.extend(part.text for part in item.content if getattr(part, "type", "") == "output_text")
+            text.extend(
+                part.text for part in item.content if getattr(part, "type", "") == "output_text"
+            )
         elif item.type == "function_call":
             raw.append((item.call_id, item.name, item.arguments))
     calls, bad = collect_tool_calls(raw)
@@ -85,7 +100,9 @@ class OpenAIResponses(Provider):
     provider = "openai-responses"
     price_provider = "openai"
 
-    def __init__(self, model: str, *, base_url: str | None = None, api_key: str | None = None) -> None:
+    def __init__(
+        self, model: str, *, base_url: str | None = None, api_key: str | None = None
+    ) -> None:
         super().__init__(model)
         require("openai", "openai-responses", "openai")
         self.base_url = base_url or env_first("OPENAI_BASE_URL")
@@ -103,12 +120,25 @@ class OpenAIResponses(Provider):
         params: dict[str, Any] = {"model": self.model, "input": response_input(req.messages)}
         if req.tools:
             params["tools"] = [
-                {"type": "function", "name": t.name, "description": t.description, "parameters": t.parameters, "strict": False}
+                {
+                    "type": "function",
+                    "name": t.name,
+                    "description": t.description,
+                    "parameters": t.parameters,
+                    "strict": False,
+                }
                 for t in req.tools
             ]
         if req.schema is not None:
             schema, strict = strict_schema(req.schema)
-            params["text"] = {"format": {"type": "json_schema", "name": req.schema_name, "schema": schema, "strict": strict}}
+            params["text"] = {
+                "format": {
+                    "type": "json_schema",
+                    "name": req.schema_name,
+                    "schema": schema,
+                    "strict": strict,
+                }
+            }
         if req.max_tokens is not None:
             params["max_output_tokens"] = req.max_tokens
         if req.temperature is not None:
@@ -119,7 +149,9 @@ class OpenAIResponses(Provider):
     async def complete(self, request: Request, timeout: float) -> Result:
         client = self._client()
         try:
-            resp = await with_timeout(client.responses.create(**self._params(request), timeout=timeout), timeout)
+            resp = await with_timeout(
+                client.responses.create(**self._params(request), timeout=timeout), timeout
+            )
         except Exception as exc:
             raise ProviderError(classify_stainless(exc)) from exc
         return _result(resp)
@@ -130,7 +162,8 @@ class OpenAIResponses(Provider):
         final: Any = None
         try:
             stream = await with_timeout(
-                client.responses.create(**self._params(request), stream=True, timeout=timeout), timeout
+                client.responses.create(**self._params(request), stream=True, timeout=timeout),
+                timeout,
             )
             iterator = stream.__aiter__()
             while True:
@@ -146,14 +179,24 @@ class OpenAIResponses(Provider):
                     final = event.response
                 elif kind in ("error", "response.failed"):
                     err = getattr(getattr(event, "response", None), "error", None) or event
-                    body = {"error": {"code": getattr(err, "code", None), "message": getattr(err, "message", "")}}
+                    body = {
+                        "error": {
+                            "code": getattr(err, "code", None),
+                            "message": getattr(err, "message", ""),
+                        }
+                    }
                     raise ProviderError(classify_http(0, {}, body), partial_text="".join(text))
         except ProviderError:
             raise
         except Exception as exc:
             raise ProviderError(classify_stainless(exc), partial_text="".join(text)) from exc
         if final is None:
-            body = {"error": {"type": "server_error", "message": "the stream ended without response.completed"}}
+            body = {
+                "error": {
+                    "type": "server_error",
+                    "message": "the stream ended without response.completed",
+                }
+            }
             raise ProviderError(classify_http(0, {}, body), partial_text="".join(text))
         result = _result(final)
         for call in result.tool_calls:

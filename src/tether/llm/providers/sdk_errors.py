@@ -59,7 +59,11 @@ def classify_genai(exc: BaseException) -> Classification:
         if isinstance(details, dict) and "error" in details:
             body: Any = details
         else:
-            err = {"code": code, "status": getattr(exc, "status", None), "message": getattr(exc, "message", "")}
+            err = {
+                "code": code,
+                "status": getattr(exc, "status", None),
+                "message": getattr(exc, "message", ""),
+            }
             body = {"error": err}
         return classify_http(code, _headers(exc), body)
     return classify_transport(exc)

@@ -1,0 +1,307 @@
+"""The retry / fail-over policy of one logical call: which model to try next, and when.
+
+One ``CallState`` lives for one call. It walks the chain ``[model, *fallbacks]``:
+
+- a failure classified ``retry`` puts its route to sleep for the server's delay (or an
+  exponential backoff with jitter) -- and if another route is ready meanwhile, that one is
+  tried at once instead of sleeping;
+- a delay longer than what is left of the deadline, a per-day quota, an exhausted billing
+  quota or an auth failure retire the route at once (auth and quota retire every route of
+  the same provider and endpoint: they share the key);
+- a read timeout is retried on the same route once, then the route is retired;
+- context too long retires every route whose context window is not larger;
+- an open circuit makes a route wait for its half-open probe (never past the deadline).
+
+Re-asks for invalid output are counted apart from all of this.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from tether.llm.circuit import CircuitBreaker, Permit
+from tether.llm.classify import CIRCUIT_KINDS, Action, Classification, ErrorKind
+from tether.llm.errors import (
+    ContentFiltered,
+    ContextLengthExceeded,
+    CostLimitExceeded,
+    LLMCallFailed,
+    LLMDeadlineExceeded,
+)
+from tether.llm.prices import PriceTable
+from tether.llm.providers import Provider
+from tether.llm.types import AttemptRecord, Usage
+
+_BACKOFF_BASE = {ErrorKind.OVERLOADED: 1.0, ErrorKind.RATE_LIMITED: 1.0}
+_BACKOFF_CAP = 8.0
+
+
+class Budget:
+    """A spend limit shared by several calls (for example every call of one run)."""
+
+    def __init__(self, limit_usd: float | None, spent_usd: float = 0.0) -> None:
+        self.limit_usd = limit_usd
+        self.spent_usd = spent_usd
+
+    def exhausted(self) -> bool:
+        return self.limit_usd is not None and self.spent_usd >= self.limit_usd
+
+
+@dataclass
+class Route:
+    spec: str
+    provider: Provider
+    context_window: int | None
+    failures: int = 0
+    timeouts: int = 0
+    ready_at: float = 0.0
+    dead: str | None = None
+
+    @property
+    def key(self) -> str:
+        return self.spec
+
+
+@dataclass
+class Policy:
+    deadline: float = 120.0
+    timeout: float = 60.0
+    max_attempts: int = 3
+    max_reasks: int = 2
+    max_cost_usd: float | None = None
+    budget: Budget | None = None
+    breaker: CircuitBreaker | None = None
+    prices: PriceTable | None = None
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], Awaitable[None]] | None = None
+    on_attempt: Callable[[AttemptRecord], None] | None = None
+    rng: random.Random = field(default_factory=random.Random)
+
+
+class CallState:
+    def __init__(self, routes: list[Route], policy: Policy) -> None:
+        self.routes = routes
+        self.p = policy
+        self.started = policy.clock()
+        self.deadline_at = self.started + policy.deadline
+        self.attempts: list[AttemptRecord] = []
+        self.last: Classification | None = None
+        self.reasks = 0
+        self.slept = 0.0
+
+    # ---------------------------------------------------------------- bookkeeping
+
+    @property
+    def spent(self) -> float:
+        return sum(a.cost_usd or 0.0 for a in self.attempts)
+
+    def remaining(self) -> float:
+        return self.deadline_at - self.p.clock()
+
+    def record(
+        self,
+        route: Route,
+        started: float,
+        *,
+        ok: bool,
+        usage: Usage | None = None,
+        cls: Classification | None = None,
+        action: str | None = None,
+        error_type: str | None = None,
+    ) -> AttemptRecord:
+        usage = usage or Usage()
+        cost = None
+        if self.p.prices is not None:
+            cost = self.p.prices.cost(route.provider.price_provider, route.provider.model, usage)
+        rec = AttemptRecord(
+            number=len(self.attempts) + 1,
+            model=route.spec,
+            provider=route.provider.provider,
+            started_at=time.time() - (self.p.clock() - started),
+            duration_s=round(self.p.clock() - started, 6),
+            ok=ok,
+            error_class=cls.kind.value if cls else None,
+            error_type=error_type,
+            error_message=cls.summary() if cls else None,
+            status=cls.status if cls else None,
+            action=action,
+            retry_after_s=cls.retry_after if cls else None,
+            usage=usage,
+            cost_usd=cost,
+        )
+        self.attempts.append(rec)
+        if self.p.budget is not None and cost:
+            self.p.budget.spent_usd += cost
+        if self.p.on_attempt is not None:
+            self.p.on_attempt(rec)
+        return rec
+
+    def fail(self, cls: Classification | None, reason: str) -> LLMCallFailed:
+        kind = cls.kind if cls else None
+        text = f"LLM call failed: {reason}"
+        if cls is not None:
+            text += f" (last error: {cls.summary()})"
+        text += f"; {len(self.attempts)} attempt(s) over {self.p.clock() - self.started:.1f}s"
+        if kind is ErrorKind.CONTEXT_LENGTH_EXCEEDED:
+            return ContextLengthExceeded(
+                text + ". Shorten the messages or add a larger-context model to fallbacks",
+                kind=kind,
+                attempts=self.attempts,
+            )
+        if kind is ErrorKind.CONTENT_FILTERED:
+            return ContentFiltered(text, kind=kind, attempts=self.attempts)
+        return LLMCallFailed(text, kind=kind, attempts=self.attempts)
+
+    # ---------------------------------------------------------------- choosing
+
+    async def next_route(self) -> tuple[Route, Permit]:
+        """The route to try now, after any wait; raises when nothing is left to try."""
+        breaker = self.p.breaker
+        while True:
+            now = self.p.clock()
+            if now >= self.deadline_at:
+                raise LLMDeadlineExceeded(
+                    self.fail(self.last, f"the deadline of {self.p.deadline:g}s ran out").args[0],
+                    kind=self.last.kind if self.last else None,
+                    attempts=self.attempts,
+                )
+            if self.p.max_cost_usd is not None and self.spent >= self.p.max_cost_usd:
+                raise CostLimitExceeded(
+                    f"LLM call stopped: max_cost_usd={self.p.max_cost_usd} reached "
+                    f"(spent ${self.spent:.6f} over {len(self.attempts)} attempt(s))",
+                    kind=self.last.kind if self.last else None,
+                    attempts=self.attempts,
+                )
+            if self.p.budget is not None and self.p.budget.exhausted():
+                raise CostLimitExceeded(
+                    f"LLM call stopped: the run's budget of ${self.p.budget.limit_usd} is spent",
+                    kind=self.last.kind if self.last else None,
+                    attempts=self.attempts,
+                )
+            live = [r for r in self.routes if r.dead is None]
+            if not live:
+                raise self.fail(self.last, "every model in the chain was tried")
+            ready = [r for r in live if r.ready_at <= now]
+            if ready:
+                route = ready[0]
+                permit = breaker.before_call(route.key) if breaker else Permit(True)
+                if permit.allowed:
+                    return route, permit
+                # Open circuit: wait for its probe, unless another route is ready.
+                route.ready_at = max(route.ready_at, now + max(0.0, permit.retry_at - time.time()))
+                continue
+            wake = min(r.ready_at for r in live)
+            if wake >= self.deadline_at:
+                raise LLMDeadlineExceeded(
+                    self.fail(
+                        self.last,
+                        f"the next try would start after the {self.p.deadline:g}s deadline",
+                    ).args[0],
+                    kind=self.last.kind if self.last else None,
+                    attempts=self.attempts,
+                )
+            await self._sleep(wake - now)
+
+    async def _sleep(self, seconds: float) -> None:
+        self.slept += seconds
+        if self.p.sleep is not None:
+            await self.p.sleep(seconds)
+        else:
+            import asyncio
+
+            await asyncio.sleep(seconds)
+
+    def attempt_timeout(self) -> float:
+        return max(0.001, min(self.p.timeout, self.remaining()))
+
+    # ---------------------------------------------------------------- outcomes
+
+    def success(self, route: Route, permit: Permit) -> None:
+        if self.p.breaker is not None:
+            self.p.breaker.record_success(route.key)
+
+    def failed(
+        self,
+        route: Route,
+        permit: Permit,
+        started: float,
+        cls: Classification,
+        *,
+        usage: Usage | None = None,
+        exc: BaseException | None = None,
+        raise_on_fail: bool = True,
+    ) -> str:
+        """Record a failed attempt and act on it; raises when the call must stop now."""
+        action = self.failure(route, permit, cls)
+        error_type = type(exc.__cause__ or exc).__name__ if exc is not None else None
+        self.record(
+            route, started, ok=False, usage=usage, cls=cls, action=action, error_type=error_type
+        )
+        if action == Action.FAIL.value and raise_on_fail:
+            raise self.fail(cls, "the error is not retriable") from exc
+        return action
+
+    def failure(self, route: Route, permit: Permit, cls: Classification) -> str:
+        """Act on a failed attempt; returns the action taken (for the attempt record)."""
+        self.last = cls
+        now = self.p.clock()
+        breaker = self.p.breaker
+        if breaker is not None:
+            if cls.kind in CIRCUIT_KINDS:
+                breaker.record_failure(route.key)
+            elif permit.probe:
+                breaker.release_probe(route.key)
+        action = cls.action
+        if action is Action.FAIL or action is Action.REASK:
+            return action.value
+        if action is Action.FAILOVER:
+            shared = cls.kind in (ErrorKind.AUTH, ErrorKind.QUOTA_EXHAUSTED) and not cls.per_day
+            for r in self.routes:
+                if r is route or (shared and _same_account(r, route)):
+                    r.dead = cls.kind.value
+            return action.value
+        if action is Action.COMPACT_OR_UPGRADE:
+            window = cls.context_window or route.context_window
+            needed = cls.requested_tokens
+            for r in self.routes:
+                too_small = r.context_window is not None and (
+                    (window is not None and r.context_window <= window)
+                    or (needed is not None and r.context_window < needed)
+                )
+                if r is route or too_small:
+                    r.dead = cls.kind.value
+            return action.value
+        # RETRY
+        route.failures += 1
+        if cls.kind is ErrorKind.TIMEOUT:
+            route.timeouts += 1
+        delay = cls.retry_after
+        if delay is None:
+            base = _BACKOFF_BASE.get(cls.kind, 0.5)
+            delay = min(_BACKOFF_CAP, base * 2 ** (route.failures - 1)) * self.p.rng.uniform(
+                0.75, 1.0
+            )
+        if (
+            route.failures >= self.p.max_attempts
+            or route.timeouts >= 2
+            or now + delay >= self.deadline_at
+        ):
+            route.dead = cls.kind.value
+            return Action.FAILOVER.value
+        route.ready_at = now + delay
+        return action.value
+
+
+def _same_account(a: Route, b: Route) -> bool:
+    pa, pb = a.provider, b.provider
+    return (
+        pa.provider == pb.provider
+        and getattr(pa, "base_url", None) == getattr(pb, "base_url", None)
+        and getattr(pa, "api_key", None) == getattr(pb, "api_key", None)
+    )
+
+
+__all__ = ["Budget", "CallState", "Policy", "Route"]

