@@ -171,8 +171,12 @@ def test_wait_for_event_lookback_and_if_expression(th: tether.Harness) -> None:
     @th.function()
     async def watch(ctx: tether.Context) -> Any:
         ev = await ctx.step.wait_for_event(
-            "big", event="price.changed", match="data.sku", if_="async.data.price > 10",
-            lookback=60, timeout=1,
+            "big",
+            event="price.changed",
+            match="data.sku",
+            if_="async.data.price > 10",
+            lookback=60,
+            timeout=1,
         )
         return ev.data if ev else None
 
