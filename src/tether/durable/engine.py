@@ -117,7 +117,9 @@ class Engine:
             if not self.active:
                 continue
             try:
-                asked = self.store.renew(self.owner, self.clock.now() + self.lease_ttl)
+                asked = self.store.renew(
+                    self.owner, list(self.active.copy()), self.clock.now() + self.lease_ttl
+                )
             except TetherError as exc:
                 log.warning("lease renewal failed: %s", exc)
                 continue

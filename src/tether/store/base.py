@@ -184,8 +184,8 @@ class Store(abc.ABC):
     def next_due(self, function_ids: Sequence[str]) -> float | None: ...
 
     @abc.abstractmethod
-    def renew(self, owner: str, until: float) -> list[str]:
-        """Extend every lease held by ``owner``; return ids of runs asked to cancel."""
+    def renew(self, owner: str, run_ids: Sequence[str], until: float) -> list[str]:
+        """Extend ``owner``'s leases on ``run_ids``; return ids of runs asked to cancel."""
 
     @abc.abstractmethod
     def release(self, run_id: str, token: int, now: float) -> None:

@@ -116,8 +116,17 @@ class SQLiteStore(Store):
         self._all: list[sqlite3.Connection] = []
         self._conns_lock = threading.Lock()
         self._write = self._connect()
+        # The writer never checkpoints the WAL itself (that would stall a step for
+        # milliseconds); a background thread copies the WAL into the database instead.
+        self._write.execute("PRAGMA wal_autocheckpoint=0")
         self._committer: GroupCommitter[sqlite3.Connection] = GroupCommitter(self._run_batch)
         self._closed = False
+        self._commits = 0
+        self._checkpoint_due = threading.Event()
+        self._checkpointer = threading.Thread(
+            target=self._checkpoint_loop, name="tether-wal-checkpoint", daemon=True
+        )
+        self._checkpointer.start()
 
     # -- connections --------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
@@ -163,6 +172,9 @@ class SQLiteStore(Store):
                 for op in ops:
                     op.result = op.fn(conn)
                 conn.execute("COMMIT")
+                self._commits += 1
+                if self._commits % 200 == 0:
+                    self._checkpoint_due.set()
             except BaseException:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
@@ -174,6 +186,23 @@ class SQLiteStore(Store):
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("PRAGMA synchronous=NORMAL")
 
+    def _checkpoint_loop(self) -> None:
+        conn: sqlite3.Connection | None = None
+        while not self._closed:
+            self._checkpoint_due.wait(1.0)
+            self._checkpoint_due.clear()
+            if self._closed:
+                break
+            try:
+                if conn is None:
+                    conn = sqlite3.connect(self.path, timeout=0.1, isolation_level=None)
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            except sqlite3.Error:
+                continue  # busy or closing: the next round copies the rest
+        if conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
+
     def _write_op(self, fn: Callable[[sqlite3.Connection], T], sync: bool = False) -> T:
         if self._closed:
             raise StoreError(f"the store {self.path} is closed")
@@ -181,6 +210,8 @@ class SQLiteStore(Store):
 
     def close(self) -> None:
         self._closed = True
+        self._checkpoint_due.set()
+        self._checkpointer.join(timeout=5)
         with self._conns_lock:
             conns, self._all = self._all, []
         for conn in conns:
@@ -475,19 +506,18 @@ class SQLiteStore(Store):
         )
         return float(rows[0][0]) if rows else None
 
-    def renew(self, owner: str, until: float) -> list[str]:
+    def renew(self, owner: str, run_ids: Sequence[str], until: float) -> list[str]:
+        if not run_ids:
+            return []
+        marks = ",".join("?" * len(run_ids))
+
         def op(conn: sqlite3.Connection) -> list[str]:
-            conn.execute(
-                "UPDATE runs SET due_at=? WHERE lease_owner=? AND status='running'", (until, owner)
-            )
-            return [
-                r[0]
-                for r in conn.execute(
-                    "SELECT id FROM runs WHERE lease_owner=? AND status='running' "
-                    "AND cancel_requested=1",
-                    (owner,),
-                )
-            ]
+            rows = conn.execute(
+                f"UPDATE runs SET due_at=? WHERE id IN ({marks}) AND lease_owner=? "
+                "AND status='running' RETURNING id, cancel_requested",
+                (until, *run_ids, owner),
+            ).fetchall()
+            return [r[0] for r in rows if r[1]]
 
         return self._write_op(op)
 

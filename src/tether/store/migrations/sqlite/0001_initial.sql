@@ -23,7 +23,7 @@ CREATE INDEX events_name_ts ON events (name, ts);
 CREATE INDEX events_received ON events (received_at);
 
 CREATE TABLE runs (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq INTEGER PRIMARY KEY,
     id TEXT NOT NULL UNIQUE,
     function_id TEXT NOT NULL,
     status TEXT NOT NULL,
@@ -51,10 +51,7 @@ CREATE TABLE runs (
 );
 CREATE INDEX runs_due ON runs (due_at) WHERE due_at IS NOT NULL;
 CREATE INDEX runs_function ON runs (function_id, seq);
-CREATE INDEX runs_status ON runs (status, seq);
-CREATE INDEX runs_owner ON runs (lease_owner) WHERE status = 'running';
 CREATE INDEX runs_idempotency ON runs (function_id, idempotency_key) WHERE idempotency_key IS NOT NULL;
-CREATE INDEX runs_ended ON runs (ended_at) WHERE ended_at IS NOT NULL;
 
 CREATE TABLE steps (
     run_id TEXT NOT NULL,
