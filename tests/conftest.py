@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import sqlite3
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,3 +31,19 @@ def vth(store_url: str) -> Iterator[tether.Harness]:
     harness = tether.Harness(store_url, clock=tether.VirtualClock())
     yield harness
     harness.close()
+
+
+@pytest.fixture
+def fresh_read(tmp_path: Path) -> Callable[..., list[Any]]:
+    """Query a store file through a new connection of its own, not tether's: what is on disk.
+
+    ``fresh_read(sql, *params, path=None)``; the default path is the ``store_url`` file."""
+
+    def read(sql: str, *params: Any, path: Path | str | None = None) -> list[Any]:
+        conn = sqlite3.connect(path or tmp_path / "tether.db")
+        try:
+            return conn.execute(sql, params).fetchall()
+        finally:
+            conn.close()
+
+    return read

@@ -271,24 +271,19 @@ class Harness:
         check_idempotency(idempotency, fid)
         if retries is not None and not isinstance(retries, Retry):
             raise ConfigurationError(f"retries= takes tether.Retry(...), got {retries!r}")
-        handler: DurableFunction | None = None
-        if on_failure is not None:
-            handler = self._failure_handler(fid, on_failure)
+        timeout_s = None if timeout is None else seconds(timeout, "timeout")
         with self._lock:
-            if fid in self.functions:
-                existing = self.functions[fid].fn
-                where = f"{existing.__module__}.{existing.__qualname__}"
-                raise ConfigurationError(
-                    f"a function with id {fid!r} is already registered ({where}); give one of "
-                    "them another id: @th.function(id='...')"
-                )
+            self._check_new_id(fid, func)
+            handler: DurableFunction | None = None
+            if on_failure is not None:
+                handler = self._failure_handler(fid, on_failure)
             fdef = DurableFunction(
                 id=fid,
                 fn=func,
                 is_async=inspect.iscoroutinefunction(func),
                 triggers=triggers,
                 retries=retries or Retry(),
-                timeout=None if timeout is None else seconds(timeout, "timeout"),
+                timeout=timeout_s,
                 idempotency=idempotency,
                 on_failure=handler,
                 source_hash=source_hash(func),
@@ -300,6 +295,15 @@ class Harness:
             if self._store is not None:
                 self._store.register_functions([fdef.describe()], self.clock.now())
         return fdef
+
+    def _check_new_id(self, fid: str, func: Callable[..., Any]) -> None:
+        if fid in self.functions:
+            existing = self.functions[fid].fn
+            raise ConfigurationError(
+                f"a function with id {fid!r} is already registered ({_place(existing)}); "
+                f"{_place(func)} cannot take it too. Give one of them another id: "
+                "@th.function(id='...')"
+            )
 
     def _failure_handler(self, fid: str, handler: Any) -> DurableFunction:
         if isinstance(handler, DurableFunction):
@@ -372,14 +376,22 @@ class Harness:
             unknown = set(item) - {"name", "data", "id", "ts"}
             name = item.get("name")
             data = item.get("data", {})
-            if unknown or not isinstance(name, str) or not name or not isinstance(data, dict):
+            problem = None
+            if unknown:
+                problem = f"unknown keys {sorted(unknown)}"
+            elif name is None:
+                problem = "no 'name'"
+            elif not isinstance(name, str) or not name:
+                problem = f"'name' must be a non-empty string, got {name!r}"
+            elif not isinstance(data, dict):
+                problem = f"'data' is a {type(data).__name__}, not a dict"
+            if problem:
                 raise InvalidEventError(
-                    f"event #{index} {str(item)[:120]} is not an event: expected "
+                    f"event #{index} {str(item)[:120]} is not an event ({problem}): expected "
                     "{'name': str, 'data': dict, 'id': optional str, 'ts': optional datetime}"
-                    + (f"; unknown keys {sorted(unknown)}" if unknown else "")
                 )
             try:
-                return Event(name, data, item.get("id"), item.get("ts"))
+                return Event(str(name), data, item.get("id"), item.get("ts"))
             except Exception as exc:
                 raise InvalidEventError(f"event #{index} is not valid: {exc}") from None
         raise InvalidEventError(
@@ -476,7 +488,10 @@ class Harness:
         try:
             return dumps(data)
         except (TypeError, ValueError) as exc:
-            raise InvalidEventError(f"run data cannot be stored as JSON: {exc}") from None
+            raise InvalidEventError(
+                f"run data cannot be stored as JSON: {exc}; pass JSON values only (convert "
+                "datetimes, sets and objects first) or a pydantic model"
+            ) from None
 
     def _create(
         self, fn: Any, data: Any, run_id: str | None, claim: bool
@@ -629,6 +644,10 @@ class Harness:
         from tether.durable.replay import check_runs
 
         return check_runs(self, limit)
+
+
+def _place(fn: Callable[..., Any]) -> str:
+    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
 
 
 def _epoch(ts: datetime) -> float:
