@@ -34,6 +34,18 @@ from tether.errors import (
     StoreLocked,
     TetherError,
 )
+from tether.flow.controls import (
+    Batch,
+    CancelOn,
+    Concurrency,
+    Debounce,
+    Priority,
+    RateLimit,
+    Singleton,
+    Throttle,
+    cancel_on,
+)
+from tether.flow.cron import on_cron
 from tether.harness import Harness
 from tether.records import Attempt, Event, Run, RunStatus, Step
 
@@ -41,9 +53,13 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Attempt",
+    "Batch",
+    "CancelOn",
     "Clock",
+    "Concurrency",
     "ConfigurationError",
     "Context",
+    "Debounce",
     "DurableFunction",
     "Event",
     "FunctionNotFound",
@@ -51,6 +67,8 @@ __all__ = [
     "InvalidEventError",
     "NonDeterminismError",
     "NonRetriableError",
+    "Priority",
+    "RateLimit",
     "Retry",
     "RetryAfterError",
     "Run",
@@ -60,6 +78,7 @@ __all__ = [
     "RunStatus",
     "RunTimeout",
     "SchemaVersionError",
+    "Singleton",
     "Step",
     "StepFailed",
     "StepOutputError",
@@ -69,8 +88,11 @@ __all__ = [
     "StoreLocked",
     "SyncContext",
     "TetherError",
+    "Throttle",
     "VirtualClock",
     "Worker",
     "__version__",
+    "cancel_on",
+    "on_cron",
     "on_event",
 ]

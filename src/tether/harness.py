@@ -38,8 +38,10 @@ from tether.errors import (
     RunTimeout,
     TetherError,
 )
+from tether.flow.cron import CRON_EVENT, CronTrigger
 from tether.flow.expr import evaluate
 from tether.flow.keys import evaluate_key
+from tether.flow.plan import check_flow, flow_plan
 from tether.records import TERMINAL_STATUSES, Event, Run, RunStatus
 from tether.store import Store, open_store
 from tether.store.base import Accepted, EventRow, NewRun
@@ -216,23 +218,6 @@ class Harness:
 
         ``async def`` functions get a ``tether.Context``; plain ``def`` functions a
         ``tether.SyncContext`` and run on a worker thread."""
-        flow = dict(
-            concurrency=concurrency,
-            singleton=singleton,
-            throttle=throttle,
-            rate_limit=rate_limit,
-            debounce=debounce,
-            priority=priority,
-            batch=batch,
-        )
-        used = [name for name in _FLOW_ARGS if flow[name] is not None]
-        if cancel_on:
-            used.append("cancel_on")
-        if used:
-            raise ConfigurationError(
-                f"flow control ({', '.join(used)}) is not available in this version of tether; "
-                "remove the argument(s) to register the function"
-            )
 
         def register(func: Callable[..., Any]) -> DurableFunction:
             return self._register(
@@ -243,6 +228,16 @@ class Harness:
                 timeout=timeout,
                 idempotency=idempotency,
                 on_failure=on_failure,
+                flow=dict(
+                    concurrency=concurrency,
+                    singleton=singleton,
+                    throttle=throttle,
+                    rate_limit=rate_limit,
+                    debounce=debounce,
+                    priority=priority,
+                    batch=batch,
+                    cancel_on=cancel_on,
+                ),
             )
 
         return register(fn) if fn is not None else register
@@ -257,6 +252,7 @@ class Harness:
         timeout: Duration | None,
         idempotency: Any,
         on_failure: Any,
+        flow: dict[str, Any] | None = None,
     ) -> DurableFunction:
         if isinstance(func, DurableFunction):
             func = func.fn
@@ -267,8 +263,9 @@ class Harness:
             raise ConfigurationError(
                 f"function id {fid!r} is not valid: use a non-empty string without '/'"
             )
-        triggers = normalise_triggers(trigger)
+        triggers, crons = normalise_triggers(trigger)
         check_idempotency(idempotency, fid)
+        controls = check_flow(flow or {})
         if retries is not None and not isinstance(retries, Retry):
             raise ConfigurationError(f"retries= takes tether.Retry(...), got {retries!r}")
         timeout_s = None if timeout is None else seconds(timeout, "timeout")
@@ -287,6 +284,8 @@ class Harness:
                 idempotency=idempotency,
                 on_failure=handler,
                 source_hash=source_hash(func),
+                crons=crons,
+                **controls,
             )
             self.functions[fid] = fdef
             for trig in triggers:
@@ -440,7 +439,9 @@ class Harness:
                 key = dumps(
                     evaluate_key(fdef.idempotency, event, function_id=fdef.id, what="idempotency")
                 )
-            runs.append(self._new_run(fdef.id, row, key, fdef.timeout))
+            new = self._new_run(fdef.id, row, key, fdef.timeout)
+            new.flow = flow_plan(fdef, event)
+            runs.append(new)
         for reg in remote:
             if reg["trigger"]["event"] != row.name:
                 continue
@@ -472,6 +473,23 @@ class Harness:
             version=self.version,
             idempotency_key=key,
             timeout_s=timeout,
+        )
+
+    def cron_run(self, fdef: DurableFunction, cron: CronTrigger, name: str, tick: float) -> NewRun:
+        """The run of one cron tick: its id is derived from the tick, so it exists once."""
+        now = self.clock.now()
+        data = {"cron": cron.expression, "tz": cron.tz, "tick": _iso(tick)}
+        return NewRun(
+            id=f"cron:{name}:{int(tick)}",
+            function_id=fdef.id,
+            event_name=CRON_EVENT,
+            input=dumps(data),
+            event_id=None,
+            event_ts=tick,
+            due_at=max(tick, now) if tick <= now else tick,
+            version=self.version,
+            timeout_s=fdef.timeout,
+            flow=flow_plan(fdef, Event(CRON_EVENT, data)),
         )
 
     # -- starting runs -------------------------------------------------------------------
@@ -517,6 +535,8 @@ class Harness:
                 evaluate_key(fdef.idempotency, event, function_id=fdef.id, what="idempotency")
             )
             run.idempotency_key = key
+        if fdef.has_flow:
+            run.flow = flow_plan(fdef, Event(INVOKED_EVENT, loads(payload)))
         engine = self.engine
         rid, _created, got = self.store.create_run(
             run, now, owner=engine.owner if claim else None, ttl=engine.lease_ttl
@@ -654,6 +674,10 @@ def _epoch(ts: datetime) -> float:
     if ts.tzinfo is None:
         ts = ts.replace(tzinfo=UTC)
     return ts.timestamp()
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat()
 
 
 def _is_iterable(value: Any) -> bool:

@@ -65,7 +65,7 @@ class _ContextBase:
     @property
     def events(self) -> list[Event]:
         """Every event of this run (one, unless the function batches events)."""
-        return [self._ex.event]
+        return list(self._ex.events)
 
     @property
     def attempt(self) -> int:

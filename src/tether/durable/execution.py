@@ -72,6 +72,13 @@ class RunExecution:
         self.memo = memo
         self.check_only = check_only
         self.event = Event(claim.event_name, loads(claim.input), claim.event_id, None)
+        self.events = [self.event]
+        if claim.batch_events:
+            self.events = [
+                Event(e["name"], e.get("data") or {}, e.get("id"))
+                for e in loads(claim.batch_events)
+            ]
+            self.event = self.events[0]
         self.recorded = sorted(
             (r for r in memo.values() if r.kind not in MARKER_KINDS), key=lambda r: r.seq
         )

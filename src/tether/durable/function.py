@@ -10,6 +10,17 @@ from typing import Any
 
 from tether.durable.retry import Retry
 from tether.errors import ConfigurationError
+from tether.flow.controls import (
+    Batch,
+    CancelOn,
+    Concurrency,
+    Debounce,
+    Priority,
+    RateLimit,
+    Singleton,
+    Throttle,
+)
+from tether.flow.cron import CronTrigger
 from tether.flow.expr import compile_expr
 from tether.flow.keys import KeyExpr, check_expr
 
@@ -60,6 +71,28 @@ class DurableFunction:
     idempotency: KeyExpr | None
     on_failure: DurableFunction | Callable[..., Any] | None
     source_hash: str = field(default="")
+    concurrency: tuple[Concurrency, ...] = ()
+    singleton: Singleton | None = None
+    throttle: Throttle | None = None
+    rate_limit: RateLimit | None = None
+    debounce: Debounce | None = None
+    priority: Priority | None = None
+    batch: Batch | None = None
+    cancel_on: tuple[CancelOn, ...] = ()
+    crons: tuple[CronTrigger, ...] = ()
+
+    @property
+    def has_flow(self) -> bool:
+        return bool(
+            self.concurrency
+            or self.singleton
+            or self.throttle
+            or self.rate_limit
+            or self.debounce
+            or self.priority
+            or self.batch
+            or self.cancel_on
+        )
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.fn(*args, **kwargs)
@@ -67,7 +100,7 @@ class DurableFunction:
     def describe(self) -> dict[str, Any]:
         return {
             "id": self.id,
-            "triggers": [t.describe() for t in self.triggers],
+            "triggers": [t.describe() for t in self.triggers] + [c.describe() for c in self.crons],
             "idempotency": self.idempotency if isinstance(self.idempotency, str) else None,
             "version": self.source_hash,
         }
@@ -81,21 +114,27 @@ def source_hash(fn: Callable[..., Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def normalise_triggers(trigger: Any) -> tuple[EventTrigger, ...]:
+def normalise_triggers(trigger: Any) -> tuple[tuple[EventTrigger, ...], tuple[CronTrigger, ...]]:
+    """Split ``trigger=`` into event triggers and cron triggers."""
     if trigger is None:
-        return ()
+        return (), ()
     items: Sequence[Any] = trigger if isinstance(trigger, list | tuple) else [trigger]
-    out = []
+    events: list[EventTrigger] = []
+    crons: list[CronTrigger] = []
     for item in items:
         if isinstance(item, str):
             item = EventTrigger(item)
-        if not isinstance(item, EventTrigger):
+        if isinstance(item, EventTrigger):
+            events.append(item)
+        elif isinstance(item, CronTrigger):
+            crons.append(item)
+        else:
             raise ConfigurationError(
-                f"trigger={item!r} is not a trigger: use tether.on_event('name'), a list of "
-                "them, or None for a function that is only invoked"
+                f"trigger={item!r} is not a trigger: use tether.on_event('name'), "
+                "tether.on_cron('*/5 * * * *'), a list of them, or None for a function "
+                "that is only invoked"
             )
-        out.append(item)
-    return tuple(out)
+    return tuple(events), tuple(crons)
 
 
 def check_idempotency(expr: Any, function_id: str) -> None:

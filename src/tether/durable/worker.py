@@ -111,11 +111,13 @@ class Worker:
         try:
             while not self._stopping:
                 function_ids = list(harness.functions)
+                keyed = any(f.concurrency for f in harness.functions.values())
+                self._schedule_crons()
                 free = self.concurrency - len(self._tasks)
                 claimed = 0
                 if free > 0 and function_ids:
                     claims = store.claim(
-                        engine.owner, free, function_ids, clock.now(), engine.lease_ttl
+                        engine.owner, free, function_ids, clock.now(), engine.lease_ttl, keyed
                     )
                     claimed = len(claims)
                     for claim in claims:
@@ -141,6 +143,27 @@ class Worker:
         finally:
             engine.remove_waker(waker)
             self._waker = None
+
+    _cron_next: dict[str, float] | None = None
+
+    def _schedule_crons(self) -> None:
+        """Create the run of every due cron tick (exactly once across workers)."""
+        harness = self.harness
+        now = harness.clock.now()
+        if self._cron_next is None:
+            self._cron_next = {}
+        for fdef in list(harness.functions.values()):
+            for index, cron in enumerate(fdef.crons):
+                name = f"{fdef.id}#{index}"
+                if self._cron_next.get(name, 0.0) > now:
+                    continue
+                _, cursor = harness.store.schedule_cron(
+                    name,
+                    lambda last, c=cron: c.ticks(last, now),  # type: ignore[misc]
+                    lambda tick, f=fdef, c=cron, n=name: harness.cron_run(f, c, n, tick),  # type: ignore[misc]
+                    now,
+                )
+                self._cron_next[name] = cursor
 
     def _done(self, task: asyncio.Task[str]) -> None:
         self._tasks.pop(task, None)

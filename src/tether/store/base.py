@@ -24,6 +24,34 @@ class EventRow:
 
 
 @dataclass(slots=True)
+class FlowPlan:
+    """Flow-control decisions to take when a run is created (keys already evaluated)."""
+
+    concurrency: list[tuple[str, int]] = field(default_factory=list)  # (key, limit), <= 2
+    singleton: tuple[str, str] | None = None  # (key, mode)
+    throttle: tuple[str, int, float] | None = None  # (key, limit, period)
+    rate: tuple[str, int, float] | None = None  # (key, limit, period)
+    debounce: tuple[str, float, float | None] | None = None  # (key, period, max_wait)
+    batch: tuple[str, int, float] | None = None  # (key, max_size, timeout)
+    priority: float = 0.0
+    cancel_waits: list[tuple[str, str | None, str | None, float | None]] = field(
+        default_factory=list
+    )  # (event, match path, match value JSON, timeout)
+
+    @property
+    def delays_start(self) -> bool:
+        """True when the run may not start at once (so it must not be claimed at creation)."""
+        return bool(
+            self.concurrency
+            or self.singleton
+            or self.throttle
+            or self.rate
+            or self.debounce
+            or self.batch
+        )
+
+
+@dataclass(slots=True)
 class NewRun:
     id: str
     function_id: str
@@ -40,6 +68,7 @@ class NewRun:
     timeout_s: float | None = None
     status: str = "queued"
     reason: str | None = None
+    flow: FlowPlan | None = None
 
 
 @dataclass(slots=True)
@@ -58,6 +87,7 @@ class Claim:
     cancel_requested: bool
     created_at: float
     started_at: float
+    batch_events: str | None = None
 
 
 @dataclass(slots=True)
@@ -174,8 +204,27 @@ class Store(abc.ABC):
     # -- claiming and leases ------------------------------------------------------------
     @abc.abstractmethod
     def claim(
-        self, owner: str, limit: int, function_ids: Sequence[str], now: float, ttl: float
-    ) -> list[Claim]: ...
+        self,
+        owner: str,
+        limit: int,
+        function_ids: Sequence[str],
+        now: float,
+        ttl: float,
+        keyed: bool = False,
+    ) -> list[Claim]:
+        """Lease up to ``limit`` due runs. ``keyed``: some of these functions have
+        concurrency limits, which the claim must respect."""
+
+    @abc.abstractmethod
+    def schedule_cron(
+        self,
+        function_id: str,
+        ticks: Callable[[float], list[float]],
+        make: Callable[[float], NewRun],
+        now: float,
+    ) -> tuple[list[str], float]:
+        """Create the runs of a cron function's due ticks (and the next one), exactly once
+        across workers; return the ids created and the next tick already scheduled."""
 
     @abc.abstractmethod
     def claim_run(self, run_id: str, owner: str, now: float, ttl: float) -> Claim | None: ...

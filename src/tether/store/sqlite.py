@@ -29,6 +29,7 @@ from tether.errors import (
 from tether.flow.expr import evaluate
 from tether.flow.keys import read_path
 from tether.records import TERMINAL_STATUSES, Run
+from tether.store import sqlite_flow
 from tether.store.base import (
     Accepted,
     AttemptWrite,
@@ -49,7 +50,7 @@ DAY = 86400.0
 
 _CLAIM_COLUMNS = (
     "id, function_id, lease_token, event_name, input, event_id, event_ts, version, "
-    "deadline_at, cancel_requested, created_at, started_at"
+    "deadline_at, cancel_requested, created_at, started_at, batch_events"
 )
 _CLAIM_SET = (
     "status='running', lease_owner=?, lease_token=lease_token+1, due_at=?, "
@@ -60,6 +61,18 @@ _RUN_INSERT = (
     "created_at, started_at, due_at, lease_owner, lease_token, timeout_s, deadline_at, "
     "parent_id, parent_step, replay_of, version, idempotency_key, reason, ended_at) "
     "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(id) DO NOTHING"
+)
+_COUNT = (
+    "(SELECT count(*) FROM runs r WHERE r.ckey1=runs.{k} AND r.status='running') + "
+    "(SELECT count(*) FROM runs r WHERE r.ckey2=runs.{k} AND r.status='running')"
+)
+_COUNT1 = f"CASE WHEN ckey1 IS NULL THEN 0 ELSE {_COUNT.format(k='ckey1')} END"
+_COUNT2 = f"CASE WHEN ckey2 IS NULL THEN 0 ELSE {_COUNT.format(k='ckey2')} END"
+# A run may start when each of its concurrency keys has a free slot (a takeover of a
+# running run is already counted).
+_KEYS_FREE = (
+    f"(status='running' OR ((ckey1 IS NULL OR {_COUNT1} < climit1) AND "
+    f"(ckey2 IS NULL OR {_COUNT2} < climit2)))"
 )
 _STEP_UPSERT = (
     "INSERT INTO steps (run_id, step_id, seq, kind, status, output, error, started_at, "
@@ -293,7 +306,9 @@ class SQLiteStore(Store):
         now: float,
         owner: str | None = None,
         ttl: float = 0.0,
-    ) -> tuple[str, bool]:
+    ) -> tuple[str, bool, str | None]:
+        """Insert a run after its flow-control decisions. Returns (run id, created,
+        decision), the id being an existing run's when the trigger folded into it."""
         if run.idempotency_key is not None:
             row = conn.execute(
                 "SELECT id FROM runs WHERE function_id=? AND idempotency_key=? AND created_at>? "
@@ -301,7 +316,13 @@ class SQLiteStore(Store):
                 (run.function_id, run.idempotency_key, now - DAY),
             ).fetchone()
             if row:
-                return row[0], False
+                return row[0], False, f"idempotency: run {row[0]} has this key"
+        if run.flow is not None:
+            folded = sqlite_flow.decide(conn, run, now)
+            if folded is not None:
+                return folded[0], False, folded[1]
+            if run.status != "queued":
+                owner = None
         claimed = owner is not None
         terminal = run.status in TERMINAL_STATUSES
         cur = conn.execute(
@@ -330,7 +351,10 @@ class SQLiteStore(Store):
                 now if terminal else None,
             ),
         )
-        return run.id, cur.rowcount == 1
+        created = cur.rowcount == 1
+        if created and run.flow is not None:
+            sqlite_flow.after_insert(conn, run, now)
+        return run.id, created, run.reason if run.status == "skipped" else None
 
     def accept(self, events: Sequence[EventRow], plan: Planner, now: float) -> list[Accepted]:
         def op(conn: sqlite3.Connection) -> list[Accepted]:
@@ -347,11 +371,23 @@ class SQLiteStore(Store):
                     out.append(Accepted(ev.id, True))
                     continue
                 run_ids = []
+                decisions = []
                 for new in plan(ev):
-                    rid, created = self._insert_run(conn, new, now)
+                    rid, created, decision = self._insert_run(conn, new, now)
                     if created:
                         run_ids.append(rid)
+                    if decision is not None:
+                        decisions.append(
+                            {"function": new.function_id, "run_id": rid, "decision": decision}
+                        )
                 self._wake_waiters(conn, ev, now)
+                doc = {"name": ev.name, "data": loads(ev.data), "id": ev.id}
+                for rid in sqlite_flow.cancel_by_event(conn, ev.name, doc, ev.id, now):
+                    decisions.append({"run_id": rid, "decision": "cancelled this run"})
+                if decisions:
+                    conn.execute(
+                        "UPDATE events SET decisions=? WHERE id=?", (dumps(decisions), ev.id)
+                    )
                 out.append(Accepted(ev.id, False, run_ids))
             return out
 
@@ -410,8 +446,9 @@ class SQLiteStore(Store):
             row = conn.execute("SELECT id FROM runs WHERE id=?", (run.id,)).fetchone()
             if row:
                 return run.id, False, None
-            rid, created = self._insert_run(conn, run, now, owner, ttl)
-            if not (created and owner):
+            owner_now = None if run.flow is not None and run.flow.delays_start else owner
+            rid, created, _ = self._insert_run(conn, run, now, owner_now, ttl)
+            if not (created and owner_now is not None):
                 return rid, created, None
             claim = Claim(
                 rid,
@@ -430,7 +467,7 @@ class SQLiteStore(Store):
             return rid, True, claim
 
         result = self._write_op(op)
-        if result[1] and owner is None:
+        if result[1] and result[2] is None:
             self.notify()
         return result
 
@@ -471,16 +508,38 @@ class SQLiteStore(Store):
     @staticmethod
     def _claims(rows: list[Any]) -> list[Claim]:
         return [
-            Claim(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], bool(r[9]), r[10], r[11])
+            Claim(
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                r[4],
+                r[5],
+                r[6],
+                r[7],
+                r[8],
+                bool(r[9]),
+                r[10],
+                r[11],
+                r[12],
+            )
             for r in rows
         ]
 
     def claim(
-        self, owner: str, limit: int, function_ids: Sequence[str], now: float, ttl: float
+        self,
+        owner: str,
+        limit: int,
+        function_ids: Sequence[str],
+        now: float,
+        ttl: float,
+        keyed: bool = False,
     ) -> list[Claim]:
         if not function_ids or limit <= 0:
             return []
         marks = ",".join("?" * len(function_ids))
+        if keyed:
+            return self._claim_keyed(owner, limit, function_ids, now, ttl)
         sql = (
             f"UPDATE runs SET {_CLAIM_SET} WHERE id IN (SELECT id FROM runs WHERE due_at<=? "
             f"AND function_id IN ({marks}) AND (lease_owner IS NULL OR lease_owner != ?) "
@@ -489,11 +548,84 @@ class SQLiteStore(Store):
         params = (owner, now + ttl, now, now, now, *function_ids, owner, limit)
         return self._claims(self._write_op(lambda c: c.execute(sql, params).fetchall()))
 
+    def _claim_keyed(
+        self, owner: str, limit: int, function_ids: Sequence[str], now: float, ttl: float
+    ) -> list[Claim]:
+        """Claim while honouring concurrency keys: candidates whose keys are saturated are
+        skipped in SQL; candidates sharing a key within this batch are counted here."""
+        marks = ",".join("?" * len(function_ids))
+        select = (
+            f"SELECT id, status, ckey1, climit1, ckey2, climit2, {_COUNT1}, {_COUNT2} "
+            f"FROM runs WHERE due_at<=? AND function_id IN ({marks}) "
+            f"AND (lease_owner IS NULL OR lease_owner != ?) AND {_KEYS_FREE} "
+            "ORDER BY due_at LIMIT ?"
+        )
+
+        def op(conn: sqlite3.Connection) -> list[Any]:
+            rows = conn.execute(select, (now, *function_ids, owner, limit * 4 + 16)).fetchall()
+            used: dict[str, int] = {}
+            picked: list[str] = []
+            for run_id, status, k1, l1, k2, l2, c1, c2 in rows:
+                if status != "running":  # a takeover is already counted as running
+                    slots = [(k, lim, c) for k, lim, c in ((k1, l1, c1), (k2, l2, c2)) if k]
+                    if any(c + used.get(k, 0) >= lim for k, lim, c in slots):
+                        continue
+                    for k, _, _ in slots:
+                        used[k] = used.get(k, 0) + 1
+                picked.append(run_id)
+                if len(picked) >= limit:
+                    break
+            if not picked:
+                return []
+            ids = ",".join("?" * len(picked))
+            return conn.execute(
+                f"UPDATE runs SET {_CLAIM_SET} WHERE id IN ({ids}) RETURNING {_CLAIM_COLUMNS}",
+                (owner, now + ttl, now, now, *picked),
+            ).fetchall()
+
+        return self._claims(self._write_op(op))
+
     def claim_run(self, run_id: str, owner: str, now: float, ttl: float) -> Claim | None:
-        sql = f"UPDATE runs SET {_CLAIM_SET} WHERE id=? AND due_at<=? RETURNING {_CLAIM_COLUMNS}"
+        sql = (
+            f"UPDATE runs SET {_CLAIM_SET} WHERE id=? AND due_at<=? AND {_KEYS_FREE} "
+            f"RETURNING {_CLAIM_COLUMNS}"
+        )
         params = (owner, now + ttl, now, now, run_id, now)
         claims = self._claims(self._write_op(lambda c: c.execute(sql, params).fetchall()))
         return claims[0] if claims else None
+
+    def schedule_cron(
+        self,
+        function_id: str,
+        ticks: Callable[[float], list[float]],
+        make: Callable[[float], NewRun],
+        now: float,
+    ) -> tuple[list[str], float]:
+        key = f"cron:{function_id}"
+
+        def op(conn: sqlite3.Connection) -> tuple[list[str], float]:
+            row = conn.execute("SELECT value FROM kv WHERE key=?", (key,)).fetchone()
+            last = float(row[0]) if row else now
+            if row is not None and last > now:
+                return [], last  # the next tick is already scheduled
+            created = []
+            due = ticks(last)
+            for tick in due:
+                rid, ok, _ = self._insert_run(conn, make(tick), now)
+                if ok:
+                    created.append(rid)
+            if due:
+                conn.execute(
+                    "INSERT INTO kv (key, value) VALUES (?, ?) "
+                    "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                    (key, repr(due[-1])),
+                )
+            return created, due[-1] if due else last
+
+        created, cursor = self._write_op(op)
+        if created:
+            self.notify()
+        return created, cursor
 
     def next_due(self, function_ids: Sequence[str]) -> float | None:
         if not function_ids:
