@@ -62,8 +62,9 @@ ACTIONS: dict[ErrorKind, Action] = {
     ErrorKind.INVALID_OUTPUT: Action.REASK,
 }
 
-#: Kinds that say the provider is unhealthy: they count towards opening its circuit.
-#: A 429 that came with a server delay is rate limiting, not a broken provider.
+#: Kinds that say the provider is unhealthy: they count towards opening its circuit, and so
+#: does a 429 without a server delay. A 429 that came with one is rate limiting, not a
+#: broken provider.
 CIRCUIT_KINDS = frozenset({ErrorKind.OVERLOADED, ErrorKind.SERVER_ERROR, ErrorKind.TIMEOUT})
 
 

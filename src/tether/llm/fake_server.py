@@ -98,7 +98,7 @@ class FakeLLMServer:
     def start(self) -> FakeLLMServer:
         if self._thread is None:
             self._thread = threading.Thread(
-                target=self._httpd.serve_forever, name="FakeLLMServer", daemon=True
+                target=self._httpd.serve_forever, args=(0.05,), name="FakeLLMServer", daemon=True
             )
             self._thread.start()
         return self

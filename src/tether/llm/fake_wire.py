@@ -79,7 +79,7 @@ def _retry_headers(f: Fault) -> dict[str, str]:
             )
         else:
             headers["Retry-After"] = str(
-                int(f.retry_after) if f.retry_after.is_integer() else f.retry_after
+                int(f.retry_after) if float(f.retry_after).is_integer() else f.retry_after
             )
     return headers
 

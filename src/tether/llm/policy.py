@@ -250,7 +250,10 @@ class CallState:
         now = self.p.clock()
         breaker = self.p.breaker
         if breaker is not None:
-            if cls.kind in CIRCUIT_KINDS:
+            unhealthy = cls.kind in CIRCUIT_KINDS or (
+                cls.kind is ErrorKind.RATE_LIMITED and cls.retry_after is None
+            )
+            if unhealthy:
                 breaker.record_failure(route.key)
             elif permit.probe:
                 breaker.release_probe(route.key)

@@ -19,7 +19,7 @@ from tether.llm.providers.base import (
     with_timeout,
 )
 from tether.llm.providers.base import api_key as find_api_key
-from tether.llm.providers.sdk_errors import classify_stainless
+from tether.llm.providers.sdk_errors import classify_stainless, provider_error
 from tether.llm.types import FinishReason, Message, ToolCall, Usage
 
 #: Anthropic requires max_tokens; this is used when the caller gives none.
@@ -135,7 +135,7 @@ class Anthropic(Provider):
                 client.messages.create(**self._params(request), timeout=timeout), timeout
             )
         except Exception as exc:
-            raise ProviderError(classify_stainless(exc)) from exc
+            raise provider_error(exc, classify_stainless) from exc
         text: list[str] = []
         calls: list[ToolCall] = []
         bad: list[str] = []
@@ -194,7 +194,7 @@ class Anthropic(Provider):
         except ProviderError:
             raise
         except Exception as exc:
-            raise ProviderError(classify_stainless(exc), partial_text="".join(text)) from exc
+            raise provider_error(exc, classify_stainless, "".join(text)) from exc
         calls: list[ToolCall] = []
         bad: list[str] = []
         for _, (call_id, name, raw) in sorted(blocks.items()):

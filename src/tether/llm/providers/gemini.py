@@ -18,7 +18,7 @@ from tether.llm.providers.base import (
     with_timeout,
 )
 from tether.llm.providers.base import api_key as find_api_key
-from tether.llm.providers.sdk_errors import classify_genai
+from tether.llm.providers.sdk_errors import classify_genai, provider_error
 from tether.llm.types import FinishReason, Message, ToolCall, Usage
 
 FINISH: dict[str, FinishReason] = {
@@ -159,7 +159,7 @@ class Gemini(Provider):
                 timeout,
             )
         except Exception as exc:
-            raise ProviderError(classify_genai(exc)) from exc
+            raise provider_error(exc, classify_genai) from exc
         text, calls, finish = _parts(resp)
         return Result(
             text=text,
@@ -201,7 +201,7 @@ class Gemini(Provider):
                     usage = gemini_usage(chunk.usage_metadata)
                 model = getattr(chunk, "model_version", None) or model
         except Exception as exc:
-            raise ProviderError(classify_genai(exc), partial_text="".join(text)) from exc
+            raise provider_error(exc, classify_genai, "".join(text)) from exc
         if finish is None:  # the connection dropped before the last chunk
             from tether.llm.classify import classify_http
 
@@ -237,6 +237,6 @@ class Gemini(Provider):
                 timeout,
             )
         except Exception as exc:
-            raise ProviderError(classify_genai(exc)) from exc
+            raise provider_error(exc, classify_genai) from exc
         vectors = [list(e.values or []) for e in resp.embeddings or []]
         return vectors, Usage(input_tokens=sum(max(1, len(t) // 4) for t in inputs))

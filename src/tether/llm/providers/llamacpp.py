@@ -111,7 +111,7 @@ class LlamaCpp(Provider):
         try:
             async with asyncio.timeout(timeout):
                 resp = await asyncio.to_thread(self._run, params)
-        except (ConfigurationError, MissingExtra):
+        except (ConfigurationError, MissingExtra, Warning):
             raise
         except Exception as exc:
             raise ProviderError(classify_local(exc)) from exc

@@ -22,7 +22,7 @@ from tether.llm.providers.base import (
 from tether.llm.providers.base import (
     api_key as find_api_key,
 )
-from tether.llm.providers.sdk_errors import classify_stainless
+from tether.llm.providers.sdk_errors import classify_stainless, provider_error
 from tether.llm.types import FinishReason, Message, Tool, ToolCall, Usage
 
 FINISH: dict[str, FinishReason] = {
@@ -169,7 +169,7 @@ class OpenAIChat(Provider):
                 client.chat.completions.create(**self._params(request), timeout=timeout), timeout
             )
         except Exception as exc:
-            raise ProviderError(classify_stainless(exc)) from exc
+            raise provider_error(exc, classify_stainless) from exc
         choice = resp.choices[0]
         msg = choice.message
         raw = [(tc.id, tc.function.name, tc.function.arguments) for tc in msg.tool_calls or []]
@@ -222,7 +222,7 @@ class OpenAIChat(Provider):
         except ProviderError:
             raise
         except Exception as exc:
-            raise ProviderError(classify_stainless(exc), partial_text="".join(text)) from exc
+            raise provider_error(exc, classify_stainless, "".join(text)) from exc
         calls, bad = collect_tool_calls([(s[0], s[1], s[2]) for _, s in sorted(tools.items())])
         for call in calls:
             yield Delta(tool_call=call)
@@ -244,7 +244,7 @@ class OpenAIChat(Provider):
                 client.embeddings.create(model=self.model, input=inputs, timeout=timeout), timeout
             )
         except Exception as exc:
-            raise ProviderError(classify_stainless(exc)) from exc
+            raise provider_error(exc, classify_stainless) from exc
         vectors = [list(d.embedding) for d in sorted(resp.data, key=lambda d: d.index)]
         tokens = resp.usage.prompt_tokens if resp.usage else 0
         return vectors, Usage(input_tokens=tokens)

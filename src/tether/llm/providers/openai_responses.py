@@ -20,7 +20,7 @@ from tether.llm.providers.base import (
     with_timeout,
 )
 from tether.llm.providers.openai_chat import collect_tool_calls, strict_schema
-from tether.llm.providers.sdk_errors import classify_stainless
+from tether.llm.providers.sdk_errors import classify_stainless, provider_error
 from tether.llm.types import FinishReason, Message, Usage
 
 
@@ -153,7 +153,7 @@ class OpenAIResponses(Provider):
                 client.responses.create(**self._params(request), timeout=timeout), timeout
             )
         except Exception as exc:
-            raise ProviderError(classify_stainless(exc)) from exc
+            raise provider_error(exc, classify_stainless) from exc
         return _result(resp)
 
     async def stream(self, request: Request, timeout: float) -> AsyncIterator[Delta]:
@@ -189,7 +189,7 @@ class OpenAIResponses(Provider):
         except ProviderError:
             raise
         except Exception as exc:
-            raise ProviderError(classify_stainless(exc), partial_text="".join(text)) from exc
+            raise provider_error(exc, classify_stainless, "".join(text)) from exc
         if final is None:
             body = {
                 "error": {

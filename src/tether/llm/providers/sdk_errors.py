@@ -9,9 +9,11 @@ ever sees status, headers and body, so these shapes are read by duck typing here
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from tether.llm.classify import Classification, classify_http, classify_transport
+from tether.llm.errors import ProviderError
 
 
 def _headers(exc: BaseException) -> dict[str, str]:
@@ -67,3 +69,33 @@ def classify_genai(exc: BaseException) -> Classification:
             body = {"error": err}
         return classify_http(code, _headers(exc), body)
     return classify_transport(exc)
+
+
+_SDK_MODULES = frozenset(
+    {
+        "openai",
+        "anthropic",
+        "google",
+        "httpx",
+        "httpcore",
+        "httpx2",
+        "httpcore2",
+        "aiohttp",
+        "anyio",
+        "h11",
+    }
+)
+
+
+def provider_error(
+    exc: Exception, classify: Callable[[BaseException], Classification], partial_text: str = ""
+) -> ProviderError:
+    """The ``ProviderError`` for an exception raised by an SDK call. Anything that is not a
+    failure of the provider or the transport -- a bug, a warning turned into an error --
+    is re-raised as it is: it must not be retried or failed over."""
+    known = isinstance(exc, (TimeoutError, OSError, ValueError)) or (
+        type(exc).__module__.split(".")[0] in _SDK_MODULES
+    )
+    if isinstance(exc, Warning) or not known:
+        raise exc
+    return ProviderError(classify(exc), partial_text=partial_text)
