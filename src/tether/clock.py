@@ -11,6 +11,7 @@ class Clock:
     """The wall clock. Every durable time (sleeps, leases, timeouts) is read through it."""
 
     virtual = False
+    auto_advance = False
 
     def now(self) -> float:
         return time.time()
@@ -31,14 +32,16 @@ class VirtualClock(Clock):
     """A clock for tests: sleeps, backoffs and durable timers elapse at once.
 
     Time starts at the wall clock and only ever moves forward: ``sleep`` and the idle
-    worker jump it to the next due time instead of waiting.
+    worker jump it to the next due time instead of waiting. With ``auto_advance=False``
+    only ``advance()`` moves it (to test schedules tick by tick).
     """
 
     virtual = True
 
-    def __init__(self, start: float | None = None) -> None:
+    def __init__(self, start: float | None = None, *, auto_advance: bool = True) -> None:
         self._offset = 0.0 if start is None else start - time.time()
         self._lock = threading.Lock()
+        self.auto_advance = auto_advance
 
     def now(self) -> float:
         return time.time() + self._offset

@@ -24,7 +24,7 @@ from tether.durable.context import Context, SyncContext
 from tether.durable.execution import CheckStop, DeadlineExceeded, RunExecution, error_dict
 from tether.durable.function import FAILED_EVENT, DurableFunction
 from tether.durable.signals import Cancel, LeaseLost, Suspend
-from tether.errors import StepOutputError, TetherError
+from tether.errors import StepOutputError, StoreError, TetherError
 from tether.records import TERMINAL_STATUSES
 from tether.store.base import Claim, Fenced, NewRun
 
@@ -52,6 +52,7 @@ class Engine:
         self.max_output_bytes = harness.max_output_bytes
         self.inline_retry_max = 2.0
         self.active: dict[str, RunExecution] = {}
+        self.stranded: dict[str, int] = {}  # leases to give back once the store works again
         self.step_pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="tether-step")
         self.body_pool = ThreadPoolExecutor(max_workers=64, thread_name_prefix="tether-fn")
         self.changed = threading.Condition()
@@ -114,6 +115,10 @@ class Engine:
     async def _heartbeat_loop(self) -> None:
         while True:
             await asyncio.sleep(self.heartbeat_interval)
+            for run_id, token in list(self.stranded.items()):
+                with contextlib.suppress(TetherError):
+                    self.store.release(run_id, token, self.clock.now())
+                    self.stranded.pop(run_id, None)
             if not self.active:
                 continue
             try:
@@ -211,6 +216,8 @@ class Engine:
             return Outcome("timeout")
         if isinstance(exc, CheckStop):
             return Outcome("checked")
+        if isinstance(exc, StoreError):
+            raise exc  # the store failed, not the run: it resumes from its last checkpoint
         if ex.diverged is not None:
             return Outcome("failed", error=ex.diverged)
         if ex.blocked and not isinstance(exc, Exception):
@@ -323,6 +330,9 @@ class Engine:
                 loop = asyncio.get_running_loop()
                 outcome = await loop.run_in_executor(self.body_pool, self.body_sync, ex)
             return self._conclude(ex, outcome)
+        except StoreError as exc:
+            self._give_back(claim, exc)
+            raise
         finally:
             self.active.pop(ex.run_id, None)
 
@@ -337,8 +347,20 @@ class Engine:
         self.active[ex.run_id] = ex
         try:
             return self._conclude(ex, self.body_sync(ex))
+        except StoreError as exc:
+            self._give_back(claim, exc)
+            raise
         finally:
             self.active.pop(ex.run_id, None)
+
+    def _give_back(self, claim: Claim, exc: StoreError) -> None:
+        """The store failed under a run (locked, full): release its lease so that it resumes
+        from its last checkpoint, here or in another worker, once the store works again."""
+        log.warning("run %s stopped by a store error; it will resume: %s", claim.run_id, exc)
+        try:
+            self.store.release(claim.run_id, claim.token, self.clock.now())
+        except TetherError:
+            self.stranded[claim.run_id] = claim.token
 
     # -- driving one run to its end (Harness.run) -------------------------------------------
     def drive(self, run_id: str, claim: Claim | None, timeout: float | None) -> str:
@@ -368,7 +390,12 @@ class Engine:
                     continue
             if limit is not None and time.monotonic() >= limit:
                 return status
-            if self.clock.virtual and due is not None and due > now and run_id not in self.active:
+            if (
+                self.clock.auto_advance
+                and due is not None
+                and due > now
+                and run_id not in self.active
+            ):
                 self.clock.advance_to(due)
                 continue
             wait = 0.2

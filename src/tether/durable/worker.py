@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
 import threading
 from concurrent.futures import Future
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from tether.errors import ConfigurationError
+from tether.errors import ConfigurationError, StoreError
 
 if TYPE_CHECKING:
     from tether.harness import Harness
+    from tether.store.base import Claim
+
+log = logging.getLogger("tether.worker")
 
 
 class Worker:
@@ -111,28 +115,33 @@ class Worker:
         try:
             while not self._stopping:
                 function_ids = list(harness.functions)
-                keyed = any(f.concurrency for f in harness.functions.values())
-                self._schedule_crons()
+                keyed = any(f.concurrency or f.throttle for f in harness.functions.values())
                 free = self.concurrency - len(self._tasks)
-                claimed = 0
-                if free > 0 and function_ids:
-                    claims = store.claim(
-                        engine.owner, free, function_ids, clock.now(), engine.lease_ttl, keyed
-                    )
-                    claimed = len(claims)
-                    for claim in claims:
-                        task = asyncio.ensure_future(engine.execute(claim))
-                        self._tasks[task] = (claim.run_id, claim.token)
-                        task.add_done_callback(self._done)
+                claims: list[Claim] = []
+                try:  # a locked or full store fails this round only, not the worker
+                    self._schedule_crons()
+                    if free > 0 and function_ids:
+                        claims = store.claim(
+                            engine.owner, free, function_ids, clock.now(), engine.lease_ttl, keyed
+                        )
+                except StoreError as exc:
+                    log.warning("worker could not claim runs: %s", exc)
+                claimed = len(claims)
+                for claim in claims:
+                    task = asyncio.ensure_future(engine.execute(claim))
+                    self._tasks[task] = (claim.run_id, claim.token)
+                    task.add_done_callback(self._done)
                 if claimed and claimed == free:
                     await asyncio.sleep(0)
                     continue
                 timeout = self.poll_interval
+                due = None
                 if free - claimed > 0:
-                    due = store.next_due(function_ids)
+                    with contextlib.suppress(StoreError):
+                        due = store.next_due(function_ids)
                     now = clock.now()
                     if due is not None:
-                        if clock.virtual and not self._tasks and due > now:
+                        if clock.auto_advance and not self._tasks and due > now:
                             clock.advance_to(due)
                             continue
                         timeout = min(timeout, max(0.005, due - now))

@@ -68,11 +68,17 @@ _COUNT = (
 )
 _COUNT1 = f"CASE WHEN ckey1 IS NULL THEN 0 ELSE {_COUNT.format(k='ckey1')} END"
 _COUNT2 = f"CASE WHEN ckey2 IS NULL THEN 0 ELSE {_COUNT.format(k='ckey2')} END"
-# A run may start when each of its concurrency keys has a free slot (a takeover of a
-# running run is already counted).
+# Starts of the run's throttle key within its period (``{now}`` is filled in per claim).
+_STARTS = (
+    "CASE WHEN throttle_key IS NULL THEN 0 ELSE (SELECT count(*) FROM runs r WHERE "
+    "r.throttle_key=runs.throttle_key AND r.started_at > {now} - runs.throttle_period) END"
+)
+# A run may start when each of its concurrency keys has a free slot and its throttle key
+# has a start left in the period (a takeover of a running run is already counted).
 _KEYS_FREE = (
     f"(status='running' OR ((ckey1 IS NULL OR {_COUNT1} < climit1) AND "
-    f"(ckey2 IS NULL OR {_COUNT2} < climit2)))"
+    f"(ckey2 IS NULL OR {_COUNT2} < climit2) AND "
+    f"(throttle_key IS NULL OR {_STARTS} < throttle_limit)))"
 )
 _STEP_UPSERT = (
     "INSERT INTO steps (run_id, step_id, seq, kind, status, output, error, started_at, "
@@ -80,7 +86,9 @@ _STEP_UPSERT = (
     "SELECT ?,?,?,?,?,?,?,?,?,?,?,?,?,?,? WHERE EXISTS "
     "(SELECT 1 FROM runs WHERE id=? AND lease_token=? {cancel}) "
     "ON CONFLICT(run_id, step_id) DO UPDATE SET status=excluded.status, "
-    "output=excluded.output, error=excluded.error, started_at=excluded.started_at, "
+    "output=excluded.output, error=excluded.error, "
+    "started_at=CASE WHEN steps.kind='sleep' THEN coalesce(steps.started_at, "
+    "excluded.started_at) ELSE excluded.started_at END, "  # a sleep started when it fell asleep
     "ended_at=excluded.ended_at, wake_at=excluded.wake_at, wait_event=excluded.wait_event, "
     "wait_match=excluded.wait_match, wait_value=excluded.wait_value, "
     "wait_if=excluded.wait_if, child_id=excluded.child_id"
@@ -111,6 +119,17 @@ def _translate(exc: sqlite3.Error, path: str) -> StoreError:
             "point TETHER_STORE at a new file; tether never overwrites a damaged file."
         )
     return StoreError(f"SQLite store {path}: {text}")
+
+
+def _tether_tables(conn: sqlite3.Connection, path: str) -> set[str]:
+    """The file's tables; StoreCorrupt when it holds another application's tables."""
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    if "tether_meta" not in tables and tables - {"sqlite_sequence"}:
+        raise StoreCorrupt(
+            f"{path} is a SQLite database but not a tether store (it has tables "
+            f"{sorted(tables)[:5]}). Point TETHER_STORE at a new file."
+        )
+    return tables
 
 
 class SQLiteStore(Store):
@@ -147,10 +166,17 @@ class SQLiteStore(Store):
             conn = sqlite3.connect(
                 self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False
             )
+        except sqlite3.Error as exc:
+            raise _translate(exc, self.path) from None
+        try:
+            _tether_tables(conn, self.path)  # before WAL mode rewrites another app's file
             conn.execute("PRAGMA journal_mode=WAL")
             sync = "FULL" if self.durability == "power" else "NORMAL"
             conn.execute(f"PRAGMA synchronous={sync}")
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, StoreError) as exc:
+            conn.close()
+            if isinstance(exc, StoreError):
+                raise
             raise _translate(exc, self.path) from None
         with self._conns_lock:
             self._all.append(conn)
@@ -240,19 +266,11 @@ class SQLiteStore(Store):
         latest = len(files)
 
         def op(conn: sqlite3.Connection) -> int:
-            tables = {
-                r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
-            }
-            if "tether_meta" in tables:
+            if "tether_meta" in _tether_tables(conn, self.path):
                 row = conn.execute(
                     "SELECT value FROM tether_meta WHERE key='schema_version'"
                 ).fetchone()
                 version = int(row[0]) if row else 0
-            elif tables - {"sqlite_sequence"}:
-                raise StoreCorrupt(
-                    f"{self.path} is a SQLite database but not a tether store (it has tables "
-                    f"{sorted(tables)[:5]}). Point TETHER_STORE at a new file."
-                )
             else:
                 version = 0
             if version > latest:
@@ -555,19 +573,22 @@ class SQLiteStore(Store):
         skipped in SQL; candidates sharing a key within this batch are counted here."""
         marks = ",".join("?" * len(function_ids))
         select = (
-            f"SELECT id, status, ckey1, climit1, ckey2, climit2, {_COUNT1}, {_COUNT2} "
+            f"SELECT id, status, ckey1, climit1, ckey2, climit2, {_COUNT1}, {_COUNT2}, "
+            f"throttle_key, throttle_limit, {_STARTS} "
             f"FROM runs WHERE due_at<=? AND function_id IN ({marks}) "
             f"AND (lease_owner IS NULL OR lease_owner != ?) AND {_KEYS_FREE} "
             "ORDER BY due_at LIMIT ?"
-        )
+        ).replace("{now}", repr(float(now)))
 
         def op(conn: sqlite3.Connection) -> list[Any]:
             rows = conn.execute(select, (now, *function_ids, owner, limit * 4 + 16)).fetchall()
             used: dict[str, int] = {}
             picked: list[str] = []
-            for run_id, status, k1, l1, k2, l2, c1, c2 in rows:
+            for run_id, status, k1, l1, k2, l2, c1, c2, tk, tl, tc in rows:
                 if status != "running":  # a takeover is already counted as running
-                    slots = [(k, lim, c) for k, lim, c in ((k1, l1, c1), (k2, l2, c2)) if k]
+                    slots = [
+                        (k, lim, c) for k, lim, c in ((k1, l1, c1), (k2, l2, c2), (tk, tl, tc)) if k
+                    ]
                     if any(c + used.get(k, 0) >= lim for k, lim, c in slots):
                         continue
                     for k, _, _ in slots:
@@ -589,7 +610,7 @@ class SQLiteStore(Store):
         sql = (
             f"UPDATE runs SET {_CLAIM_SET} WHERE id=? AND due_at<=? AND {_KEYS_FREE} "
             f"RETURNING {_CLAIM_COLUMNS}"
-        )
+        ).replace("{now}", repr(float(now)))
         params = (owner, now + ttl, now, now, run_id, now)
         claims = self._claims(self._write_op(lambda c: c.execute(sql, params).fetchall()))
         return claims[0] if claims else None

@@ -108,7 +108,7 @@ def decide(conn: sqlite3.Connection, run: NewRun, now: float) -> tuple[str, str]
             if earliest > run.due_at:
                 run.due_at = earliest
                 run.reason = f"throttled until {_iso(earliest)} ({limit} per {period:g}s)"
-    if flow.priority and run.due_at <= now:
+    if flow.priority and run.due_at <= now + 1.0:  # immediate runs only
         run.due_at -= max(-PRIORITY_CAP, min(PRIORITY_CAP, flow.priority))
     return None
 
@@ -127,7 +127,8 @@ def after_insert(conn: sqlite3.Connection, run: NewRun, now: float) -> None:
         )
     conn.execute(
         "UPDATE runs SET ckey1=?, climit1=?, ckey2=?, climit2=?, singleton_key=?, "
-        "throttle_key=?, scheduled_at=?, rate_key=?, debounce_key=?, debounce_until=?, "
+        "throttle_key=?, scheduled_at=?, throttle_limit=?, throttle_period=?, rate_key=?, "
+        "debounce_key=?, debounce_until=?, "
         "batch_key=?, batch_events=?, batch_size=? WHERE id=?",
         (
             c1[0],
@@ -137,6 +138,8 @@ def after_insert(conn: sqlite3.Connection, run: NewRun, now: float) -> None:
             flow.singleton[0] if flow.singleton else None,
             flow.throttle[0] if flow.throttle else None,
             run.due_at if flow.throttle else None,
+            flow.throttle[1] if flow.throttle else None,
+            flow.throttle[2] if flow.throttle else None,
             flow.rate[0] if flow.rate else None,
             flow.debounce[0] if flow.debounce else None,
             now + flow.debounce[2] if flow.debounce and flow.debounce[2] is not None else None,
