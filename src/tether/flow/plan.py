@@ -86,8 +86,12 @@ def flow_plan(fdef: DurableFunction, event: Event) -> FlowPlan | None:
     if not fdef.has_flow:
         return None
     plan = FlowPlan()
-    for c in fdef.concurrency:
+    # Unscoped limits first and scoped (shared) ones last: the store keeps a scoped key in
+    # its second column, so one key is always counted in the same column.
+    for c in sorted(fdef.concurrency, key=lambda c: c.scope is not None):
         plan.concurrency.append((_key(fdef, "concurrency", c.key, event, c.scope), c.limit))
+    if len(plan.concurrency) == 1 and fdef.concurrency[0].scope is not None:
+        plan.concurrency.insert(0, ("", 0))
     if fdef.singleton is not None:
         plan.singleton = (_key(fdef, "singleton", fdef.singleton.key, event), fdef.singleton.mode)
     if fdef.throttle is not None:

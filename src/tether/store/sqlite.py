@@ -62,12 +62,10 @@ _RUN_INSERT = (
     "parent_id, parent_step, replay_of, version, idempotency_key, reason, ended_at) "
     "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(id) DO NOTHING"
 )
-_COUNT = (
-    "(SELECT count(*) FROM runs r WHERE r.ckey1=runs.{k} AND r.status='running') + "
-    "(SELECT count(*) FROM runs r WHERE r.ckey2=runs.{k} AND r.status='running')"
-)
-_COUNT1 = f"CASE WHEN ckey1 IS NULL THEN 0 ELSE {_COUNT.format(k='ckey1')} END"
-_COUNT2 = f"CASE WHEN ckey2 IS NULL THEN 0 ELSE {_COUNT.format(k='ckey2')} END"
+# Scoped (shared) concurrency keys always sit in ckey2, unscoped ones in ckey1, so a key
+# is counted in one column only.
+_COUNT1 = "(SELECT count(*) FROM runs r WHERE r.ckey1=runs.ckey1 AND r.status='running')"
+_COUNT2 = "(SELECT count(*) FROM runs r WHERE r.ckey2=runs.ckey2 AND r.status='running')"
 # Starts of the run's throttle key within its period (``{now}`` is filled in per claim).
 _STARTS = (
     "CASE WHEN throttle_key IS NULL THEN 0 ELSE (SELECT count(*) FROM runs r WHERE "
@@ -560,7 +558,7 @@ class SQLiteStore(Store):
             return self._claim_keyed(owner, limit, function_ids, now, ttl)
         sql = (
             f"UPDATE runs SET {_CLAIM_SET} WHERE id IN (SELECT id FROM runs WHERE due_at<=? "
-            f"AND function_id IN ({marks}) AND (lease_owner IS NULL OR lease_owner != ?) "
+            f"AND +function_id IN ({marks}) AND (lease_owner IS NULL OR lease_owner != ?) "
             f"ORDER BY due_at LIMIT ?) RETURNING {_CLAIM_COLUMNS}"
         )
         params = (owner, now + ttl, now, now, now, *function_ids, owner, limit)
@@ -573,25 +571,24 @@ class SQLiteStore(Store):
         skipped in SQL; candidates sharing a key within this batch are counted here."""
         marks = ",".join("?" * len(function_ids))
         select = (
-            f"SELECT id, status, ckey1, climit1, ckey2, climit2, {_COUNT1}, {_COUNT2}, "
-            f"throttle_key, throttle_limit, {_STARTS} "
-            f"FROM runs WHERE due_at<=? AND function_id IN ({marks}) "
+            "SELECT id, status, ckey1, climit1, ckey2, climit2, throttle_key, throttle_limit, "
+            f"throttle_period FROM runs WHERE due_at<=? AND +function_id IN ({marks}) "
             f"AND (lease_owner IS NULL OR lease_owner != ?) AND {_KEYS_FREE} "
             "ORDER BY due_at LIMIT ?"
         ).replace("{now}", repr(float(now)))
 
         def op(conn: sqlite3.Connection) -> list[Any]:
-            rows = conn.execute(select, (now, *function_ids, owner, limit * 4 + 16)).fetchall()
-            used: dict[str, int] = {}
+            rows = conn.execute(select, (now, *function_ids, owner, limit + 8)).fetchall()
+            if not rows:
+                return []
+            used = self._key_counts(conn, rows, now)
             picked: list[str] = []
-            for run_id, status, k1, l1, k2, l2, c1, c2, tk, tl, tc in rows:
+            for run_id, status, k1, l1, k2, l2, tk, tl, _ in rows:
                 if status != "running":  # a takeover is already counted as running
-                    slots = [
-                        (k, lim, c) for k, lim, c in ((k1, l1, c1), (k2, l2, c2), (tk, tl, tc)) if k
-                    ]
-                    if any(c + used.get(k, 0) >= lim for k, lim, c in slots):
+                    slots = [(k, lim) for k, lim in ((k1, l1), (k2, l2), (tk, tl)) if k]
+                    if any(used.get(k, 0) >= lim for k, lim in slots):
                         continue
-                    for k, _, _ in slots:
+                    for k, _ in slots:
                         used[k] = used.get(k, 0) + 1
                 picked.append(run_id)
                 if len(picked) >= limit:
@@ -605,6 +602,33 @@ class SQLiteStore(Store):
             ).fetchall()
 
         return self._claims(self._write_op(op))
+
+    @staticmethod
+    def _key_counts(conn: sqlite3.Connection, rows: list[Any], now: float) -> dict[str, int]:
+        """Running runs per concurrency key and recent starts per throttle key."""
+        # Each candidate passed the SQL check (its keys have a free slot), so only keys
+        # shared by several candidates need their current counts.
+        counts: dict[str, int] = {}
+        for column, index in (("ckey1", 2), ("ckey2", 4)):
+            seen = [r[index] for r in rows if r[index] is not None and r[1] != "running"]
+            keys = sorted({k for k in seen if seen.count(k) > 1})
+            if keys:
+                marks = ",".join("?" * len(keys))
+                counts.update(
+                    conn.execute(
+                        f"SELECT {column}, count(*) FROM runs WHERE {column} IN ({marks}) "
+                        f"AND status='running' GROUP BY {column}",
+                        keys,
+                    ).fetchall()
+                )
+        throttled = [r[6] for r in rows if r[6] is not None and r[1] != "running"]
+        for key, period in {(r[6], r[8]) for r in rows if throttled.count(r[6]) > 1}:
+            (started,) = conn.execute(
+                "SELECT count(*) FROM runs WHERE throttle_key=? AND started_at>?",
+                (key, now - period),
+            ).fetchone()
+            counts[key] = started
+        return counts
 
     def claim_run(self, run_id: str, owner: str, now: float, ttl: float) -> Claim | None:
         sql = (
@@ -653,7 +677,7 @@ class SQLiteStore(Store):
             return None
         marks = ",".join("?" * len(function_ids))
         rows = self._read(
-            f"SELECT due_at FROM runs WHERE due_at IS NOT NULL AND function_id IN ({marks}) "
+            f"SELECT due_at FROM runs WHERE due_at IS NOT NULL AND +function_id IN ({marks}) "
             "ORDER BY due_at LIMIT 1",
             tuple(function_ids),
         )

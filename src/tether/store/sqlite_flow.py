@@ -118,7 +118,7 @@ def after_insert(conn: sqlite3.Connection, run: NewRun, now: float) -> None:
     flow = run.flow
     if flow is None:
         return
-    c1 = flow.concurrency[0] if flow.concurrency else (None, None)
+    c1 = flow.concurrency[0] if flow.concurrency and flow.concurrency[0][0] else (None, None)
     c2 = flow.concurrency[1] if len(flow.concurrency) > 1 else (None, None)
     batch_events = None
     if flow.batch is not None:
