@@ -152,9 +152,9 @@ def test_pydantic_step_output_is_rebuilt_typed_in_a_new_process_state(
     first_seen: list[str] = []
     first = tether.Harness(store_url)
     define(first, first_seen)
-    handle = first.enqueue("triage", run_id="t2")
-    with first.worker(poll_interval=0.02):
-        _poll(lambda: handle.status() == tether.RunStatus.WAITING)
+    with pytest.raises(tether.RunTimeout):  # the caller stops waiting; the run waits on
+        first.run("triage", run_id="t2", timeout=0.1)
+    assert first.get_run("t2").status == tether.RunStatus.WAITING
     first.close()
     assert first_seen == ["Ticket"]
 
@@ -169,15 +169,6 @@ def test_pydantic_step_output_is_rebuilt_typed_in_a_new_process_state(
         second.close()
     assert calls == [3]
     assert second_seen == ["Ticket"]
-
-
-def _poll(check: Callable[[], bool], timeout: float = 20.0) -> None:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.02)
 
 
 # -- oversized outputs ----------------------------------------------------------------------
