@@ -27,8 +27,18 @@ def test_first_example_runs(
     namespace["th"].close()  # type: ignore[attr-defined]
 
 
+def test_flow_control_example_registers(tmp_path: Path) -> None:
+    import tether
+
+    code = next(b for b in python_blocks() if "tether.Concurrency(" in b)
+    th = tether.Harness(f"sqlite:///{tmp_path / 'flow.db'}")
+    exec(compile(code, "README.md", "exec"), {"tether": tether, "th": th})
+    assert th.functions["reply"].singleton is not None
+    th.close()
+
+
 def test_testing_example_runs() -> None:
-    code = python_blocks()[1]
+    code = next(b for b in python_blocks() if "temporary_harness" in b)
     namespace: dict[str, object] = {}
     exec(compile(code, "README.md", "exec"), namespace)
     namespace["test_nap"]()  # type: ignore[operator]
