@@ -152,6 +152,7 @@ class SQLiteStore(Store):
         self._committer: GroupCommitter[sqlite3.Connection] = GroupCommitter(self._run_batch)
         self._closed = False
         self._commits = 0
+        self.operations = 0  # writes committed; with ``commits``, shows group commit at work
         self._checkpoint_due = threading.Event()
         self._checkpointer = threading.Thread(
             target=self._checkpoint_loop, name="tether-wal-checkpoint", daemon=True
@@ -210,6 +211,7 @@ class SQLiteStore(Store):
                     op.result = op.fn(conn)
                 conn.execute("COMMIT")
                 self._commits += 1
+                self.operations += len(ops)
                 if self._commits % 200 == 0:
                     self._checkpoint_due.set()
             except BaseException:
@@ -222,6 +224,11 @@ class SQLiteStore(Store):
             if raise_sync:
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("PRAGMA synchronous=NORMAL")
+
+    @property
+    def commits(self) -> int:
+        """Transactions committed by this process."""
+        return self._commits
 
     def _checkpoint_loop(self) -> None:
         conn: sqlite3.Connection | None = None
