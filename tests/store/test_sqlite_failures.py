@@ -384,3 +384,25 @@ def test_full_disk_keeps_what_was_done_and_the_run_continues_after(
         assert len(fresh_read("SELECT id FROM events", path=path)) == 2
     finally:
         th.close()
+
+
+def test_new_store_on_a_full_disk_is_store_full_then_works(small_disk: Path) -> None:
+    path = small_disk / "tether.db"
+    filler = _fill(small_disk)
+    th = tether.Harness(f"sqlite:///{path}")
+    try:
+        with pytest.raises(tether.StoreFull) as info:
+            th.list_runs()
+        _assert_full_message(info.value, path)
+        assert not path.exists() or path.stat().st_size == 0  # no half-made schema
+
+        filler.unlink()
+
+        @th.function()
+        def hello(ctx: tether.SyncContext) -> str:
+            return "hi"
+
+        assert th.list_runs() == []  # the same harness opens and migrates it now
+        assert th.run(hello) == "hi"
+    finally:
+        th.close()
