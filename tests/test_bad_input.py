@@ -175,13 +175,6 @@ class Point(BaseModel):
     x: int
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="codec accepts values that change type through JSON (tuple -> list, int keys -> "
-    "str keys, an unannotated model -> dict): the first run and a resumed run see different "
-    "values. Fix: fail at once with StepOutputError, or hand the body the decoded value "
-    "on the first run too (a design decision for the core owner)",
-)
 @pytest.mark.parametrize(
     "make",
     [lambda: (1, 2), lambda: {1: "a"}, lambda: Point(x=1)],
@@ -197,12 +190,30 @@ def test_step_value_is_the_same_on_replay_or_refused_at_once(
         seen.append(repr(ctx.step.run("value", make)))
         ctx.step.sleep("nap", 60)  # the body runs again from the top: "value" is replayed
 
-    try:
+    # a value that would change type on replay is refused at once, on the first run
+    with pytest.raises(tether.RunFailed) as info:
         vth.run(flow)
-    except tether.RunFailed as exc:
-        assert "StepOutputError" in exc.error["message"]
-    else:
-        assert seen[0] == seen[1]
+    assert "StepOutputError" in info.value.error["message"]
+    assert "round trip" in info.value.error["message"]
+    assert len(seen) == 0
+
+
+def test_annotated_values_come_back_with_their_type(vth: tether.Harness) -> None:
+    seen: list[Any] = []
+
+    def pair() -> tuple[int, int]:
+        return (1, 2)
+
+    def point() -> Point:
+        return Point(x=1)
+
+    @vth.function()
+    def flow(ctx: tether.SyncContext) -> None:
+        seen.append((ctx.step.run("pair", pair), ctx.step.run("point", point)))
+        ctx.step.sleep("nap", 60)
+
+    vth.run(flow)
+    assert seen == [((1, 2), Point(x=1)), ((1, 2), Point(x=1))]
 
 
 # -- oversized outputs ----------------------------------------------------------------------

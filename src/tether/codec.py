@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import typing
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -57,34 +59,69 @@ def _describe(value: Any) -> str:
     return f"{type(value).__name__} {text}"
 
 
+def _json_problem(value: Any) -> str | None:
+    """What keeps ``value`` from surviving a JSON round trip unchanged, or None."""
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return None
+    if kind is float:
+        return None if math.isfinite(value) else f"the float {value!r}"
+    if kind is list:
+        for item in value:
+            problem = _json_problem(item)
+            if problem is not None:
+                return problem
+        return None
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str:
+                return f"the {type(key).__name__} dict key {key!r} (JSON keys are strings)"
+            problem = _json_problem(item)
+            if problem is not None:
+                return problem
+        return None
+    return f"a {kind.__name__} ({_describe(value)})"
+
+
 def encode_result(
     value: Any,
     *,
     what: str,
     fn: Any = None,
     limit: int = DEFAULT_MAX_OUTPUT_BYTES,
+    replayed: bool = True,
 ) -> str:
-    """Encode a step result or run output. ``what`` names it in errors."""
-    try:
-        text = _dumps(value)
-    except (TypeError, ValueError) as exc:
-        adapter = return_adapter(fn) if fn is not None else None
-        if adapter is None and isinstance(value, BaseModel):
-            adapter = TypeAdapter(type(value))
-        if adapter is None:
-            raise StepOutputError(
-                f"{what} returned {_describe(value)}, which cannot be stored as JSON ({exc}). "
-                "Return JSON data (dict, list, str, int, float, bool, None), or a pydantic "
-                "model with the step callable's return type annotated (-> MyModel) so that "
-                "replay can rebuild it."
-            ) from None
+    """Encode a step result (``replayed``) or a run's output. ``what`` names it in errors.
+
+    A replayed value must come back unchanged: plain JSON data, or a value of the step
+    callable's declared return type (``-> MyModel``), dumped and rebuilt through it."""
+    adapter = return_adapter(fn) if fn is not None else None
+    if adapter is not None:
         try:
-            text = adapter.dump_json(value).decode()
-        except Exception as exc2:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                text = adapter.dump_json(value).decode()
+        except Exception as exc:
             raise StepOutputError(
                 f"{what} returned {_describe(value)}, which does not match its declared "
-                f"return type and cannot be stored as JSON ({exc2})."
+                f"return type and cannot be stored as JSON ({exc}). Return the declared "
+                "type, or fix the annotation."
             ) from None
+    else:
+        problem = _json_problem(value)
+        if problem is None:
+            text = _dumps(value)
+        elif not replayed and isinstance(value, BaseModel):
+            text = value.model_dump_json()
+        else:
+            raise StepOutputError(
+                f"{what} returned {_describe(value)}: {problem} cannot be stored as JSON "
+                "and come back unchanged (it would not survive a JSON round trip, so a "
+                "replay would see another value). Return JSON data (dict, list, str, int, "
+                "float, bool, None; dict keys must be strings), or annotate the step "
+                "callable's return type (-> MyModel, -> tuple[int, int], -> datetime) so "
+                "that tether stores and rebuilds it through that type."
+            )
     if len(text) * 4 > limit or len(text) > limit:
         size = len(text.encode())
         if size > limit:

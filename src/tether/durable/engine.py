@@ -235,6 +235,7 @@ class Engine:
                     outcome.output,
                     what=f"function {ex.function.id!r}",
                     limit=self.max_output_bytes,
+                    replayed=False,
                 )
             except StepOutputError as exc:
                 kind, outcome = "failed", Outcome("failed", error=exc)
