@@ -4,6 +4,11 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
+# The test extras include llama-cpp-python, which compiles from source the first time
+# (about 11 minutes on 2 cores; pip caches the wheel afterwards).
+TEST_EXTRAS ?= dev,postgres,openai,anthropic,google,local
+export CMAKE_ARGS ?= -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF
+
 .PHONY: demo test lint bench clean
 
 $(BIN)/tether: pyproject.toml
@@ -12,15 +17,19 @@ $(BIN)/tether: pyproject.toml
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $(BIN)/tether
 
+$(VENV)/.test-extras: $(BIN)/tether pyproject.toml
+	$(BIN)/pip install --quiet -e ".[$(TEST_EXTRAS)]"
+	touch $(VENV)/.test-extras
+
 demo: $(BIN)/tether
 	$(BIN)/tether demo
 
-lint: $(BIN)/tether
-	$(BIN)/ruff check src tests bench examples
-	$(BIN)/ruff format --check src tests bench examples
+lint: $(VENV)/.test-extras
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
-test: $(BIN)/tether lint
+test: $(VENV)/.test-extras lint
 	$(BIN)/pytest
 
 clean:
