@@ -9,7 +9,7 @@ import pytest
 from pydantic import BaseModel
 
 from tether import llm
-from tether.llm import CircuitBreaker, ErrorKind, KVCircuitStore
+from tether.llm import CircuitBreaker, ErrorKind, KVCircuitStore, MemoryCircuitStore
 from tether.llm.fake_server import FakeLLMServer
 
 PRIMARY = "openai:gpt-4.1-mini"
@@ -93,13 +93,25 @@ def test_bad_request_fails_without_retry_or_fallback(server: FakeLLMServer) -> N
     assert server.request_count() == 1
 
 
-def test_server_errors_are_retried_with_bounded_attempts(server: FakeLLMServer) -> None:
-    server.fault("server_error", times=10)
+def test_server_errors_are_retried_until_the_deadline(server: FakeLLMServer) -> None:
+    server.fault("server_error", times=100)
+    start = time.monotonic()
     with pytest.raises(llm.LLMCallFailed) as info:
-        llm.complete(PRIMARY, "hi", max_attempts=3)
-    assert server.request_count() == 3
-    assert [a.error_class for a in info.value.attempts] == ["server_error"] * 3
+        llm.complete(PRIMARY, "hi", max_attempts=2, deadline=3)
+    assert time.monotonic() - start < 3.5
+    assert 3 <= server.request_count() <= 6  # backoff 0.5, 1, 2 ... s, rounds of 2
+    assert {a.error_class for a in info.value.attempts} == {"server_error"}
     assert info.value.kind is ErrorKind.SERVER_ERROR
+
+
+def test_transient_failures_never_fail_a_call_the_deadline_can_still_save(
+    server: FakeLLMServer,
+) -> None:
+    server.fault("server_error", times=4, model="gpt-4.1-mini")
+    server.fault("overloaded", times=4, model="claude-haiku-4-5")
+    resp = llm.complete(PRIMARY, "hi", fallbacks=[FALLBACK], max_attempts=2, deadline=30)
+    assert resp.text
+    assert len(resp.attempts) == 9  # two rounds over both models, then a success
 
 
 def test_overloaded_primary_fails_over(server: FakeLLMServer) -> None:
@@ -118,12 +130,19 @@ def test_hang_is_cut_by_the_attempt_timeout_and_failed_over(server: FakeLLMServe
     assert resp.model == FALLBACK
 
 
-def test_a_timeout_is_retried_once_on_the_same_model(server: FakeLLMServer) -> None:
-    server.fault("hang", hang=30, times=5)
-    with pytest.raises(llm.LLMCallFailed) as info:
-        llm.complete(PRIMARY, "hi", timeout=0.3, max_attempts=5)
-    assert [a.error_class for a in info.value.attempts] == ["timeout", "timeout"]
-    assert server.request_count() == 2
+def test_a_timeout_is_retried_once_then_the_model_is_set_aside(server: FakeLLMServer) -> None:
+    server.fault("hang", hang=30, times=5, model="gpt-4.1-mini")
+    server.fault("rate_limit", retry_after=2, model="claude-haiku-4-5")
+    resp = llm.complete(PRIMARY, "hi", fallbacks=[FALLBACK], timeout=0.3, max_attempts=3)
+    got = [(a.model, a.error_class) for a in resp.attempts]
+    # a third try of the primary would fit before the fallback's 2 s delay, but two
+    # timeouts in a row set it aside
+    assert got == [
+        (PRIMARY, "timeout"),
+        (FALLBACK, "rate_limited"),
+        (PRIMARY, "timeout"),
+        (FALLBACK, None),
+    ]
 
 
 def test_deadline_bounds_the_whole_call(server: FakeLLMServer) -> None:
@@ -258,12 +277,11 @@ def test_price_table_can_be_overridden(server: FakeLLMServer) -> None:
     assert resp.cost_usd == pytest.approx(1.0 + 1.0)
 
 
-def test_circuit_opens_and_later_calls_skip_to_the_fallback(
-    server: FakeLLMServer, breaker: CircuitBreaker
-) -> None:
+def test_circuit_opens_and_later_calls_skip_to_the_fallback(server: FakeLLMServer) -> None:
+    breaker = CircuitBreaker(MemoryCircuitStore(), failure_threshold=2, cooldown=60)
     server.fault("server_error", model="gpt-4.1-mini", times=2)
-    with pytest.raises(llm.LLMCallFailed):
-        llm.complete(PRIMARY, "hi", circuit=breaker, max_attempts=2)
+    with pytest.raises(llm.LLMDeadlineExceeded):  # the probe would come after the deadline
+        llm.complete(PRIMARY, "hi", circuit=breaker, max_attempts=2, deadline=5)
     assert breaker.state(PRIMARY) == "open"
     before = server.request_count(model="gpt-4.1-mini")
     resp = llm.complete(PRIMARY, "hi", fallbacks=[FALLBACK], circuit=breaker)
@@ -276,7 +294,7 @@ def test_open_circuit_without_fallback_waits_for_the_half_open_probe(
 ) -> None:
     server.fault("server_error", times=2)
     with pytest.raises(llm.LLMCallFailed):
-        llm.complete(PRIMARY, "hi", circuit=breaker, max_attempts=2)
+        llm.complete(PRIMARY, "hi", circuit=breaker, max_attempts=2, deadline=1)
     assert breaker.state(PRIMARY) == "open"
     start = time.monotonic()
     resp = llm.complete(PRIMARY, "hi", circuit=breaker)  # cooldown 0.5 s, well within the deadline
@@ -290,11 +308,11 @@ def test_failed_probe_reopens_the_circuit_for_longer(
 ) -> None:
     server.fault("server_error", times=3)
     with pytest.raises(llm.LLMCallFailed):
-        llm.complete(PRIMARY, "hi", circuit=breaker, max_attempts=2)
+        llm.complete(PRIMARY, "hi", circuit=breaker, max_attempts=2, deadline=1)
     time.sleep(0.6)
     assert breaker.state(PRIMARY) == "half_open"
     with pytest.raises(llm.LLMCallFailed):
-        llm.complete(PRIMARY, "hi", circuit=breaker, max_attempts=1)
+        llm.complete(PRIMARY, "hi", circuit=breaker, max_attempts=1, deadline=0.8)
     assert breaker.state(PRIMARY) == "open"
 
 
@@ -324,8 +342,8 @@ def test_circuit_state_is_shared_through_the_store(server: FakeLLMServer) -> Non
     worker_a = CircuitBreaker(KVCircuitStore(kv), failure_threshold=2, cooldown=60)
     worker_b = CircuitBreaker(KVCircuitStore(kv), failure_threshold=2, cooldown=60)
     server.fault("overloaded", model="gpt-4.1-mini", times=2, retry_after_ms=10)
-    with pytest.raises(llm.LLMCallFailed):
-        llm.complete(PRIMARY, "hi", circuit=worker_a, max_attempts=2)
+    with pytest.raises(llm.LLMDeadlineExceeded):
+        llm.complete(PRIMARY, "hi", circuit=worker_a, max_attempts=2, deadline=5)
     assert any("gpt-4.1-mini" in k for k in kv.data)
     assert worker_b.state(PRIMARY) == "open"
     resp = llm.complete(PRIMARY, "hi", fallbacks=[FALLBACK], circuit=worker_b)

@@ -24,7 +24,9 @@ from __future__ import annotations
 import json
 import random
 import re
+import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -58,6 +60,8 @@ class RecordedRequest:
     body: dict[str, Any]
     headers: dict[str, str]
     outcome: str = ""
+    received_at: float = 0.0  # time.monotonic() when the request arrived
+    finished_at: float = 0.0  # ... and when its reply was written (0.0 if it never was)
 
 
 @dataclass
@@ -82,6 +86,14 @@ class _State:
     default: Reply | Callable[[RecordedRequest], Reply] = field(default_factory=Reply)
 
 
+class _HTTPServer(ThreadingHTTPServer):
+    # The default backlog of 5 drops SYNs under a burst of connections, and each dropped
+    # SYN costs the client a 1 s retransmit.
+    request_queue_size = 256
+    daemon_threads = True
+    block_on_close = False
+
+
 class FakeLLMServer:
     """An OpenAI-, Anthropic- and Gemini-compatible HTTP server on loopback, for tests."""
 
@@ -89,8 +101,7 @@ class FakeLLMServer:
         self._state = _State()
         self._lock = threading.Lock()
         self._stopping = threading.Event()
-        self._httpd = ThreadingHTTPServer((host, port), _make_handler(self))
-        self._httpd.daemon_threads = True
+        self._httpd = _HTTPServer((host, port), _make_handler(self))
         self._thread: threading.Thread | None = None
 
     # ------------------------------------------------------------ lifecycle
@@ -283,8 +294,20 @@ def _make_handler(server: FakeLLMServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
+        def setup(self) -> None:
+            super().setup()
+            # Headers and body go out in separate writes: without TCP_NODELAY, Nagle's
+            # algorithm and the client's delayed ACK add ~40 ms to every reply.
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
         def log_message(self, format: str, *args: Any) -> None:
             pass
+
+        def handle(self) -> None:
+            try:
+                super().handle()
+            except ConnectionError:  # the client gave up (a timeout): nothing to answer
+                self.close_connection = True
 
         def do_GET(self) -> None:
             if urlparse(self.path).path.endswith("/models"):
@@ -309,8 +332,9 @@ def _make_handler(server: FakeLLMServer) -> type[BaseHTTPRequestHandler]:
             if wire == "unknown":
                 self._json(404, {}, {"error": {"message": f"no route {path}", "type": "not_found"}})
                 return
+            headers = {k.lower(): v for k, v in self.headers.items()}
             rec = RecordedRequest(
-                wire, path, model, stream, body, {k.lower(): v for k, v in self.headers.items()}
+                wire, path, model, stream, body, headers, received_at=time.monotonic()
             )
             item = server._next(rec)
             rec.outcome = item.kind if isinstance(item, Fault) else "reply"
@@ -318,6 +342,7 @@ def _make_handler(server: FakeLLMServer) -> type[BaseHTTPRequestHandler]:
                 self._fault(rec, item)
             else:
                 self._reply(rec, item)
+            rec.finished_at = time.monotonic()
 
         # ---------------------------------------------------- writing
 

