@@ -18,7 +18,7 @@ $(BIN)/tether: pyproject.toml
 	touch $(BIN)/tether
 
 $(VENV)/.test-extras: $(BIN)/tether pyproject.toml
-	$(BIN)/pip install --quiet -e ".[$(TEST_EXTRAS)]"
+	CMAKE_ARGS="$(CMAKE_ARGS) -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON" $(BIN)/pip install --quiet -e ".[$(TEST_EXTRAS)]"
 	touch $(VENV)/.test-extras
 
 demo: $(BIN)/tether
