@@ -46,6 +46,9 @@ def _return_adapter(fn: Callable[..., Any]) -> TypeAdapter[Any] | None:
 
 
 def return_adapter(fn: Any) -> TypeAdapter[Any] | None:
+    annotations = getattr(fn, "__annotations__", None)
+    if isinstance(annotations, dict) and "return" not in annotations:
+        return None  # the common case (lambdas, unannotated callables): no type lookup
     try:
         return _return_adapter(fn)
     except TypeError:  # unhashable callable

@@ -11,6 +11,7 @@ import asyncio
 import contextvars
 import functools
 import inspect
+import types
 import uuid as uuid_module
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -30,6 +31,13 @@ from tether.flow.keys import event_dict, match_value, read_path
 from tether.records import Event
 from tether.store.base import NewRun, StepRow, StepWrite
 from tether.store.rows import event_json
+
+
+def is_async_callable(fn: Any) -> bool:
+    """``inspect.iscoroutinefunction`` with a fast path for plain functions."""
+    if type(fn) is types.FunctionType:
+        return bool(fn.__code__.co_flags & inspect.CO_COROUTINE)
+    return inspect.iscoroutinefunction(fn)
 
 
 def _event_from_output(text: str | None) -> Event | None:
@@ -310,7 +318,7 @@ class AsyncSteps(_StepsBase):
                 started = ex.clock.now()
                 token = CURRENT_STEP.set((ex.run_id, sid, attempt))
                 try:
-                    if inspect.iscoroutinefunction(fn):
+                    if is_async_callable(fn):
                         awaitable = fn(*args, **kwargs)
                     else:
                         call = functools.partial(
@@ -401,7 +409,7 @@ class SyncSteps(_StepsBase):
 
     def _call(self, fn: Callable[..., Any], args: Any, kwargs: Any) -> Any:
         loop = self._ex.engine.loop
-        if inspect.iscoroutinefunction(fn):
+        if is_async_callable(fn):
             future = asyncio.run_coroutine_threadsafe(
                 _with_timeout(fn(*args, **kwargs), self._timeout), loop
             )
