@@ -100,6 +100,7 @@ class Harness:
         self._lock = threading.RLock()
         self._workers: list[Worker] = []
         self._code_version: str | None = None
+        self._breaker: Any = None
 
     def __repr__(self) -> str:
         return f"Harness(store={self.store_url!r}, functions={sorted(self.functions)})"
@@ -155,6 +156,16 @@ class Harness:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    @property
+    def circuit_breaker(self) -> Any:
+        """The LLM circuit breaker of this harness: its state lives in the store, so every
+        worker on the store shares it."""
+        if self._breaker is None:
+            from tether.llm import CircuitBreaker, KVCircuitStore
+
+            self._breaker = CircuitBreaker(KVCircuitStore(self.store), clock=self.clock.now)
+        return self._breaker
 
     @property
     def version(self) -> str:

@@ -1,4 +1,5 @@
-"""Helpers for testing tether apps: a temporary store and a virtual clock.
+"""Helpers for testing tether apps: a temporary store, a virtual clock and FakeLLMServer
+(an OpenAI/Anthropic/Gemini-compatible HTTP server on loopback with scripted faults).
 
 from tether.testing import temporary_harness
 
@@ -19,8 +20,9 @@ from typing import Any
 
 from tether.clock import VirtualClock
 from tether.harness import Harness
+from tether.llm.fake_server import FakeLLMServer
 
-__all__ = ["VirtualClock", "temporary_harness", "temporary_store_url"]
+__all__ = ["FakeLLMServer", "VirtualClock", "temporary_harness", "temporary_store_url"]
 
 
 @contextlib.contextmanager

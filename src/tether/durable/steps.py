@@ -22,7 +22,7 @@ from typing import Any
 from tether.codec import dumps, encode_result, loads
 from tether.durable.execution import CURRENT_STEP, RunExecution
 from tether.durable.function import INVOKED_EVENT, DurableFunction
-from tether.durable.retry import Retry
+from tether.durable.retry import NO_RETRY, Retry
 from tether.durable.signals import Suspend
 from tether.durations import Duration, seconds
 from tether.errors import ConfigurationError, RunTimeout, StepFailed
@@ -255,6 +255,19 @@ class _StepsBase:
         """A random id, recorded: a replay sees the same value."""
         return str(self._recorded("uuid", lambda: str(uuid_module.uuid4())))
 
+    def _llm_call(self, model: Any, messages: Any, output: Any, kwargs: dict[str, Any]) -> Any:
+        """The step callable of ``ctx.step.llm``: one reliable LLM call (``tether.llm``),
+        annotated so that its checkpointed response is rebuilt with a typed ``.parsed``."""
+        from tether.llm import LLMResponse, acomplete
+
+        kwargs.setdefault("circuit", self._ex.engine.harness.circuit_breaker)
+
+        async def call() -> Any:
+            return await acomplete(model, messages, output=output, **kwargs)
+
+        call.__annotations__["return"] = LLMResponse[output] if output is not None else LLMResponse
+        return call
+
     def _encode(self, value: Any, sid: str, fn: Any) -> str:
         ex = self._ex
         return encode_result(
@@ -346,6 +359,16 @@ class AsyncSteps(_StepsBase):
                 ex.inflight -= 1
                 ex.idle.notify_all()
 
+    async def llm(
+        self, step_id: str, *, model: Any, messages: Any, output: Any = None, **options: Any
+    ) -> Any:
+        """A reliable LLM call as a durable step (``tether.llm.acomplete`` options:
+        ``tools``, ``fallbacks``, ``max_tokens``, ``deadline``, ...). The response is
+        checkpointed: a replay never calls the model again. The call has its own retry
+        policy (the classifier and the deadline), not the function's ``Retry``."""
+        call = self._llm_call(model, messages, output, options)
+        return await self.options(retries=NO_RETRY).run(step_id, call)
+
     async def sleep(self, step_id: str, duration: Duration) -> None:
         """Sleep durably: the run is suspended (no thread, no slot) and resumed later."""
         self._sleep_until(step_id, self._ex.clock.now() + seconds(duration, "sleep"))
@@ -421,6 +444,13 @@ class SyncSteps(_StepsBase):
             return self._ex.engine.step_pool.submit(call).result(self._timeout)
         except FutureTimeout:
             raise TimeoutError(f"step callable ran over its timeout of {self._timeout}s") from None
+
+    def llm(
+        self, step_id: str, *, model: Any, messages: Any, output: Any = None, **options: Any
+    ) -> Any:
+        """A reliable LLM call as a durable step; see ``Context.step.llm``."""
+        call = self._llm_call(model, messages, output, options)
+        return self.options(retries=NO_RETRY).run(step_id, call)
 
     def sleep(self, step_id: str, duration: Duration) -> None:
         """Sleep durably: the run is suspended (no thread, no slot) and resumed later."""
