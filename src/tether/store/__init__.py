@@ -1,4 +1,5 @@
-"""Storage backends, chosen by URL: ``sqlite:///path/to/file.db`` or ``postgresql://...``."""
+"""Storage backends, chosen by URL: ``sqlite:///path/to/file.db`` or
+``postgresql://user:password@host:port/db[?schema=name]``."""
 
 from __future__ import annotations
 
@@ -31,10 +32,9 @@ def open_store(url: str | None = None, *, durability: str = "process") -> Store:
 
         store: Store = SQLiteStore(path, durability=durability, timeout=timeout)
     elif parts.scheme in ("postgresql", "postgres"):
-        raise ConfigurationError(
-            "the PostgreSQL store is not available in this version of tether yet; "
-            "use sqlite:///path.db"
-        )
+        from tether.store.postgres import PostgresStore
+
+        store = PostgresStore(url, durability=durability)
     else:
         raise ConfigurationError(
             f"store URL {url!r} has an unknown scheme {parts.scheme!r}: use "
