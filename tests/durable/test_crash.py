@@ -22,8 +22,8 @@ EXPECTED = {"squares": [i * i for i in range(1, STEPS + 1)], "total": 385}
 
 
 @pytest.fixture
-def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
-    with Sandbox(tmp_path) as box:
+def sandbox(tmp_path: Path, store_url: str) -> Iterator[Sandbox]:
+    with Sandbox(tmp_path, store_url) as box:
         yield box
 
 

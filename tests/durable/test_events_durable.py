@@ -14,8 +14,8 @@ from tests.durable.apps.sandbox import Sandbox, result
 
 
 @pytest.fixture
-def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
-    with Sandbox(tmp_path) as box:
+def sandbox(tmp_path: Path, store_url: str) -> Iterator[Sandbox]:
+    with Sandbox(tmp_path, store_url) as box:
         yield box
 
 

@@ -25,8 +25,8 @@ MAX_GROWTH_MB = 20  # about 2 KB per extra sleeper; a held coroutine or thread e
 
 
 @pytest.fixture
-def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
-    with Sandbox(tmp_path) as box:
+def sandbox(tmp_path: Path, store_url: str) -> Iterator[Sandbox]:
+    with Sandbox(tmp_path, store_url) as box:
         yield box
 
 

@@ -1,7 +1,8 @@
-"""A store file under tmp_path plus the worker subprocesses the crash tests start and kill.
+"""A store (a SQLite file under tmp_path, or a PostgreSQL schema) plus the worker
+subprocesses the crash tests start and kill.
 
 The test process only enqueues, sends and reads (``Sandbox.harness``); runs execute in
-``tether worker`` subprocesses on the same SQLite file, which the tests SIGKILL.
+``tether worker`` subprocesses on the same store, which the tests SIGKILL.
 """
 
 from __future__ import annotations
@@ -51,12 +52,12 @@ def proc_status(pid: int) -> dict[str, int]:
 
 
 class Sandbox:
-    """One SQLite store file, the test process's harness on it, and subprocesses."""
+    """One store, the test process's harness on it, and subprocesses."""
 
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, url: str | None = None) -> None:
         self.dir = tmp_path
         self.db = tmp_path / "tether.db"
-        self.url = f"sqlite:///{self.db}"
+        self.url = url or f"sqlite:///{self.db}"
         self.harness = durable_app.build(self.url)
         self.procs: list[subprocess.Popen[bytes]] = []
         self.env = {**os.environ, "TETHER_STORE": self.url, "PYTHONUNBUFFERED": "1"}
@@ -113,7 +114,14 @@ class Sandbox:
         )
 
     def query(self, sql: str) -> list[Any]:
-        """Read the store file directly, on a read-only connection of its own."""
+        """Read the store directly, on a connection of its own (read-only for SQLite)."""
+        if self.url.startswith("postgresql"):
+            import psycopg
+
+            base, _, schema = self.url.partition("?schema=")
+            with psycopg.connect(base, autocommit=True) as pg:
+                pg.execute(f'SET search_path TO "{schema}"')
+                return pg.execute(sql).fetchall()
         conn = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=10)
         try:
             return conn.execute(sql).fetchall()
