@@ -397,3 +397,47 @@ def test_blocking_complete_works_inside_a_running_loop(server: FakeLLMServer) ->
         return llm.complete(PRIMARY, "hi").text
 
     assert asyncio.run(main()) == "Hello from FakeLLMServer."
+
+
+def test_a_server_delay_is_shared_by_later_calls(server: FakeLLMServer) -> None:
+    server.fault("rate_limit", retry_after=30, model="gpt-4.1-mini")
+    first = llm.complete(PRIMARY, "hi", fallbacks=[FALLBACK])
+    second = llm.complete(PRIMARY, "hi", fallbacks=[FALLBACK])
+    assert first.model == second.model == FALLBACK
+    assert [a.model for a in second.attempts] == [FALLBACK]  # no second 429 collected
+    assert server.request_count(model="gpt-4.1-mini") == 1
+    assert llm.default_breaker().state(PRIMARY) == "closed"  # rate limited, not broken
+
+
+def test_errors_amid_successes_do_not_open_the_circuit() -> None:
+    breaker = CircuitBreaker(MemoryCircuitStore(), failure_threshold=3, failure_rate=0.5)
+    for _ in range(10):
+        breaker.record_failure("m")
+        breaker.record_success("m")
+        breaker.record_success("m")
+    assert breaker.state("m") == "closed"  # 10 failures, but a third of the calls
+    for _ in range(19):
+        breaker.record_failure("m")
+    assert breaker.state("m") == "closed"  # 29 / 49
+    breaker.record_failure("m")
+    assert breaker.state("m") == "open"  # 30 / 50
+
+
+def test_the_circuit_window_forgets_old_failures() -> None:
+    now = [1000.0]
+    breaker = CircuitBreaker(
+        MemoryCircuitStore(), failure_threshold=3, window=60, clock=lambda: now[0]
+    )
+    breaker.record_failure("m")
+    breaker.record_failure("m")
+    now[0] += 61
+    breaker.record_failure("m")
+    assert breaker.state("m") == "closed"
+    breaker.record_failure("m")
+    breaker.record_failure("m")
+    assert breaker.state("m") == "open"
+    now[0] += 31
+    assert breaker.before_call("m").probe
+    assert not breaker.before_call("m").allowed  # one probe at a time
+    breaker.record_success("m")
+    assert breaker.state("m") == "closed"

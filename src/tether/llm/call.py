@@ -261,6 +261,7 @@ def astream(
     state = _start(model, call)
 
     async def run(holder: LLMStream) -> AsyncIterator[StreamChunk]:
+        state.restart_clock()
         while True:
             route, permit = await state.next_route()
             started = state.p.clock()

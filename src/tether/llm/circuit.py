@@ -6,13 +6,14 @@ value)`` -- the durable store implements those, so every worker sharing a store 
 breakers. Writes are last-writer-wins: two workers that trip or probe at the same moment
 cost at most one extra request, never a lost call.
 
-    closed ──(failure_threshold consecutive provider failures)──> open
+    closed ──(in one window: >= failure_threshold failures, >= failure_rate of calls)──> open
     open ──(cooldown elapsed)──> half-open: one caller probes, the others wait or fail over
     half-open ──(probe succeeds)──> closed
     half-open ──(probe fails)──> open, cooldown doubled (up to max_cooldown)
 
-Only failures that say the provider is unhealthy count (overloaded, 5xx, timeouts); a 429
-with a server delay is rate limiting and a 4xx is the caller's fault.
+Only failures that say the provider is unhealthy count (overloaded, 5xx, timeouts, a 429
+without a delay); a 429 with a server delay is rate limiting, kept as a shared ``hold``
+instead, and a 4xx is the caller's fault.
 """
 
 from __future__ import annotations
@@ -71,15 +72,18 @@ class KVCircuitStore:
 @dataclass
 class _State:
     state: str = "closed"  # closed | open | half_open
-    failures: int = 0
+    failures: int = 0  # provider failures in the current window
+    successes: int = 0  # successes in the window, counted once it has a failure
+    window_start: float = 0.0
     open_until: float = 0.0
     cooldown: float = 0.0
     probe_until: float = 0.0
+    hold_until: float = 0.0  # a server-given delay (429 + Retry-After), shared by all callers
 
 
 @dataclass(frozen=True)
 class Permit:
-    """The answer to ``before_call``: go ahead now, or not before ``retry_at``."""
+    """The answer to ``before_call``: go ahead now, or not before ``retry_at`` (wall clock)."""
 
     allowed: bool
     retry_at: float = 0.0
@@ -87,13 +91,23 @@ class Permit:
 
 
 class CircuitBreaker:
-    """Per-key breakers over a ``CircuitStore``; keys are ``provider:model``."""
+    """Per-key breakers over a ``CircuitStore``; keys are model strings (``provider:model``).
+
+    A circuit opens when, within one ``window`` of seconds, there were at least
+    ``failure_threshold`` provider failures and they were at least ``failure_rate`` of the
+    calls: a burst of errors from a healthy provider under load does not open it. A server's
+    rate-limit delay is kept too (``hold``), so that every caller -- in this process or, with
+    a shared store, in any worker -- waits it out or fails over instead of collecting 429s.
+    A healthy model costs one store read per call and no write.
+    """
 
     def __init__(
         self,
         store: CircuitStore | None = None,
         *,
         failure_threshold: int = 5,
+        failure_rate: float = 0.5,
+        window: float = 60.0,
         cooldown: float = 30.0,
         max_cooldown: float = 300.0,
         probe_timeout: float = 60.0,
@@ -101,6 +115,8 @@ class CircuitBreaker:
     ) -> None:
         self.store: CircuitStore = store if store is not None else MemoryCircuitStore()
         self.failure_threshold = failure_threshold
+        self.failure_rate = failure_rate
+        self.window = window
         self.cooldown = cooldown
         self.max_cooldown = max_cooldown
         self.probe_timeout = probe_timeout
@@ -131,6 +147,8 @@ class CircuitBreaker:
     def before_call(self, key: str) -> Permit:
         st = self._load(key)
         now = self.clock()
+        if st.hold_until > now:
+            return Permit(False, retry_at=st.hold_until)
         if st.state == "closed":
             return Permit(True)
         if st.state == "open" and now < st.open_until:
@@ -143,10 +161,22 @@ class CircuitBreaker:
         self._save(key, st)
         return Permit(True, probe=True)
 
+    def hold(self, key: str, seconds: float) -> None:
+        """The server asked for ``seconds`` of quiet (a 429 with a delay): every caller of
+        this breaker waits it out or fails over. Not a failure: the circuit stays closed."""
+        st = self._load(key)
+        until = self.clock() + seconds
+        if until > st.hold_until:
+            st.hold_until = until
+            self._save(key, st)
+
     def record_success(self, key: str) -> None:
         st = self._load(key)
-        if st.state != "closed" or st.failures:
-            self._save(key, _State())
+        if st.state != "closed":
+            self._save(key, _State(hold_until=st.hold_until))
+        elif st.failures and self.clock() - st.window_start < self.window:
+            st.successes += 1
+            self._save(key, st)
 
     def record_failure(self, key: str) -> bool:
         """Count a provider failure; returns True when this failure opened the circuit."""
@@ -154,20 +184,19 @@ class CircuitBreaker:
         now = self.clock()
         if st.state == "half_open":
             st.cooldown = min(self.max_cooldown, max(st.cooldown, self.cooldown) * 2)
-            st.state, st.open_until, st.failures = "open", now + st.cooldown, 0
+            st.state, st.open_until = "open", now + st.cooldown
             self._save(key, st)
             return True
         if st.state == "open":
             return False
+        if now - st.window_start >= self.window:
+            st.window_start, st.failures, st.successes = now, 0, 0
         st.failures += 1
-        opened = st.failures >= self.failure_threshold
+        rate = st.failures / (st.failures + st.successes)
+        opened = st.failures >= self.failure_threshold and rate >= self.failure_rate
         if opened:
-            st.state, st.open_until, st.cooldown, st.failures = (
-                "open",
-                now + self.cooldown,
-                self.cooldown,
-                0,
-            )
+            st.state, st.open_until, st.cooldown = "open", now + self.cooldown, self.cooldown
+            st.failures = st.successes = 0
         self._save(key, st)
         return opened
 

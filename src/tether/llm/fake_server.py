@@ -22,6 +22,7 @@ requests that match no entry get ``random_faults`` (if set) or the default reply
 from __future__ import annotations
 
 import json
+import math
 import random
 import re
 import socket
@@ -83,6 +84,7 @@ class _State:
     script: list[_Entry] = field(default_factory=list)
     requests: list[RecordedRequest] = field(default_factory=list)
     random: _RandomFaults | None = None
+    limited_until: dict[str, float] = field(default_factory=dict)  # model -> monotonic time
     default: Reply | Callable[[RecordedRequest], Reply] = field(default_factory=Reply)
 
 
@@ -197,7 +199,11 @@ class FakeLLMServer:
         model: str | None = None,
     ) -> FakeLLMServer:
         """Fail a share ``rate`` of unscripted requests with a fault drawn from ``kinds``,
-        from a seeded generator (the same seed gives the same schedule)."""
+        from a seeded generator (the same seed gives the same schedule).
+
+        A drawn ``rate_limit`` with a delay behaves as a real rate limit does: the model keeps
+        answering 429 (with the remaining delay) until the delay is over, so a client that
+        retries early, or sends other calls meanwhile, collects more 429s."""
         faults = [k if isinstance(k, Fault) else Fault(k) for k in kinds]
         with self._lock:
             self._state.random = _RandomFaults(rate, faults, random.Random(seed), model)
@@ -248,8 +254,16 @@ class FakeLLMServer:
                     return entry.item
             rnd = self._state.random
             matches = rnd is not None and (rnd.model is None or rnd.model == req.model)
-            if rnd is not None and matches and rnd.rng.random() < rnd.rate:
-                return rnd.rng.choice(rnd.kinds)
+            if rnd is not None and matches:
+                now = time.monotonic()
+                left = self._state.limited_until.get(req.model, 0.0) - now
+                if left > 0:
+                    return Fault("rate_limit", retry_after=float(math.ceil(left)))
+                if rnd.rng.random() < rnd.rate:
+                    fault = rnd.rng.choice(rnd.kinds)
+                    if fault.kind == "rate_limit" and fault.retry_after:
+                        self._state.limited_until[req.model] = now + fault.retry_after
+                    return fault
             default = self._state.default
         return default if isinstance(default, Reply) else default(req)
 

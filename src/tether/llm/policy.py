@@ -97,6 +97,11 @@ class CallState:
         self.reasks = 0
         self.slept = 0.0
 
+    def restart_clock(self) -> None:
+        """Start the deadline now (a stream's call starts when it is first iterated)."""
+        self.started = self.p.clock()
+        self.deadline_at = self.started + self.p.deadline
+
     # ---------------------------------------------------------------- bookkeeping
 
     @property
@@ -267,6 +272,8 @@ class CallState:
             )
             if unhealthy:
                 breaker.record_failure(route.key)
+            elif cls.kind is ErrorKind.RATE_LIMITED and cls.retry_after:
+                breaker.hold(route.key, cls.retry_after)
             elif permit.probe:
                 breaker.release_probe(route.key)
         action = cls.action
