@@ -416,11 +416,11 @@ def test_errors_amid_successes_do_not_open_the_circuit() -> None:
         breaker.record_success("m")
         breaker.record_success("m")
     assert breaker.state("m") == "closed"  # 10 failures, but a third of the calls
-    for _ in range(19):
+    for _ in range(9):
         breaker.record_failure("m")
-    assert breaker.state("m") == "closed"  # 29 / 49
+    assert breaker.state("m") == "closed"  # 19 failures of 39 calls
     breaker.record_failure("m")
-    assert breaker.state("m") == "open"  # 30 / 50
+    assert breaker.state("m") == "open"  # 20 of 40: half
 
 
 def test_the_circuit_window_forgets_old_failures() -> None:
