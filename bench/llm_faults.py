@@ -57,6 +57,7 @@ class Row:
     completed: int
     p50: float
     p95: float
+    p95_ok: float
     worst: float
     requests: int
     wasted: int
@@ -73,11 +74,11 @@ def faults(hang: float) -> list[Fault]:
     ]
 
 
-def _serve(conn: Connection, seed: int, hang: float) -> None:
+def _serve(conn: Connection, seed: int, hang: float, sticky: bool) -> None:
     """The fake server, in its own process: the clients' event loop and the server's
     threads must not share one GIL, or the queueing would show up as client latency."""
     with FakeLLMServer() as server:
-        server.random_faults(0.3, faults(hang), seed=seed)
+        server.random_faults(0.3, faults(hang), seed=seed, sticky_rate_limits=sticky)
         conn.send(server.url)
         conn.recv()
         conn.send(
@@ -103,10 +104,11 @@ async def run_client(
     concurrency: int,
     seed: int,
     hang: float,
+    sticky: bool,
 ) -> Row:
     ctx = multiprocessing.get_context("spawn")
     parent, child = ctx.Pipe()
-    proc = ctx.Process(target=_serve, args=(child, seed, hang), daemon=True)
+    proc = ctx.Process(target=_serve, args=(child, seed, hang, sticky), daemon=True)
     proc.start()
     base = f"{parent.recv()}/v1"
     sem = asyncio.Semaphore(concurrency)
@@ -143,12 +145,14 @@ async def run_client(
         slept += max(0.0, o.latency - in_flight) if reqs else 0.0
     completed = sum(o.ok for o in outcomes)
     lat = sorted(o.latency for o in outcomes)
+    ok_lat = sorted(o.latency for o in outcomes if o.ok) or [0.0]
     return Row(
         client=name,
         calls=calls,
         completed=completed,
         p50=statistics.median(lat),
         p95=lat[int(0.95 * (len(lat) - 1))],
+        p95_ok=ok_lat[int(0.95 * (len(ok_lat) - 1))],
         worst=lat[-1],
         requests=len(requests),
         wasted=len(requests) - completed,
@@ -269,6 +273,20 @@ def local_tokens_per_second() -> str:
     return f"{resp.usage.output_tokens / elapsed:.0f} tokens/s ({resp.usage.output_tokens} tokens in {elapsed:.2f}s)"
 
 
+def table(title: str, rows: list[Row]) -> str:
+    head = (
+        "| client | completed | p50 s | p95 s | p95 s (completed) | max s "
+        "| requests | wasted | slept s |"
+    )
+    lines = [title, "", head, "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(
+            f"| {r.client} | {100 * r.completed / r.calls:.1f}% | {r.p50:.2f} | {r.p95:.2f} "
+            f"| {r.p95_ok:.2f} | {r.worst:.2f} | {r.requests} | {r.wasted} | {r.slept:.1f} |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=200)
@@ -276,6 +294,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--hang", type=float, default=30.0)
     parser.add_argument("--overhead-calls", type=int, default=300)
+    parser.add_argument("--scenario", choices=["independent", "sticky", "both"], default="both")
     args = parser.parse_args()
     os.environ.setdefault("OPENAI_API_KEY", "sk-fake")
 
@@ -284,37 +303,41 @@ def main() -> None:
         ("LiteLLM Router (2 retries + fallback)", litellm_router()),
         ("tether (fallback)", tether_llm()),
     ]
-    rows: list[Row] = []
-    for name, call in clients:
-        if call is None:
-            print(f"{name}: skipped (pip install litellm)")
-            continue
-        row = asyncio.run(
-            run_client(
-                name,
-                call,
-                calls=args.calls,
-                concurrency=args.concurrency,
-                seed=args.seed,
-                hang=args.hang,
+    scenarios = {
+        "independent": (False, "30% of attempts fail, each on its own"),
+        "sticky": (True, "as above, and a 429 keeps the model rate limited for its Retry-After"),
+    }
+    chosen = list(scenarios) if args.scenario == "both" else [args.scenario]
+    tables: list[str] = []
+    for scenario in chosen:
+        sticky, title = scenarios[scenario]
+        rows: list[Row] = []
+        for name, call in clients:
+            if call is None:
+                print(f"{name}: skipped (pip install litellm)")
+                continue
+            row = asyncio.run(
+                run_client(
+                    name,
+                    call,
+                    calls=args.calls,
+                    concurrency=args.concurrency,
+                    seed=args.seed,
+                    hang=args.hang,
+                    sticky=sticky,
+                )
             )
-        )
-        rows.append(row)
-        print(f"done: {name} in {row.wall:.1f}s", flush=True)
-
+            rows.append(row)
+            print(f"done: {scenario} / {name} in {row.wall:.1f}s", flush=True)
+        tables.append(table(f"{scenario}: {title}", rows))
     print()
     print(
-        f"{args.calls} calls, concurrency {args.concurrency}, 30% of attempts fail (seed {args.seed}), "
+        f"{args.calls} calls, concurrency {args.concurrency}, seed {args.seed}, "
         f"request timeout {TIMEOUT:g}s, hangs {args.hang:g}s"
     )
-    header = f"{'client':40} {'completed':>10} {'p50 s':>7} {'p95 s':>7} {'max s':>7} {'requests':>9} {'wasted':>7} {'slept s':>8}"
-    print(header)
-    print("-" * len(header))
-    for r in rows:
-        print(
-            f"{r.client:40} {100 * r.completed / r.calls:9.1f}% {r.p50:7.2f} {r.p95:7.2f} {r.worst:7.2f} "
-            f"{r.requests:9d} {r.wasted:7d} {r.slept:8.1f}"
-        )
+    for t in tables:
+        print()
+        print(t)
     raw_ms, ours_ms = asyncio.run(overhead(args.overhead_calls))
     print()
     print(

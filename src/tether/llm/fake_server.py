@@ -77,6 +77,7 @@ class _RandomFaults:
     kinds: list[Fault]
     rng: random.Random
     model: str | None
+    sticky: bool = False
 
 
 @dataclass
@@ -197,16 +198,20 @@ class FakeLLMServer:
         *,
         seed: int = 0,
         model: str | None = None,
+        sticky_rate_limits: bool = False,
     ) -> FakeLLMServer:
         """Fail a share ``rate`` of unscripted requests with a fault drawn from ``kinds``,
         from a seeded generator (the same seed gives the same schedule).
 
-        A drawn ``rate_limit`` with a delay behaves as a real rate limit does: the model keeps
-        answering 429 (with the remaining delay) until the delay is over, so a client that
-        retries early, or sends other calls meanwhile, collects more 429s."""
+        With ``sticky_rate_limits``, a drawn ``rate_limit`` with a delay behaves as a real
+        rate limit does: the model keeps answering 429 (with the remaining delay) until the
+        delay is over, so a client that retries early, or sends other calls meanwhile,
+        collects more 429s."""
         faults = [k if isinstance(k, Fault) else Fault(k) for k in kinds]
         with self._lock:
-            self._state.random = _RandomFaults(rate, faults, random.Random(seed), model)
+            self._state.random = _RandomFaults(
+                rate, faults, random.Random(seed), model, sticky_rate_limits
+            )
         return self
 
     def set_default(self, reply: Reply | Callable[[RecordedRequest], Reply]) -> FakeLLMServer:
@@ -261,7 +266,7 @@ class FakeLLMServer:
                     return Fault("rate_limit", retry_after=float(math.ceil(left)))
                 if rnd.rng.random() < rnd.rate:
                     fault = rnd.rng.choice(rnd.kinds)
-                    if fault.kind == "rate_limit" and fault.retry_after:
+                    if rnd.sticky and fault.kind == "rate_limit" and fault.retry_after:
                         self._state.limited_until[req.model] = now + fault.retry_after
                     return fault
             default = self._state.default
