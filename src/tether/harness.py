@@ -112,9 +112,9 @@ class Harness:
             return self._store_arg.url
         import os
 
-        from tether.store import DEFAULT_URL
+        from tether.store import DEFAULT_URL, redact_url
 
-        return self._store_arg or os.environ.get("TETHER_STORE") or DEFAULT_URL
+        return redact_url(self._store_arg or os.environ.get("TETHER_STORE") or DEFAULT_URL)
 
     @property
     def store(self) -> Store:

@@ -4,14 +4,23 @@
 from __future__ import annotations
 
 import os
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 from tether.errors import ConfigurationError
 from tether.store.base import Store
 
 DEFAULT_URL = "sqlite:///.tether/tether.db"
 
-__all__ = ["DEFAULT_URL", "Store", "open_store"]
+__all__ = ["DEFAULT_URL", "Store", "open_store", "redact_url"]
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its password (if any) replaced by ``***``, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    userinfo, host = parts.netloc.rsplit("@", 1)
+    return urlunsplit(parts._replace(netloc=f"{userinfo.split(':', 1)[0]}:***@{host}"))
 
 
 def open_store(url: str | None = None, *, durability: str = "process") -> Store:

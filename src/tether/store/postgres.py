@@ -52,6 +52,7 @@ from tether.flow.expr import evaluate
 from tether.flow.keys import read_path
 from tether.records import TERMINAL_STATUSES, Run
 from tether.store import postgres_flow as flow_sql
+from tether.store import redact_url
 from tether.store.base import (
     Accepted,
     AttemptWrite,
@@ -76,8 +77,13 @@ _CLAIM_COLUMNS = (
     "id, function_id, lease_token, event_name, input, event_id, event_ts, version, "
     "deadline_at, cancel_requested, created_at, started_at, batch_events"
 )
+# A lease token is never handed out twice for a run, even when the server crashes and
+# loses the last asynchronous commits (durability="process"): a new token is above the
+# last one and at least the server's clock in milliseconds, which has moved on since.
+_NEW_TOKEN = "greatest({prev} + 1, floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint)"
 _CLAIM_SET = (
-    "status='running', lease_owner=%(owner)s, lease_token=lease_token+1, due_at=%(until)s, "
+    "status='running', lease_owner=%(owner)s, "
+    f"lease_token={_NEW_TOKEN.format(prev='lease_token')}, due_at=%(until)s, "
     "started_at=coalesce(started_at, %(now)s), "
     "deadline_at=coalesce(deadline_at, %(now)s + timeout_s)"
 )
@@ -85,8 +91,9 @@ _RUN_INSERT = (
     "INSERT INTO runs (id, function_id, status, event_name, event_id, event_ts, input, "
     "created_at, started_at, due_at, lease_owner, lease_token, timeout_s, deadline_at, "
     "parent_id, parent_step, replay_of, version, idempotency_key, reason, ended_at) "
-    "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
-    "ON CONFLICT (id) DO NOTHING"
+    "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,"
+    f"CASE WHEN %s::boolean THEN {_NEW_TOKEN.format(prev=0)} ELSE 0 END,"
+    "%s,%s,%s,%s,%s,%s,%s,%s,%s) ON CONFLICT (id) DO NOTHING RETURNING lease_token"
 )
 # The candidate filter of a keyed claim (see sqlite.py): keys with a free slot.
 _COUNT1 = "(SELECT count(*) FROM runs r WHERE r.ckey1=runs.ckey1 AND r.status='running')"
@@ -134,16 +141,6 @@ def _psycopg() -> tuple[Any, Any]:
     return psycopg, psycopg_pool
 
 
-def redact(url: str) -> str:
-    """``url`` with its password replaced by ``***``."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)
-    user = netloc[0].split(":", 1)[0]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[1]}"))
-
-
 def _connect_fix(message: str) -> str:
     low = message.lower()
     if "password" in low or "authentication" in low or "role" in low:
@@ -154,6 +151,19 @@ def _connect_fix(message: str) -> str:
         "check that the server is running and accepts TCP connections at this host and "
         "port (pg_isready -h HOST -p PORT), and that the URL is right"
     )
+
+
+class _Statement:
+    """An operation that is a single SQL statement: alone in a batch, it runs without
+    BEGIN/COMMIT (PostgreSQL makes one statement atomic by itself)."""
+
+    __slots__ = ("fn",)
+
+    def __init__(self, fn: Callable[[Any], Any]) -> None:
+        self.fn = fn
+
+    def __call__(self, conn: Any) -> Any:
+        return self.fn(conn)
 
 
 class PostgresStore(Store):
@@ -170,7 +180,7 @@ class PostgresStore(Store):
             )
         psycopg, pool_mod = _psycopg()
         self._pg = psycopg
-        self.url = redact(url)
+        self.url = redact_url(url)
         self.durability = durability
         parts = urlsplit(url)
         query = dict(parse_qsl(parts.query))
@@ -215,11 +225,13 @@ class PostgresStore(Store):
             timeout=30.0,
         )
         self._pool.open(wait=True, timeout=connect_timeout)
+        self._write_conn: Any = None
         self._committer: GroupCommitter[Any] = GroupCommitter(self._run_batch)
         self._closed = False
         self._commits = 0
         self.operations = 0
         self._listener: threading.Thread | None = None
+        self._analyze_at = 500  # see _maybe_analyze
         self._listener_lock = threading.Lock()
 
     # -- connections --------------------------------------------------------------------
@@ -270,15 +282,37 @@ class PostgresStore(Store):
                 time.sleep(0.05 * (attempt + 1))
         raise AssertionError("unreachable")
 
+    def _writer(self) -> Any:
+        """The connection group commit writes on (one batch at a time, so one suffices)."""
+        conn = self._write_conn
+        if conn is None or conn.closed or conn.broken:
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    conn.close()
+            conn = self._write_conn = self._pg.connect(
+                self._conninfo,
+                connect_timeout=max(1, round(self._connect_timeout)),
+                **self._kwargs,
+            )
+        return conn
+
     def _run_batch(self, ops: list[Op[Any]]) -> None:
         sync = self.durability == "process" and any(op.sync for op in ops)
+        # One statement needs no BEGIN/COMMIT round trips: it is a transaction by itself.
+        alone = len(ops) == 1 and isinstance(ops[0].fn, _Statement) and not sync
         for attempt in range(4):
             try:
-                with self._conn() as conn, conn.transaction():
-                    if sync:
-                        conn.execute("SET LOCAL synchronous_commit = on")
-                    for op in ops:
-                        op.result = op.fn(conn)
+                if self._closed:
+                    raise StoreError(f"the store {self.url} is closed")
+                conn = self._writer()
+                if alone:
+                    ops[0].result = ops[0].fn(conn)
+                else:
+                    with conn.transaction():
+                        if sync:
+                            conn.execute("SET LOCAL synchronous_commit = on")
+                        for op in ops:
+                            op.result = op.fn(conn)
                 self._commits += 1
                 self.operations += len(ops)
                 return
@@ -295,7 +329,10 @@ class PostgresStore(Store):
     def _write_op(self, fn: Callable[[Any], T], sync: bool = False) -> T:
         if self._closed:
             raise StoreError(f"the store {self.url} is closed")
-        return self._committer.submit(fn, sync=sync)
+        result = self._committer.submit(fn, sync=sync)
+        if self.operations >= self._analyze_at:
+            self._maybe_analyze()
+        return result
 
     def _wake_all(self, conn: Any) -> None:
         """Tell every listening process (after this transaction commits) that runs are due."""
@@ -310,7 +347,32 @@ class PostgresStore(Store):
             with contextlib.suppress(Exception), self._pool.connection() as conn:
                 conn.execute("SELECT pg_notify(%s, 'close')", (self._channel,))
             listener.join(timeout=2)
+        idle = self._committer._write_lock.acquire(timeout=5)  # let a batch in flight end
+        try:
+            if self._write_conn is not None:
+                with contextlib.suppress(Exception):
+                    self._write_conn.close()
+        finally:
+            if idle:
+                self._committer._write_lock.release()
         self._pool.close()
+
+    def _maybe_analyze(self) -> None:
+        """Refresh the planner's statistics of a table that grew fast.
+
+        Autovacuum analyses a new table only after a minute or so; until then the planner
+        may scan a whole table instead of reading an index. Every time this process has
+        doubled its writes, one background ANALYZE brings the plans back."""
+        if self.operations < self._analyze_at or self._closed:
+            return
+        self._analyze_at = self.operations * 2
+
+        def analyze() -> None:
+            with contextlib.suppress(Exception), self._conn() as conn:
+                conn.execute("ANALYZE runs")
+                conn.execute("ANALYZE steps")
+
+        threading.Thread(target=analyze, name="tether-pg-analyze", daemon=True).start()
 
     # -- LISTEN/NOTIFY -------------------------------------------------------------------
     def add_listener(self, listener: Callable[[], None]) -> None:
@@ -436,6 +498,13 @@ class PostgresStore(Store):
         self, conn: Any, run: NewRun, now: float, owner: str | None = None, ttl: float = 0.0
     ) -> tuple[str, bool, str | None]:
         """Insert a run after its flow-control decisions (see sqlite.py)."""
+        rid, created, decision, _ = self._insert_claimed(conn, run, now, owner, ttl)
+        return rid, created, decision
+
+    def _insert_claimed(
+        self, conn: Any, run: NewRun, now: float, owner: str | None, ttl: float
+    ) -> tuple[str, bool, str | None, int]:
+        """``_insert_run``, also returning the lease token when ``owner`` claimed the run."""
         run = copy.copy(run)  # decisions adjust it; a retried transaction starts afresh
         flow_sql.lock_keys(conn, flow_sql.creation_keys(run))
         if run.idempotency_key is not None:
@@ -445,11 +514,11 @@ class PostgresStore(Store):
                 (run.function_id, run.idempotency_key, now - DAY),
             ).fetchone()
             if row:
-                return row[0], False, f"idempotency: run {row[0]} has this key"
+                return row[0], False, f"idempotency: run {row[0]} has this key", 0
         if run.flow is not None:
             folded = flow_sql.decide(conn, run, now)
             if folded is not None:
-                return folded[0], False, folded[1]
+                return folded[0], False, folded[1], 0
             if run.status != "queued":
                 owner = None
         claimed = owner is not None
@@ -468,7 +537,7 @@ class PostgresStore(Store):
                 now if claimed else None,
                 None if terminal else (now + ttl if claimed else run.due_at),
                 owner,
-                1 if claimed else 0,
+                claimed,
                 run.timeout_s,
                 now + run.timeout_s if claimed and run.timeout_s is not None else None,
                 run.parent_id,
@@ -480,13 +549,33 @@ class PostgresStore(Store):
                 now if terminal else None,
             ),
         )
-        created = bool(cur.rowcount == 1)
-        if created and run.flow is not None:
+        inserted = cur.fetchone()
+        if inserted is not None and run.flow is not None:
             flow_sql.after_insert(conn, run, now)
-        return run.id, created, run.reason if run.status == "skipped" else None
+        decision = run.reason if run.status == "skipped" else None
+        return run.id, inserted is not None, decision, inserted[0] if inserted else 0
 
     def accept(self, events: Sequence[EventRow], plan: Planner, now: float) -> list[Accepted]:
+        names = sorted({ev.name for ev in events})
+
         def op(conn: Any) -> list[Accepted]:
+            # Which of these events anything waits for, or cancels on: two queries per
+            # batch instead of two per event.
+            waited = {
+                r[0]
+                for r in conn.execute(
+                    "SELECT DISTINCT wait_event FROM steps WHERE status='waiting' "
+                    "AND wait_event = ANY(%s)",
+                    (names,),
+                ).fetchall()
+            }
+            cancels = {
+                r[0]
+                for r in conn.execute(
+                    "SELECT DISTINCT event_name FROM cancel_waits WHERE event_name = ANY(%s)",
+                    (names,),
+                ).fetchall()
+            }
             out: list[Accepted] = []
             for ev in events:
                 cur = conn.execute(
@@ -506,14 +595,18 @@ class PostgresStore(Store):
                     rid, created, decision = self._insert_run(conn, new, now)
                     if created:
                         run_ids.append(rid)
+                        if new.flow is not None:
+                            cancels.update(w[0] for w in new.flow.cancel_waits)
                     if decision is not None:
                         decisions.append(
                             {"function": new.function_id, "run_id": rid, "decision": decision}
                         )
-                self._wake_waiters(conn, ev, now)
-                doc = {"name": ev.name, "data": loads(ev.data), "id": ev.id}
-                for rid in flow_sql.cancel_by_event(conn, ev.name, doc, ev.id, now):
-                    decisions.append({"run_id": rid, "decision": "cancelled this run"})
+                if ev.name in waited:
+                    self._wake_waiters(conn, ev, now)
+                if ev.name in cancels:
+                    doc = {"name": ev.name, "data": loads(ev.data), "id": ev.id}
+                    for rid in flow_sql.cancel_by_event(conn, ev.name, doc, ev.id, now):
+                        decisions.append({"run_id": rid, "decision": "cancelled this run"})
                 if decisions:
                     conn.execute(
                         "UPDATE events SET decisions=%s WHERE id=%s", (dumps(decisions), ev.id)
@@ -598,7 +691,7 @@ class PostgresStore(Store):
             if row:
                 return run.id, False, None
             owner_now = None if run.flow is not None and run.flow.delays_start else owner
-            rid, created, _ = self._insert_run(conn, run, now, owner_now, ttl)
+            rid, created, _, token = self._insert_claimed(conn, run, now, owner_now, ttl)
             if not (created and owner_now is not None):
                 if created:
                     self._wake_all(conn)
@@ -606,7 +699,7 @@ class PostgresStore(Store):
             claim = Claim(
                 rid,
                 run.function_id,
-                1,
+                token,
                 run.event_name,
                 run.input,
                 run.event_id,
@@ -619,7 +712,7 @@ class PostgresStore(Store):
             )
             return rid, True, claim
 
-        result = self._write_op(op, sync=owner is not None)
+        result = self._write_op(op)
         if result[1] and result[2] is None:
             self.notify()
         return result
@@ -680,6 +773,8 @@ class PostgresStore(Store):
             for r in rows
         ]
 
+    # Due-order scans read the due index only: ``function_id || ''`` keeps the planner
+    # from sorting a function's whole history when its statistics are stale.
     def claim(
         self,
         owner: str,
@@ -695,7 +790,7 @@ class PostgresStore(Store):
             return self._claim_keyed(owner, limit, function_ids, now, ttl)
         sql = (
             f"UPDATE runs SET {_CLAIM_SET} WHERE id IN (SELECT id FROM runs "
-            "WHERE due_at<=%(now)s AND function_id = ANY(%(fids)s) "
+            "WHERE due_at<=%(now)s AND (function_id || '') = ANY(%(fids)s) "
             "AND (lease_owner IS NULL OR lease_owner != %(owner)s) "
             f"ORDER BY due_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED) RETURNING {_CLAIM_COLUMNS}"
         )
@@ -706,7 +801,7 @@ class PostgresStore(Store):
             "fids": list(function_ids),
             "limit": limit,
         }
-        rows = self._write_op(lambda c: c.execute(sql, params).fetchall(), sync=True)
+        rows = self._write_op(_Statement(lambda c: c.execute(sql, params).fetchall()))
         return self._claims(rows)
 
     def _claim_keyed(
@@ -720,7 +815,7 @@ class PostgresStore(Store):
         are claimed."""
         select = (
             "SELECT id, status, ckey1, climit1, ckey2, climit2, throttle_key, throttle_limit, "
-            "throttle_period FROM runs WHERE due_at<=%(now)s AND function_id = ANY(%(fids)s) "
+            "throttle_period FROM runs WHERE due_at<=%(now)s AND (function_id || '') = ANY(%(fids)s) "
             f"AND (lease_owner IS NULL OR lease_owner != %(owner)s) AND {_KEYS_FREE} "
             "ORDER BY due_at LIMIT %(limit)s FOR UPDATE OF runs SKIP LOCKED"
         )
@@ -760,7 +855,7 @@ class PostgresStore(Store):
             ).fetchall()
             return claimed
 
-        return self._claims(self._write_op(op, sync=True))
+        return self._claims(self._write_op(op))
 
     @staticmethod
     def _lock_and_count(conn: Any, rows: list[Any], now: float) -> dict[tuple[str, str], int]:
@@ -814,7 +909,7 @@ class PostgresStore(Store):
                 params,
             ).fetchall()
 
-        claims = self._claims(self._write_op(op, sync=True))
+        claims = self._claims(self._write_op(op))
         return claims[0] if claims else None
 
     def schedule_cron(
@@ -857,7 +952,7 @@ class PostgresStore(Store):
         if not function_ids:
             return None
         rows = self._read(
-            "SELECT due_at FROM runs WHERE due_at IS NOT NULL AND function_id = ANY(%s) "
+            "SELECT due_at FROM runs WHERE due_at IS NOT NULL AND (function_id || '') = ANY(%s) "
             "ORDER BY due_at LIMIT 1",
             (list(function_ids),),
         )
@@ -875,41 +970,27 @@ class PostgresStore(Store):
             ).fetchall()
             return [r[0] for r in rows if r[1]]
 
-        return self._write_op(op)
+        return self._write_op(_Statement(op))
 
     def release(self, run_id: str, token: int, now: float) -> None:
-        def op(conn: Any) -> None:
-            conn.execute(
-                "UPDATE runs SET due_at=%s, lease_owner=NULL WHERE id=%s AND lease_token=%s "
-                "AND status='running'",
-                (now, run_id, token),
-            )
-            self._wake_all(conn)
-
-        self._write_op(op)
+        sql = (
+            "WITH u AS (UPDATE runs SET due_at=%s, lease_owner=NULL WHERE id=%s "
+            "AND lease_token=%s AND status='running' RETURNING 1) "
+            "SELECT pg_notify(%s, '') FROM u"
+        )
+        params = (now, run_id, token, self._channel)
+        self._write_op(_Statement(lambda c: c.execute(sql, params)))
         self.notify()
 
     # -- execution ---------------------------------------------------------------------
     def load_steps(self, run_id: str) -> dict[str, StepRow]:
-        def read(conn: Any) -> dict[str, StepRow]:
-            steps = {
-                r[0]: StepRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], 0, r[7])
-                for r in conn.execute(
-                    "SELECT step_id, seq, kind, status, output, error, wake_at, child_id "
-                    "FROM steps WHERE run_id=%s",
-                    (run_id,),
-                ).fetchall()
-            }
-            if steps:
-                for step_id, count in conn.execute(
-                    "SELECT step_id, count(*) FROM attempts WHERE run_id=%s GROUP BY step_id",
-                    (run_id,),
-                ).fetchall():
-                    if step_id in steps:
-                        steps[step_id].failed_attempts = count
-            return steps
-
-        return self._reading(read)
+        rows = self._read(
+            "SELECT step_id, seq, kind, status, output, error, wake_at, "
+            "(SELECT count(*) FROM attempts a WHERE a.run_id=s.run_id AND a.step_id=s.step_id), "
+            "child_id FROM steps s WHERE run_id=%s",
+            (run_id,),
+        )
+        return {r[0]: StepRow(*r) for r in rows}
 
     @staticmethod
     def _step_params(run_id: str, token: int, s: StepWrite) -> tuple[Any, ...]:
@@ -953,7 +1034,10 @@ class PostgresStore(Store):
         return bool(row[0])
 
     def save_step(self, run_id: str, token: int, step: StepWrite) -> bool:
-        return self._write_op(lambda conn: self._upsert_step(conn, run_id, token, step))
+        cancel: bool = self._write_op(
+            _Statement(lambda conn: self._upsert_step(conn, run_id, token, step))
+        )
+        return cancel
 
     def resolve_wait(self, run_id: str, token: int, step_id: str, now: float) -> bool:
         def op(conn: Any) -> bool:
@@ -1013,7 +1097,32 @@ class PostgresStore(Store):
         blocked: Sequence[str],
         now: float,
     ) -> None:
+        if status == "sleeping":
+            # Nothing outside this run resolves a sleep, so one conditional UPDATE does:
+            # it waits for a claim in flight and re-checks the token on the row that claim
+            # committed (fencing), and requeues at once if a blocked step is already done.
+            def alone(conn: Any) -> None:
+                row = conn.execute(
+                    "UPDATE runs SET status=CASE WHEN r.done THEN 'queued' ELSE %s END, "
+                    "due_at=CASE WHEN r.done THEN %s ELSE %s END, lease_owner=NULL "
+                    "FROM (SELECT EXISTS (SELECT 1 FROM steps WHERE run_id=%s "
+                    "AND step_id = ANY(%s) AND status IN ('completed', 'failed')) AS done) r "
+                    "WHERE id=%s AND lease_token=%s RETURNING r.done",
+                    (status, now, due_at, run_id, list(blocked), run_id, token),
+                ).fetchone()
+                if row is None:
+                    raise Fenced(run_id)
+                if row[0]:
+                    self._wake_all(conn)
+
+            self._write_op(_Statement(alone))
+            self.notify()
+            return
+
         def op(conn: Any) -> None:
+            # The run row is locked before the blocked steps are read: an event or a child
+            # resolving one of them at this moment either committed already (and is seen
+            # here) or waits for this suspension and then requeues the run.
             self._fence(conn, run_id, token, update=True)
             new_status, due = status, due_at
             if blocked:
