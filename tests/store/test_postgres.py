@@ -300,3 +300,33 @@ def test_concurrent_checkpoints_share_transactions(schema: str) -> None:
         assert ops >= 40 * 6 and ops / commits >= 1.5
     finally:
         th.close()
+
+
+def test_a_connection_killed_mid_step_loses_no_step_result(schema: str) -> None:
+    """The server drops tether's connections while a step runs: the checkpoint is retried
+    on a new connection and the step is not executed again."""
+    calls: list[str] = []
+    th = tether.Harness(pg_schema_url(schema))
+
+    def kill_connections() -> int:
+        calls.append("cut")
+        with _raw(schema) as raw:
+            raw.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE application_name = %s AND pid <> pg_backend_pid()",
+                (f"tether/{schema}",),
+            )
+        return 7
+
+    @th.function()
+    def cut(ctx: tether.SyncContext) -> int:
+        first = ctx.step.run("cut", kill_connections)
+        return first + ctx.step.run("after", lambda: 1)
+
+    try:
+        assert th.run(cut, timeout=30) == 8
+        assert calls == ["cut"]
+        run = th.list_runs("cut")[0]
+        assert run.status == "completed"
+    finally:
+        th.close()

@@ -200,6 +200,8 @@ class PostgresStore(Store):
         if durability == "process":
             options.append("-c synchronous_commit=off")
         self._kwargs: dict[str, Any] = {"autocommit": True}
+        if "application_name" not in query:  # how an operator spots tether in pg_stat_activity
+            self._kwargs["application_name"] = f"tether/{schema}" if schema else "tether"
         if options:
             self._kwargs["options"] = " ".join(options)
         self._channel = f"tether_due_{schema}" if schema else "tether_due"
