@@ -82,9 +82,10 @@ class Sandbox:
         self.procs.append(proc)
         return proc
 
-    def worker(self, concurrency: int = 4) -> subprocess.Popen[bytes]:
-        """``tether worker tests.durable.apps.durable_app:th`` on this store."""
-        ref = "tests.durable.apps.durable_app:th"
+    def worker(
+        self, concurrency: int = 4, ref: str = "tests.durable.apps.durable_app:th"
+    ) -> subprocess.Popen[bytes]:
+        """``tether worker REF`` (by default the durable test app) on this store."""
         return self._spawn([str(TETHER), "worker", ref, "-c", str(concurrency)], "worker")
 
     def sender(self, event_id: str) -> subprocess.Popen[bytes]:
