@@ -220,14 +220,18 @@ def litellm_router() -> Callable[[str, str], Awaitable[None]] | None:
     return call
 
 
-def tether_llm() -> Callable[[str, str], Awaitable[None]]:
+def tether_llm(share_rate_limits: bool = True) -> Callable[[str, str], Awaitable[None]]:
+    breakers: dict[str, llm.CircuitBreaker] = {}  # one per run (per server)
+
     async def call(base: str, call_id: str) -> None:
         os.environ["OPENAI_BASE_URL"] = base
+        breaker = breakers.setdefault(base, llm.CircuitBreaker(share_rate_limits=share_rate_limits))
         await llm.acomplete(
             f"openai:{PRIMARY}",
             MESSAGES,
             fallbacks=[f"openai:{FALLBACK}"],
             timeout=TIMEOUT,
+            circuit=breaker,
             options={"extra_headers": {"x-bench-call": call_id}},
         )
 
@@ -302,6 +306,7 @@ def main() -> None:
         ("openai SDK (2 retries)", raw_openai()),
         ("LiteLLM Router (2 retries + fallback)", litellm_router()),
         ("tether (fallback)", tether_llm()),
+        ("tether (fallback, 429 delays not shared)", tether_llm(share_rate_limits=False)),
     ]
     scenarios = {
         "independent": (False, "30% of attempts fail, each on its own"),

@@ -441,3 +441,20 @@ def test_the_circuit_window_forgets_old_failures() -> None:
     assert not breaker.before_call("m").allowed  # one probe at a time
     breaker.record_success("m")
     assert breaker.state("m") == "closed"
+
+
+def test_context_overflow_is_compacted_once_and_retried(server: FakeLLMServer) -> None:
+    server.fault("context_length", times=1)
+    server.reply("short enough now")
+    seen: list[int] = []
+
+    async def keep_last(messages: list[llm.Message]) -> list[llm.Message]:
+        seen.append(len(messages))
+        return messages[-1:]
+
+    history = [{"role": "user", "content": f"turn {i}"} for i in range(6)]
+    resp = llm.complete(PRIMARY, history, compact=keep_last)
+    assert resp.text == "short enough now"
+    assert seen == [6]
+    assert [a.action for a in resp.attempts] == ["compact", None]
+    assert len(server.requests[-1].body["messages"]) == 1

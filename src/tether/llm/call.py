@@ -4,7 +4,7 @@ circuit breaking, structured output, a deadline and a cost limit."""
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypedDict, TypeVar, Unpack
 
 from pydantic import BaseModel, ValidationError
@@ -28,6 +28,9 @@ from tether.llm.types import (
 )
 
 M = TypeVar("M", bound=BaseModel)
+
+#: Shortens a conversation that did not fit (context management plugs in here).
+Compactor = Callable[[list[Message]], Awaitable[list[Message]]]
 
 DEFAULT_DEADLINE = 120.0
 DEFAULT_TIMEOUT = 60.0
@@ -157,13 +160,16 @@ async def acomplete(
     temperature: float | None = None,
     max_reasks: int = 2,
     options: dict[str, Any] | None = None,
+    compact: Compactor | None = None,
     **call: Unpack[CallOptions],
 ) -> LLMResponse[M]:
     """One logical LLM call: see ``docs/llm.md``.
 
     ``deadline`` (seconds) bounds every attempt, wait, re-ask and fallback of the call;
     ``timeout`` bounds one attempt (default 60 s, never past the deadline); ``max_attempts``
-    is per model; ``max_reasks`` is the separate budget for invalid structured output.
+    is per model; ``max_reasks`` is the separate budget for invalid structured output;
+    ``compact``, when given, is called once with the messages when a model reports the
+    context too long, and the shorter messages it returns are retried on the same model.
     """
     request = _request(messages, tools, output, max_tokens, temperature, options)
     state = _start(model, call, max_reasks)
@@ -173,7 +179,14 @@ async def acomplete(
         try:
             result = await route.provider.complete(request, state.attempt_timeout())
         except ProviderError as exc:
-            state.failed(route, permit, started, exc.classification, exc=exc)
+            cls = exc.classification
+            if cls.kind is ErrorKind.CONTEXT_LENGTH_EXCEEDED and compact is not None:
+                state.last = cls
+                state.record(route, started, ok=False, cls=cls, action="compact")
+                request.messages = to_messages(await compact(list(request.messages)))
+                compact = None  # once: a second overflow fails over
+                continue
+            state.failed(route, permit, started, cls, exc=exc)
             continue
         state.success(route, permit)
         problem = classify_finish(result.raw_finish)

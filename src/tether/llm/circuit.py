@@ -111,6 +111,7 @@ class CircuitBreaker:
         cooldown: float = 30.0,
         max_cooldown: float = 300.0,
         probe_timeout: float = 60.0,
+        share_rate_limits: bool = True,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store: CircuitStore = store if store is not None else MemoryCircuitStore()
@@ -120,6 +121,7 @@ class CircuitBreaker:
         self.cooldown = cooldown
         self.max_cooldown = max_cooldown
         self.probe_timeout = probe_timeout
+        self.share_rate_limits = share_rate_limits
         self.clock = clock
 
     def _key(self, key: str) -> str:
@@ -163,7 +165,10 @@ class CircuitBreaker:
 
     def hold(self, key: str, seconds: float) -> None:
         """The server asked for ``seconds`` of quiet (a 429 with a delay): every caller of
-        this breaker waits it out or fails over. Not a failure: the circuit stays closed."""
+        this breaker waits it out or fails over. Not a failure: the circuit stays closed.
+        With ``share_rate_limits=False`` only the call that got the 429 waits."""
+        if not self.share_rate_limits:
+            return
         st = self._load(key)
         until = self.clock() + seconds
         if until > st.hold_until:

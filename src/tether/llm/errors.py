@@ -22,7 +22,7 @@ classifier and the deadline), so a durable step must not retry it again on top.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from tether.errors import ConfigurationError, NonRetriableError, TetherError
 
@@ -156,8 +156,3 @@ class StreamInterrupted(LLMCallFailed):
         super().__init__(message, kind=kind, attempts=attempts)
         self.partial_text = partial_text
         self.partial_tool_calls: list[ToolCall] = list(partial_tool_calls or [])
-
-
-def describe(exc: BaseException) -> dict[str, Any]:
-    """A short, prompt-free description of an exception for attempt records."""
-    return {"type": type(exc).__name__, "message": str(exc)[:500]}

@@ -93,7 +93,7 @@ def provider_error(
     """The ``ProviderError`` for an exception raised by an SDK call. Anything that is not a
     failure of the provider or the transport -- a bug, a warning turned into an error --
     is re-raised as it is: it must not be retried or failed over."""
-    known = isinstance(exc, (TimeoutError, OSError, ValueError)) or (
+    known = isinstance(exc, (TimeoutError, OSError, json.JSONDecodeError)) or (
         type(exc).__module__.split(".")[0] in _SDK_MODULES
     )
     if isinstance(exc, Warning) or not known:
