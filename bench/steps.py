@@ -270,6 +270,8 @@ def child_main(args: argparse.Namespace) -> None:
     else:
         raise SystemExit(f"unknown system {system!r}")
     result["samples"] = SAMPLES
+    wal = db.with_name(db.name + "-wal")  # WAL left behind: a WAL that never restarts grows
+    result["wal_mb"] = wal.stat().st_size / 1e6 if wal.exists() else None
     Path(args.out).write_text(json.dumps(result))
 
 
@@ -665,7 +667,7 @@ def print_report(
     print("\nbest of all rounds:")
     head = (
         f"{'system':30} {'phase':5} {'step med us':>11} {'p99 us':>8} {'wall/step us':>12}"
-        f" {'steps/s':>9} {'runs/s':>8}"
+        f" {'steps/s':>9} {'runs/s':>8} {'WAL MB':>7}"
     )
     print(head)
     print("-" * len(head))
@@ -677,6 +679,7 @@ def print_report(
         print(
             f"{name:30} {phase:5} {r['step_median_us']:11.1f} {r['step_p99_us']:8.0f}"
             f" {r['wall_per_step_us']:12.1f} {r['steps_per_s']:9,.0f} {r['runs_per_s']:8,.1f}"
+            + (f" {r['wal_mb']:7.1f}" if r.get("wal_mb") is not None else f" {'-':>7}")
         )
         if "warning" in r:
             print(f"{'':36} warning: {r['warning']}")
