@@ -21,8 +21,24 @@ from tether.errors import StepOutputError
 
 DEFAULT_MAX_OUTPUT_BYTES = 4 * 1024 * 1024
 
-_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+_encode_str: Any = (
+    getattr(json.encoder, "c_encode_basestring", None) or json.encoder.py_encode_basestring
+)
 loads = json.loads
+
+
+def _dumps(value: Any) -> str:
+    kind = type(value)
+    if kind is int:
+        return int.__repr__(value)
+    if kind is str:
+        return str(_encode_str(value))
+    if value is None:
+        return "null"
+    if kind is bool:
+        return "true" if value else "false"
+    return _encoder(value)
 
 
 def dumps(value: Any) -> str:

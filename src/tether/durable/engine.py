@@ -26,7 +26,7 @@ from tether.durable.function import FAILED_EVENT, DurableFunction
 from tether.durable.signals import Cancel, LeaseLost, Suspend
 from tether.errors import StepOutputError, StoreError, TetherError
 from tether.records import TERMINAL_STATUSES
-from tether.store.base import Claim, Fenced, NewRun
+from tether.store.base import Claim, Fenced, NewRun, StepWrite
 
 if TYPE_CHECKING:
     from tether.harness import Harness
@@ -59,6 +59,8 @@ class Engine:
         self.generation = 0
         self._wakers: list[asyncio.Event] = []
         self._closed = False
+        self._pending: list[tuple[str, int, StepWrite, asyncio.Future[bool | Fenced]]] = []
+        self._flush_scheduled = False
         self.loop = asyncio.new_event_loop()
         ready = threading.Event()
         self._thread = threading.Thread(
@@ -68,6 +70,34 @@ class Engine:
         ready.wait()
         self._heartbeat = asyncio.run_coroutine_threadsafe(self._heartbeat_loop(), self.loop)
         self.store.add_listener(self._on_change)
+
+    # -- checkpoints from async functions, committed together ------------------------------
+    def save_async(
+        self, run_id: str, token: int, write: StepWrite
+    ) -> asyncio.Future[bool | Fenced]:
+        """Queue a checkpoint from a coroutine on the engine loop; every checkpoint queued
+        in the same loop iteration is committed in one transaction (group commit without
+        a thread hop). The caller awaits the future before its next step starts."""
+        future: asyncio.Future[bool | Fenced] = self.loop.create_future()
+        self._pending.append((run_id, token, write, future))
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._flush)
+        return future
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        batch, self._pending = self._pending, []
+        try:
+            results = self.store.save_steps([(r, t, w) for r, t, w, _ in batch])
+        except BaseException as exc:
+            for *_, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for (*_, future), result in zip(batch, results, strict=True):
+            if not future.done():
+                future.set_result(result)
 
     # -- the loop thread ------------------------------------------------------------------
     def _run_loop(self, ready: threading.Event) -> None:

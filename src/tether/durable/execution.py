@@ -92,8 +92,7 @@ class RunExecution:
         self.lease_lost = False
         self.deadline = claim.deadline_at
         self.task: asyncio.Future[Any] | None = None
-        self.inflight = 0
-        self.idle = threading.Condition(self.lock)
+        self.inflight = 0  # async steps executing now (asyncio.gather)
         self.patches: dict[str, bool] = {}
         self.diverged: NonDeterminismError | None = None
 
@@ -193,6 +192,27 @@ class RunExecution:
             write.child_id,
         )
         if cancel:
+            self.cancel_requested = True
+
+    async def asave(self, write: StepWrite) -> None:
+        """``save`` for coroutines on the engine loop: group-committed with the other runs'
+        checkpoints of the same loop iteration."""
+        result = await self.engine.save_async(self.run_id, self.token, write)
+        if isinstance(result, Fenced):
+            self.lease_lost = True
+            raise LeaseLost(self.run_id)
+        self.memo[write.step_id] = StepRow(
+            write.step_id,
+            write.seq,
+            write.kind,
+            write.status,
+            write.output,
+            write.error,
+            write.wake_at,
+            0,
+            write.child_id,
+        )
+        if result:
             self.cancel_requested = True
 
     def save_attempt(self, attempt: AttemptWrite) -> None:

@@ -32,6 +32,8 @@ from tether.records import Event
 from tether.store.base import NewRun, StepRow, StepWrite
 from tether.store.rows import event_json
 
+_PLAIN = frozenset({int, float, str, bool, dict, list, type(None)})
+
 
 def is_async_callable(fn: Any) -> bool:
     """``inspect.iscoroutinefunction`` with a fast path for plain functions."""
@@ -324,8 +326,7 @@ class AsyncSteps(_StepsBase):
             return replayed
         ex = self._ex
         loop = asyncio.get_running_loop()
-        with ex.lock:
-            ex.inflight += 1
+        ex.inflight += 1  # coroutines of one run share the engine loop's thread
         try:
             while True:
                 started = ex.clock.now()
@@ -342,7 +343,7 @@ class AsyncSteps(_StepsBase):
                         value = await asyncio.wait_for(awaitable, self._timeout)
                     else:
                         value = await awaitable
-                    if inspect.isawaitable(value):
+                    if type(value) not in _PLAIN and inspect.isawaitable(value):
                         value = await value
                     encoded = self._encode(value, sid, fn)
                 except Exception as exc:
@@ -352,12 +353,14 @@ class AsyncSteps(_StepsBase):
                     continue
                 finally:
                     CURRENT_STEP.reset(token)
-                ex.save(StepWrite(sid, seq, "run", "completed", started, ex.clock.now(), encoded))
+                write = StepWrite(sid, seq, "run", "completed", started, ex.clock.now(), encoded)
+                if loop is ex.engine.loop:
+                    await ex.asave(write)
+                else:
+                    ex.save(write)
                 return value
         finally:
-            with ex.lock:
-                ex.inflight -= 1
-                ex.idle.notify_all()
+            ex.inflight -= 1
 
     async def llm(
         self, step_id: str, *, model: Any, messages: Any, output: Any = None, **options: Any

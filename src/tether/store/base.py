@@ -248,6 +248,17 @@ class Store(abc.ABC):
     def save_step(self, run_id: str, token: int, step: StepWrite) -> bool:
         """Write a step; return True when the run was asked to cancel. Raises Fenced."""
 
+    def save_steps(self, items: Sequence[tuple[str, int, StepWrite]]) -> list[bool | Fenced]:
+        """Write checkpoints of several runs at once (one transaction where the backend
+        can); per item, the cancel flag of ``save_step`` or the ``Fenced`` it raised."""
+        out: list[bool | Fenced] = []
+        for run_id, token, step in items:
+            try:
+                out.append(self.save_step(run_id, token, step))
+            except Fenced as exc:
+                out.append(exc)
+        return out
+
     @abc.abstractmethod
     def resolve_wait(self, run_id: str, token: int, step_id: str, now: float) -> bool:
         """Time out a waiting step (output null) unless an event resolved it first.

@@ -780,6 +780,28 @@ class SQLiteStore(Store):
 
         return self._write_op(op)
 
+    def save_steps(self, items: Sequence[tuple[str, int, StepWrite]]) -> list[bool | Fenced]:
+        batch = [
+            (run_id, token, self._step_params(run_id, token, step)) for run_id, token, step in items
+        ]
+
+        def op(conn: sqlite3.Connection) -> list[bool | Fenced]:
+            out: list[bool | Fenced] = []
+            for run_id, token, params in batch:
+                if conn.execute(_STEP_UPSERT_LIVE, params).rowcount == 1:
+                    out.append(False)
+                    continue
+                try:
+                    cancel = self._fence(conn, run_id, token)
+                except Fenced as exc:
+                    out.append(exc)
+                    continue
+                conn.execute(_STEP_UPSERT_ANY, params)
+                out.append(cancel)
+            return out
+
+        return self._write_op(op)
+
     def resolve_wait(self, run_id: str, token: int, step_id: str, now: float) -> bool:
         def op(conn: sqlite3.Connection) -> bool:
             self._fence(conn, run_id, token)
