@@ -276,7 +276,7 @@ def test_durability_modes_set_synchronous_commit(schema: str) -> None:
     for mode, expected in (("process", "off"), ("power", "on")):
         store = open_store(pg_schema_url(schema), durability=mode)
         try:
-            with store._pool.connection() as conn:  # type: ignore[attr-defined]
+            with store._db.pool.connection() as conn:  # type: ignore[attr-defined]
                 assert conn.execute("SHOW synchronous_commit").fetchone() == (expected,)
         finally:
             store.close()

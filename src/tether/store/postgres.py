@@ -1,58 +1,46 @@
 """The PostgreSQL store (psycopg 3 + psycopg_pool): many workers on many machines, one database.
 
-Same semantics as the SQLite store, made safe for concurrent writers under READ COMMITTED:
+Same semantics as the SQLite store, made safe for concurrent writers under READ COMMITTED
+(docs/scaling.md tells the whole story):
 
-- Claims lock their candidate rows with ``FOR UPDATE SKIP LOCKED``, so workers never wait
-  on each other and never take the same run.
-- Keyed claims (concurrency limits, throttle) take a transaction-scoped advisory lock per
-  key (in one global order, so they cannot deadlock), then count the key's running runs
-  afresh: the previous holder committed before releasing the lock, so the count sees its
-  claims and no key ever goes over its limit. Creation-time decisions (idempotency, rate
-  limit, singleton, debounce, batch, throttle, cron ticks) lock their key the same way.
-- Fencing: every write of a running run first locks the run's row (``FOR SHARE`` /
-  ``FOR NO KEY UPDATE``) with ``lease_token = <token>`` in the same statement. A claim that
-  moves the lease updates that row, so the two serialise: the old worker either commits
-  before the takeover (and the new owner loads its step) or re-reads the new token after
-  it and commits nothing.
-- Wake-ups: transactions that make runs due send ``pg_notify``; every process LISTENs on a
-  connection of its own and wakes its workers at once. Polling stays as the fallback.
-- Durability: commits are durable (``synchronous_commit`` on) in ``durability="power"``.
-  In ``"process"`` (the default) checkpoints commit with ``synchronous_commit=off``: a
-  tether process crash loses nothing (the server has the commit), a server crash may lose
-  the last few hundred milliseconds of checkpoints (their steps run again). Accepted events
-  and claims always commit synchronously, so an event is never lost and a lease token is
-  never handed out twice.
-
-Group commit (``committer.py``) shares one transaction between concurrent writers of a
-process. Transactions that fail on a deadlock, a serialisation failure or a lost
-connection are retried on a fresh connection: every operation is safe to run again.
+- Claims (``postgres_claims.py``) lock candidates with ``FOR UPDATE SKIP LOCKED``; keyed
+  claims count a key's running runs only after taking the key's advisory lock.
+  Creation-time decisions (idempotency, rate limit, singleton, debounce, batch,
+  throttle, cron ticks) lock their key the same way (``postgres_flow.py``).
+- Fencing: every write of a running run locks the run's row with ``lease_token = <token>``
+  in the same statement (``FOR SHARE`` / ``FOR NO KEY UPDATE``, or a conditional UPDATE).
+  A claim that moves the lease updates that row, so the two serialise: the old worker
+  either commits before the takeover (and the new owner loads its step) or re-reads the
+  new token after it and commits nothing.
+- A waiting run's row is locked both by whoever resolves its step (an event, a child) and
+  by the worker suspending it, so one always sees the other's commit: no lost wake-up.
+- Wake-ups: transactions that make runs due send ``pg_notify``; every process with
+  workers LISTENs (``postgres_conn.py``) and wakes them at once; polling stays as fallback.
+- Durability: ``durability="power"`` commits with ``synchronous_commit`` on. ``"process"``
+  (the default) commits checkpoints with it off: a tether process crash loses nothing,
+  a server crash may lose the last few hundred milliseconds of checkpoints (their steps
+  run again). Accepted events always commit synchronously, and a lease token is never
+  handed out twice (it is at least the server clock in ms), even across a server crash.
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import re
-import threading
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from importlib import resources
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from tether.codec import dumps, loads
 from tether.errors import (
     ConfigurationError,
     SchemaVersionError,
     StoreCorrupt,
-    StoreError,
-    StoreFull,
 )
 from tether.flow.expr import evaluate
 from tether.flow.keys import read_path
 from tether.records import TERMINAL_STATUSES, Run
+from tether.store import postgres_claims as claims
 from tether.store import postgres_flow as flow_sql
-from tether.store import redact_url
 from tether.store.base import (
     Accepted,
     AttemptWrite,
@@ -65,7 +53,8 @@ from tether.store.base import (
     StepWrite,
     Store,
 )
-from tether.store.committer import GroupCommitter, Op
+from tether.store.postgres_claims import NEW_TOKEN
+from tether.store.postgres_conn import PgConnections, Statement
 from tether.store.rows import build_run, event_json
 
 T = TypeVar("T")
@@ -73,39 +62,13 @@ DAY = 86400.0
 TABLES = {"functions", "events", "runs", "steps", "attempts", "kv", "cancel_waits"}
 _TERMINAL = "('completed', 'failed', 'cancelled', 'skipped')"
 
-_CLAIM_COLUMNS = (
-    "id, function_id, lease_token, event_name, input, event_id, event_ts, version, "
-    "deadline_at, cancel_requested, created_at, started_at, batch_events"
-)
-# A lease token is never handed out twice for a run, even when the server crashes and
-# loses the last asynchronous commits (durability="process"): a new token is above the
-# last one and at least the server's clock in milliseconds, which has moved on since.
-_NEW_TOKEN = "greatest({prev} + 1, floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint)"
-_CLAIM_SET = (
-    "status='running', lease_owner=%(owner)s, "
-    f"lease_token={_NEW_TOKEN.format(prev='lease_token')}, due_at=%(until)s, "
-    "started_at=coalesce(started_at, %(now)s), "
-    "deadline_at=coalesce(deadline_at, %(now)s + timeout_s)"
-)
 _RUN_INSERT = (
     "INSERT INTO runs (id, function_id, status, event_name, event_id, event_ts, input, "
     "created_at, started_at, due_at, lease_owner, lease_token, timeout_s, deadline_at, "
     "parent_id, parent_step, replay_of, version, idempotency_key, reason, ended_at) "
     "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,"
-    f"CASE WHEN %s::boolean THEN {_NEW_TOKEN.format(prev=0)} ELSE 0 END,"
+    f"CASE WHEN %s::boolean THEN {NEW_TOKEN.format(prev=0)} ELSE 0 END,"
     "%s,%s,%s,%s,%s,%s,%s,%s,%s) ON CONFLICT (id) DO NOTHING RETURNING lease_token"
-)
-# The candidate filter of a keyed claim (see sqlite.py): keys with a free slot.
-_COUNT1 = "(SELECT count(*) FROM runs r WHERE r.ckey1=runs.ckey1 AND r.status='running')"
-_COUNT2 = "(SELECT count(*) FROM runs r WHERE r.ckey2=runs.ckey2 AND r.status='running')"
-_STARTS = (
-    "(SELECT count(*) FROM runs r WHERE r.throttle_key=runs.throttle_key "
-    "AND r.started_at > %(now)s - runs.throttle_period)"
-)
-_KEYS_FREE = (
-    f"(status='running' OR ((ckey1 IS NULL OR {_COUNT1} < climit1) AND "
-    f"(ckey2 IS NULL OR {_COUNT2} < climit2) AND "
-    f"(throttle_key IS NULL OR {_STARTS} < throttle_limit)))"
 )
 # One statement: lock the run row if this worker still holds the lease, then write.
 _STEP_UPSERT = (
@@ -129,43 +92,6 @@ _RUN_COLUMNS = (
 )
 
 
-def _psycopg() -> tuple[Any, Any]:
-    try:
-        import psycopg
-        import psycopg_pool
-    except ImportError:
-        raise ConfigurationError(
-            "the PostgreSQL store needs psycopg 3 and psycopg_pool, which are not installed: "
-            'run pip install "tether[postgres]"'
-        ) from None
-    return psycopg, psycopg_pool
-
-
-def _connect_fix(message: str) -> str:
-    low = message.lower()
-    if "password" in low or "authentication" in low or "role" in low:
-        return "check the user name and password in the URL (or ~/.pgpass / PGPASSWORD)"
-    if "database" in low and "does not exist" in low:
-        return "create the database first (createdb NAME, or CREATE DATABASE NAME)"
-    return (
-        "check that the server is running and accepts TCP connections at this host and "
-        "port (pg_isready -h HOST -p PORT), and that the URL is right"
-    )
-
-
-class _Statement:
-    """An operation that is a single SQL statement: alone in a batch, it runs without
-    BEGIN/COMMIT (PostgreSQL makes one statement atomic by itself)."""
-
-    __slots__ = ("fn",)
-
-    def __init__(self, fn: Callable[[Any], Any]) -> None:
-        self.fn = fn
-
-    def __call__(self, conn: Any) -> Any:
-        return self.fn(conn)
-
-
 class PostgresStore(Store):
     def __init__(
         self,
@@ -174,246 +100,30 @@ class PostgresStore(Store):
         pool_size: int = 8,
         connect_timeout: float = 5.0,
     ) -> None:
-        if durability not in ("process", "power"):
-            raise ConfigurationError(
-                f"durability={durability!r} is not a mode: use 'process' (the default) or 'power'"
-            )
-        psycopg, pool_mod = _psycopg()
-        self._pg = psycopg
-        self.url = redact_url(url)
+        self._db = PgConnections(url, durability, self.notify, pool_size, connect_timeout)
+        self.url = self._db.url
         self.durability = durability
-        parts = urlsplit(url)
-        query = dict(parse_qsl(parts.query))
-        schema = query.pop("schema", None)
-        if schema is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,62}", schema):
-            raise ConfigurationError(
-                f"store URL {self.url!r}: schema={schema!r} is not a plain identifier "
-                "(letters, digits, underscore)"
-            )
-        pool_size = int(query.pop("pool_size", pool_size))
-        connect_timeout = float(query.pop("connect_timeout", connect_timeout))
-        self._schema = schema
-        self._conninfo = urlunsplit(parts._replace(scheme="postgresql", query=urlencode(query)))
-        options = []
-        if schema is not None:
-            options.append(f"-c search_path={schema}")
-        if durability == "process":
-            options.append("-c synchronous_commit=off")
-        self._kwargs: dict[str, Any] = {"autocommit": True}
-        if "application_name" not in query:  # how an operator spots tether in pg_stat_activity
-            self._kwargs["application_name"] = f"tether/{schema}" if schema else "tether"
-        if options:
-            self._kwargs["options"] = " ".join(options)
-        self._channel = f"tether_due_{schema}" if schema else "tether_due"
-        self._connect_timeout = connect_timeout
-        # Try one connection first: its error says what is wrong (the pool's only times out).
-        try:
-            psycopg.connect(
-                self._conninfo, connect_timeout=max(1, round(connect_timeout)), **self._kwargs
-            ).close()
-        except psycopg.Error as exc:
-            text = str(exc).strip()
-            raise StoreError(
-                f"cannot connect to the PostgreSQL store {self.url}: {text}. Fix: "
-                f"{_connect_fix(text)}."
-            ) from None
-        self._pool = pool_mod.ConnectionPool(
-            self._conninfo,
-            kwargs=self._kwargs,
-            min_size=1,
-            max_size=max(2, pool_size),
-            open=False,
-            name="tether",
-            timeout=30.0,
-        )
-        self._pool.open(wait=True, timeout=connect_timeout)
-        self._write_conn: Any = None
-        self._committer: GroupCommitter[Any] = GroupCommitter(self._run_batch)
-        self._closed = False
-        self._commits = 0
-        self.operations = 0
-        self._listener: threading.Thread | None = None
-        self._analyze_at = 500  # see _maybe_analyze
-        self._listener_lock = threading.Lock()
-
-    # -- connections --------------------------------------------------------------------
-    def _translate(self, exc: Exception) -> StoreError:
-        errors = self._pg.errors
-        text = str(exc).strip()
-        if isinstance(exc, errors.DiskFull | errors.OutOfMemory):
-            return StoreFull(
-                f"the PostgreSQL store {self.url} cannot grow: {text}. Nothing from this "
-                "write was kept. Free space on the server (or prune old runs with "
-                "`tether prune --older-than 30d`) and retry."
-            )
-        if isinstance(exc, self._pg.OperationalError):
-            return StoreError(
-                f"lost the connection to the PostgreSQL store {self.url}: {text}. Fix: "
-                f"{_connect_fix(text)}."
-            )
-        return StoreError(f"PostgreSQL store {self.url}: {text}")
-
-    def _retryable(self, exc: BaseException) -> bool:
-        errors = self._pg.errors
-        return isinstance(
-            exc,
-            errors.DeadlockDetected
-            | errors.SerializationFailure
-            | errors.LockNotAvailable
-            | self._pg.OperationalError,
-        ) and not isinstance(exc, errors.DiskFull | errors.OutOfMemory)
-
-    @contextlib.contextmanager
-    def _conn(self) -> Iterator[Any]:
-        if self._closed:
-            raise StoreError(f"the store {self.url} is closed")
-        with self._pool.connection() as conn:
-            yield conn
-
-    def _read(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Any]:
-        return self._reading(lambda conn: conn.execute(sql, params).fetchall())
-
-    def _reading(self, fn: Callable[[Any], T]) -> T:
-        for attempt in range(3):
-            try:
-                with self._conn() as conn:
-                    return fn(conn)
-            except self._pg.Error as exc:
-                if attempt == 2 or not self._retryable(exc):
-                    raise self._translate(exc) from None
-                time.sleep(0.05 * (attempt + 1))
-        raise AssertionError("unreachable")
-
-    def _writer(self) -> Any:
-        """The connection group commit writes on (one batch at a time, so one suffices)."""
-        conn = self._write_conn
-        if conn is None or conn.closed or conn.broken:
-            if conn is not None:
-                with contextlib.suppress(Exception):
-                    conn.close()
-            conn = self._write_conn = self._pg.connect(
-                self._conninfo,
-                connect_timeout=max(1, round(self._connect_timeout)),
-                **self._kwargs,
-            )
-        return conn
-
-    def _run_batch(self, ops: list[Op[Any]]) -> None:
-        sync = self.durability == "process" and any(op.sync for op in ops)
-        # One statement needs no BEGIN/COMMIT round trips: it is a transaction by itself.
-        alone = len(ops) == 1 and isinstance(ops[0].fn, _Statement) and not sync
-        for attempt in range(4):
-            try:
-                if self._closed:
-                    raise StoreError(f"the store {self.url} is closed")
-                conn = self._writer()
-                if alone:
-                    ops[0].result = ops[0].fn(conn)
-                else:
-                    with conn.transaction():
-                        if sync:
-                            conn.execute("SET LOCAL synchronous_commit = on")
-                        for op in ops:
-                            op.result = op.fn(conn)
-                self._commits += 1
-                self.operations += len(ops)
-                return
-            except self._pg.Error as exc:
-                if attempt == 3 or not self._retryable(exc):
-                    raise self._translate(exc) from None
-                time.sleep(0.02 * (attempt + 1))
+        self._read = self._db.read
+        self._reading = self._db.reading
+        self._write_op = self._db.write
+        self._wake_all = self._db.wake_all
 
     @property
     def commits(self) -> int:
         """Transactions committed by this process."""
-        return self._commits
+        return self._db.commits
 
-    def _write_op(self, fn: Callable[[Any], T], sync: bool = False) -> T:
-        if self._closed:
-            raise StoreError(f"the store {self.url} is closed")
-        result = self._committer.submit(fn, sync=sync)
-        if self.operations >= self._analyze_at:
-            self._maybe_analyze()
-        return result
-
-    def _wake_all(self, conn: Any) -> None:
-        """Tell every listening process (after this transaction commits) that runs are due."""
-        conn.execute("SELECT pg_notify(%s, '')", (self._channel,))
+    @property
+    def operations(self) -> int:
+        """Writes committed by this process (with ``commits``: group commit at work)."""
+        return self._db.operations
 
     def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        listener = self._listener
-        if listener is not None:
-            with contextlib.suppress(Exception), self._pool.connection() as conn:
-                conn.execute("SELECT pg_notify(%s, 'close')", (self._channel,))
-            listener.join(timeout=2)
-        idle = self._committer._write_lock.acquire(timeout=5)  # let a batch in flight end
-        try:
-            if self._write_conn is not None:
-                with contextlib.suppress(Exception):
-                    self._write_conn.close()
-        finally:
-            if idle:
-                self._committer._write_lock.release()
-        self._pool.close()
+        self._db.close()
 
-    def _maybe_analyze(self) -> None:
-        """Refresh the planner's statistics of a table that grew fast.
-
-        Autovacuum analyses a new table only after a minute or so; until then the planner
-        may scan a whole table instead of reading an index. Every time this process has
-        doubled its writes, one background ANALYZE brings the plans back."""
-        if self.operations < self._analyze_at or self._closed:
-            return
-        self._analyze_at = self.operations * 2
-
-        def analyze() -> None:
-            with contextlib.suppress(Exception), self._conn() as conn:
-                conn.execute("ANALYZE runs")
-                conn.execute("ANALYZE steps")
-
-        threading.Thread(target=analyze, name="tether-pg-analyze", daemon=True).start()
-
-    # -- LISTEN/NOTIFY -------------------------------------------------------------------
     def add_listener(self, listener: Callable[[], None]) -> None:
         super().add_listener(listener)
-        with self._listener_lock:
-            if self._listener is None and not self._closed:
-                self._listener = threading.Thread(
-                    target=self._listen_loop, name="tether-pg-listen", daemon=True
-                )
-                self._listener.start()
-
-    def _listen_loop(self) -> None:
-        from psycopg import sql
-
-        backoff = 0.1
-        while not self._closed:
-            try:
-                conn = self._pg.connect(
-                    self._conninfo,
-                    connect_timeout=max(1, round(self._connect_timeout)),
-                    **self._kwargs,
-                )
-            except self._pg.Error:
-                time.sleep(backoff)
-                backoff = min(backoff * 2, 2.0)
-                continue
-            try:
-                conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
-                backoff = 0.1
-                self.notify()  # catch up on what was missed while not listening
-                while not self._closed:
-                    for _ in conn.notifies(timeout=1.0, stop_after=1):
-                        if not self._closed:
-                            self.notify()
-            except self._pg.Error:
-                time.sleep(backoff)
-            finally:
-                with contextlib.suppress(Exception):
-                    conn.close()
+        self._db.start_listener()
 
     # -- schema ----------------------------------------------------------------------------
     def migrate(self) -> int:
@@ -422,16 +132,18 @@ class PostgresStore(Store):
             (f for f in folder.iterdir() if f.name.endswith(".sql")), key=lambda f: f.name
         )
         latest = len(files)
-        where = f"schema {self._schema}" if self._schema else "the database"
+        where = f"schema {self._db.schema}" if self._db.schema else "the database"
 
         def op(conn: Any) -> int:
-            lock = f"tether:migrate:{self._schema or ''}"
+            lock = f"tether:migrate:{self._db.schema or ''}"
             conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (lock,))
-            if self._schema is not None:
+            if self._db.schema is not None:
                 from psycopg import sql
 
                 conn.execute(
-                    sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self._schema))
+                    sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
+                        sql.Identifier(self._db.schema)
+                    )
                 )
             tables = {
                 r[0]
@@ -753,30 +465,7 @@ class PostgresStore(Store):
         self.notify()
         return rid
 
-    # -- claiming ----------------------------------------------------------------------
-    @staticmethod
-    def _claims(rows: list[Any]) -> list[Claim]:
-        return [
-            Claim(
-                r[0],
-                r[1],
-                r[2],
-                r[3],
-                r[4],
-                r[5],
-                r[6],
-                r[7],
-                r[8],
-                bool(r[9]),
-                r[10],
-                r[11],
-                r[12],
-            )
-            for r in rows
-        ]
-
-    # Due-order scans read the due index only: ``function_id || ''`` keeps the planner
-    # from sorting a function's whole history when its statistics are stale.
+    # -- claiming (the SQL is in postgres_claims.py) -----------------------------------
     def claim(
         self,
         owner: str,
@@ -788,131 +477,18 @@ class PostgresStore(Store):
     ) -> list[Claim]:
         if not function_ids or limit <= 0:
             return []
+        fids = list(function_ids)
         if keyed:
-            return self._claim_keyed(owner, limit, function_ids, now, ttl)
-        sql = (
-            f"UPDATE runs SET {_CLAIM_SET} WHERE id IN (SELECT id FROM runs "
-            "WHERE due_at<=%(now)s AND (function_id || '') = ANY(%(fids)s) "
-            "AND (lease_owner IS NULL OR lease_owner != %(owner)s) "
-            f"ORDER BY due_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED) RETURNING {_CLAIM_COLUMNS}"
-        )
-        params = {
-            "owner": owner,
-            "until": now + ttl,
-            "now": now,
-            "fids": list(function_ids),
-            "limit": limit,
-        }
-        rows = self._write_op(_Statement(lambda c: c.execute(sql, params).fetchall()))
-        return self._claims(rows)
-
-    def _claim_keyed(
-        self, owner: str, limit: int, function_ids: Sequence[str], now: float, ttl: float
-    ) -> list[Claim]:
-        """Claim while honouring concurrency keys and throttles.
-
-        Candidates are locked (SKIP LOCKED); then the advisory lock of every key they use
-        is taken, the keys' running runs and recent starts are counted afresh (other
-        workers' claims for these keys have committed) and only runs with a free slot
-        are claimed."""
-        select = (
-            "SELECT id, status, ckey1, climit1, ckey2, climit2, throttle_key, throttle_limit, "
-            "throttle_period FROM runs WHERE due_at<=%(now)s AND (function_id || '') = ANY(%(fids)s) "
-            f"AND (lease_owner IS NULL OR lease_owner != %(owner)s) AND {_KEYS_FREE} "
-            "ORDER BY due_at LIMIT %(limit)s FOR UPDATE OF runs SKIP LOCKED"
-        )
-        params = {
-            "owner": owner,
-            "until": now + ttl,
-            "now": now,
-            "fids": list(function_ids),
-            "limit": limit + 8,
-        }
-
-        def op(conn: Any) -> list[Any]:
-            rows = conn.execute(select, params).fetchall()
-            if not rows:
-                return []
-            used = self._lock_and_count(conn, rows, now)
-            picked: list[str] = []
-            for run_id, status, k1, l1, k2, l2, tk, tl, _ in rows:
-                if status != "running":  # a takeover is already counted as running
-                    slots = [
-                        (slot, lim)
-                        for slot, lim in ((("c1", k1), l1), (("c2", k2), l2), (("t", tk), tl))
-                        if slot[1] is not None
-                    ]
-                    if any(used.get(slot, 0) >= lim for slot, lim in slots):
-                        continue
-                    for slot, _ in slots:
-                        used[slot] = used.get(slot, 0) + 1
-                picked.append(run_id)
-                if len(picked) >= limit:
-                    break
-            if not picked:
-                return []
-            claimed: list[Any] = conn.execute(
-                f"UPDATE runs SET {_CLAIM_SET} WHERE id = ANY(%(ids)s) RETURNING {_CLAIM_COLUMNS}",
-                {**params, "ids": picked},
-            ).fetchall()
-            return claimed
-
-        return self._claims(self._write_op(op))
-
-    @staticmethod
-    def _lock_and_count(conn: Any, rows: list[Any], now: float) -> dict[tuple[str, str], int]:
-        """Lock the keys of the runs about to start; return their current usage."""
-        pending = [r for r in rows if r[1] != "running"]
-        keys1 = sorted({r[2] for r in pending if r[2] is not None})
-        keys2 = sorted({r[4] for r in pending if r[4] is not None})
-        throttles = {r[6]: r[8] for r in pending if r[6] is not None}
-        flow_sql.lock_keys(
-            conn,
-            [f"concurrency:{k}" for k in (*keys1, *keys2)]
-            + [f"throttle-start:{k}" for k in throttles],
-        )
-        counts: dict[tuple[str, str], int] = {}
-        for column, slot, keys in (("ckey1", "c1", keys1), ("ckey2", "c2", keys2)):
-            if keys:
-                for key, count in conn.execute(
-                    f"SELECT {column}, count(*) FROM runs WHERE {column} = ANY(%s) "
-                    f"AND status='running' GROUP BY {column}",
-                    (keys,),
-                ).fetchall():
-                    counts[(slot, key)] = count
-        for key, period in throttles.items():
-            (started,) = conn.execute(
-                "SELECT count(*) FROM runs WHERE throttle_key=%s AND started_at>%s",
-                (key, now - period),
-            ).fetchone()
-            counts[("t", key)] = started
-        return counts
+            rows = self._write_op(lambda c: claims.keyed(c, owner, limit, fids, now, ttl))
+        else:
+            rows = self._write_op(
+                Statement(lambda c: claims.plain(c, owner, limit, fids, now, ttl))
+            )
+        return claims.from_rows(rows)
 
     def claim_run(self, run_id: str, owner: str, now: float, ttl: float) -> Claim | None:
-        params = {"owner": owner, "until": now + ttl, "now": now, "id": run_id}
-
-        def op(conn: Any) -> list[Any]:
-            row = conn.execute(
-                "SELECT id, status, ckey1, climit1, ckey2, climit2, throttle_key, "
-                "throttle_limit, throttle_period FROM runs WHERE id=%(id)s AND due_at<=%(now)s "
-                "FOR UPDATE SKIP LOCKED",
-                params,
-            ).fetchone()
-            if row is None:
-                return []
-            _, status, k1, l1, k2, l2, tk, tl, _ = row
-            if status != "running" and (k1 or k2 or tk):
-                used = self._lock_and_count(conn, [row], now)
-                slots = ((("c1", k1), l1), (("c2", k2), l2), (("t", tk), tl))
-                if any(s[1] is not None and used.get(s, 0) >= lim for s, lim in slots):
-                    return []
-            return conn.execute(  # type: ignore[no-any-return]
-                f"UPDATE runs SET {_CLAIM_SET} WHERE id=%(id)s RETURNING {_CLAIM_COLUMNS}",
-                params,
-            ).fetchall()
-
-        claims = self._claims(self._write_op(op))
-        return claims[0] if claims else None
+        got = claims.from_rows(self._write_op(lambda c: claims.one(c, run_id, owner, now, ttl)))
+        return got[0] if got else None
 
     def schedule_cron(
         self,
@@ -972,7 +548,7 @@ class PostgresStore(Store):
             ).fetchall()
             return [r[0] for r in rows if r[1]]
 
-        return self._write_op(_Statement(op))
+        return self._write_op(Statement(op))
 
     def release(self, run_id: str, token: int, now: float) -> None:
         sql = (
@@ -980,8 +556,8 @@ class PostgresStore(Store):
             "AND lease_token=%s AND status='running' RETURNING 1) "
             "SELECT pg_notify(%s, '') FROM u"
         )
-        params = (now, run_id, token, self._channel)
-        self._write_op(_Statement(lambda c: c.execute(sql, params)))
+        params = (now, run_id, token, self._db.channel)
+        self._write_op(Statement(lambda c: c.execute(sql, params)))
         self.notify()
 
     # -- execution ---------------------------------------------------------------------
@@ -1037,7 +613,7 @@ class PostgresStore(Store):
 
     def save_step(self, run_id: str, token: int, step: StepWrite) -> bool:
         cancel: bool = self._write_op(
-            _Statement(lambda conn: self._upsert_step(conn, run_id, token, step))
+            Statement(lambda conn: self._upsert_step(conn, run_id, token, step))
         )
         return cancel
 
@@ -1117,7 +693,7 @@ class PostgresStore(Store):
                 if row[0]:
                     self._wake_all(conn)
 
-            self._write_op(_Statement(alone))
+            self._write_op(Statement(alone))
             self.notify()
             return
 
