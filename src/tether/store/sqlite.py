@@ -146,18 +146,10 @@ class SQLiteStore(Store):
         self._all: list[sqlite3.Connection] = []
         self._conns_lock = threading.Lock()
         self._write = self._connect()
-        # The writer never checkpoints the WAL itself (that would stall a step for
-        # milliseconds); a background thread copies the WAL into the database instead.
-        self._write.execute("PRAGMA wal_autocheckpoint=0")
         self._committer: GroupCommitter[sqlite3.Connection] = GroupCommitter(self._run_batch)
         self._closed = False
         self._commits = 0
         self.operations = 0  # writes committed; with ``commits``, shows group commit at work
-        self._checkpoint_due = threading.Event()
-        self._checkpointer = threading.Thread(
-            target=self._checkpoint_loop, name="tether-wal-checkpoint", daemon=True
-        )
-        self._checkpointer.start()
 
     # -- connections --------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
@@ -212,8 +204,6 @@ class SQLiteStore(Store):
                 conn.execute("COMMIT")
                 self._commits += 1
                 self.operations += len(ops)
-                if self._commits % 200 == 0:
-                    self._checkpoint_due.set()
             except BaseException:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
@@ -230,23 +220,6 @@ class SQLiteStore(Store):
         """Transactions committed by this process."""
         return self._commits
 
-    def _checkpoint_loop(self) -> None:
-        conn: sqlite3.Connection | None = None
-        while not self._closed:
-            self._checkpoint_due.wait(1.0)
-            self._checkpoint_due.clear()
-            if self._closed:
-                break
-            try:
-                if conn is None:
-                    conn = sqlite3.connect(self.path, timeout=0.1, isolation_level=None)
-                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-            except sqlite3.Error:
-                continue  # busy or closing: the next round copies the rest
-        if conn is not None:
-            with contextlib.suppress(sqlite3.Error):
-                conn.close()
-
     def _write_op(self, fn: Callable[[sqlite3.Connection], T], sync: bool = False) -> T:
         if self._closed:
             raise StoreError(f"the store {self.path} is closed")
@@ -254,8 +227,6 @@ class SQLiteStore(Store):
 
     def close(self) -> None:
         self._closed = True
-        self._checkpoint_due.set()
-        self._checkpointer.join(timeout=5)
         with self._conns_lock:
             conns, self._all = self._all, []
         for conn in conns:
