@@ -78,6 +78,10 @@ def _describe(value: Any) -> str:
     return f"{type(value).__name__} {text}"
 
 
+def _name(what: str | Callable[[], str]) -> str:
+    return what if isinstance(what, str) else what()
+
+
 def _json_problem(value: Any) -> str | None:
     """What keeps ``value`` from surviving a JSON round trip unchanged, or None."""
     kind = type(value)
@@ -105,7 +109,7 @@ def _json_problem(value: Any) -> str | None:
 def encode_result(
     value: Any,
     *,
-    what: str,
+    what: str | Callable[[], str],
     fn: Any = None,
     limit: int = DEFAULT_MAX_OUTPUT_BYTES,
     replayed: bool = True,
@@ -122,7 +126,7 @@ def encode_result(
                 text = adapter.dump_json(value).decode()
         except Exception as exc:
             raise StepOutputError(
-                f"{what} returned {_describe(value)}, which does not match its declared "
+                f"{_name(what)} returned {_describe(value)}, which does not match its declared "
                 f"return type and cannot be stored as JSON ({exc}). Return the declared "
                 "type, or fix the annotation."
             ) from None
@@ -134,7 +138,7 @@ def encode_result(
             text = value.model_dump_json()
         else:
             raise StepOutputError(
-                f"{what} returned {_describe(value)}: {problem} cannot be stored as JSON "
+                f"{_name(what)} returned {_describe(value)}: {problem} cannot be stored as JSON "
                 "and come back unchanged (it would not survive a JSON round trip, so a "
                 "replay would see another value). Return JSON data (dict, list, str, int, "
                 "float, bool, None; dict keys must be strings), or annotate the step "
@@ -145,7 +149,7 @@ def encode_result(
         size = len(text.encode())
         if size > limit:
             raise StepOutputError(
-                f"{what} returned {size:,} bytes of JSON, over the {limit:,}-byte limit. "
+                f"{_name(what)} returned {size:,} bytes of JSON, over the {limit:,}-byte limit. "
                 "Store large payloads elsewhere (a file or object store) and return a "
                 "reference, or raise the limit with Harness(max_output_bytes=...)."
             )

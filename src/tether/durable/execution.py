@@ -87,6 +87,7 @@ class RunExecution:
         self.counts: dict[str, int] = {}
         self.next_seq = max((r.seq for r in memo.values()), default=0) + 1
         self.lock = threading.Lock()
+        self.threaded = False  # True once steps run on several threads (ctx.step.parallel)
         self.blocked: list[Suspend] = []
         self.cancel_requested = claim.cancel_requested
         self.lease_lost = False

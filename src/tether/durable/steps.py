@@ -274,7 +274,7 @@ class _StepsBase:
         ex = self._ex
         return encode_result(
             value,
-            what=f"step {sid!r} of function {ex.function.id!r}",
+            what=lambda: f"step {sid!r} of function {ex.function.id!r}",
             fn=fn,
             limit=ex.engine.max_output_bytes,
         )
@@ -284,6 +284,19 @@ class _StepsBase:
     ) -> tuple[str, int, int, Any] | tuple[str, None, None, Any]:
         """Return (sid, seq, attempt, replayed): seq None when the value is replayed."""
         ex = self._ex
+        if not ex.threaded and not ex.unvisited and not ex.check_only and type(step_id) is str:
+            # The hot path: a new step at the end of the history, one thread.
+            counts = ex.counts
+            n = counts.get(step_id, 0)
+            counts[step_id] = n + 1
+            sid = f"{step_id}:{n}" if n else step_id
+            if step_id and sid not in ex.memo:
+                ex.boundary()
+                seq = ex.next_seq
+                ex.next_seq = seq + 1
+                ex.visit_order.append(sid)
+                return sid, seq, 0, None
+            counts[step_id] = n
         sid = ex.next_id(step_id)
         row = ex.lookup(sid, "run")
         if row is not None:
@@ -494,6 +507,7 @@ class SyncSteps(_StepsBase):
         """
         if not callables:
             return []
+        self._ex.threaded = True  # step bookkeeping takes its locks from now on
         with ThreadPoolExecutor(
             max_workers=min(len(callables), 16), thread_name_prefix=f"tether-{step_id}"
         ) as pool:

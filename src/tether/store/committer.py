@@ -44,6 +44,15 @@ class GroupCommitter(Generic[C]):
 
     def submit(self, fn: Callable[[C], T], *, sync: bool = False) -> T:
         op: Op[C] = Op(fn, sync)
+        if not self._queue and self._write_lock.acquire(blocking=False):
+            # Nobody is writing or waiting: commit this operation alone, at once.
+            try:
+                self._commit([op])
+            finally:
+                self._write_lock.release()
+            if op.error is not None:
+                raise op.error
+            return op.result  # type: ignore[no-any-return]
         with self._queue_lock:
             self._queue.append(op)
         with self._write_lock:
