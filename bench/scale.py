@@ -12,8 +12,10 @@ In one run, on one server:
   ``--runs`` runs of 10 steps, each step awaiting ``--io-ms`` of simulated I/O (an LLM
   call); the clock starts when the runs are sent (one accepted batch) and stops when the
   last completes. Prints runs/s, steps/s, and steps/s over the raw single-connection rate.
-- dbos: the same workloads on DBOS with its PostgreSQL system database, when ``dbos`` is
-  installed (``pip install dbos``); otherwise the row says so.
+- dbos: the same workloads on DBOS (a ``@DBOS.workflow`` calling a ``@DBOS.step`` ten
+  times) with its PostgreSQL system database on the same server, when ``dbos`` is
+  installed (``pip install dbos``); W processes each enqueue their share on one DBOS queue
+  (``worker_concurrency`` = ``--concurrency``) and all of them dequeue from it.
 
 Each phase works in a schema (tether) or database (DBOS) of its own, dropped afterwards.
 """
@@ -142,17 +144,134 @@ def with_workers(base: str, workers: int, runs: int, concurrency: int, io_ms: fl
         drop(base, schema)
 
 
-def dbos_row(base: str, workers: list[int], runs: int, concurrency: int, io_ms: float) -> str:
+def dbos_app(url: str, concurrency: int, io_ms: float) -> tuple[Any, Any, Any, Any]:
+    """DBOS with the same two workflows, on its PostgreSQL system database ``url``."""
+    from dbos import DBOS
+
+    DBOS(config={"name": "scale", "system_database_url": url, "log_level": "WARNING"})
+
+    @DBOS.step()
+    async def io(i: int) -> int:
+        if io_ms:
+            await asyncio.sleep(io_ms / 1000)
+        return i
+
+    @DBOS.workflow()
+    async def ten() -> int:
+        return sum([await io(i) for i in range(STEPS)])
+
+    @DBOS.step()
+    def trivial_step(i: int) -> int:
+        return i
+
+    @DBOS.workflow()
+    def trivial() -> int:
+        return sum(trivial_step(i) for i in range(STEPS))
+
+    DBOS.launch()
+    queue = DBOS.register_queue("scale", worker_concurrency=concurrency)
+    return DBOS, queue, ten, trivial
+
+
+def dbos_main(argv: list[str]) -> None:
+    """A DBOS child process: ``init``, ``seq RUNS`` or ``worker CONCURRENCY RUNS IO_MS``."""
+    url, mode = argv[0], argv[1]
+    if mode == "init":
+        dbos, *_ = dbos_app(url, 1, 0)
+    elif mode == "seq":
+        dbos, _, _, trivial = dbos_app(url, 1, 0)
+        runs = int(argv[2])
+        for _ in range(10):
+            trivial()
+        started = time.perf_counter()
+        for _ in range(runs):
+            trivial()
+        print((time.perf_counter() - started) / (runs * STEPS) * 1e6, flush=True)
+    else:
+        dbos, queue, ten, _ = dbos_app(url, int(argv[2]), float(argv[4]))
+        print("ready", flush=True)
+        sys.stdin.readline()  # go
+
+        async def work() -> None:
+            handles = [await queue.enqueue_async(ten) for _ in range(int(argv[3]))]
+            for handle in handles:
+                await handle.get_result()
+
+        asyncio.run(work())
+        print("done", flush=True)
+        sys.stdin.readline()  # every process stays up (and dequeues) until all are done
+    dbos.destroy()
+
+
+def dbos_rows(
+    base: str, workers: list[int], runs: int, seq_runs: int, c: int, io_ms: float
+) -> dict[str, float]:
+    """The DBOS figures, each phase in child processes on a database of its own."""
     try:
         import dbos  # noqa: F401
     except ImportError:
-        return "dbos: not installed here (pip install dbos) - no DBOS figures in this run"
-    return "dbos: installed, but this benchmark does not drive it yet"
+        print("dbos: not installed in this environment (pip install dbos): no DBOS figures")
+        return {}
+    root = base.rsplit("/", 1)[0]
+
+    def child(url: str, *args: str) -> subprocess.Popen[str]:
+        cmd = [sys.executable, __file__, "--dbos", url, *args]
+        return subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def fresh() -> str:
+        url = f"{root}/dbos_scale_{uuid.uuid4().hex[:8]}"
+        assert child(url, "init").wait(120) == 0
+        return url
+
+    def dropdb(url: str) -> None:
+        with psycopg.connect(base, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+
+    url = fresh()
+    try:
+        proc = child(url, "seq", str(seq_runs))
+        out, _ = proc.communicate(timeout=600)
+        dbos_seq = float(out.strip().splitlines()[-1])
+    finally:
+        dropdb(url)
+    print(f"dbos sequential, trivial steps: {dbos_seq:7.0f} us/step")
+    figures = {"seq": dbos_seq}
+    for w in workers:
+        url = fresh()
+        procs = [child(url, "worker", str(c), str(runs // w), str(io_ms)) for _ in range(w)]
+        try:
+            for p in procs:
+                assert p.stdout is not None and p.stdout.readline().strip() == "ready"
+            started = time.perf_counter()
+            for p in procs:
+                assert p.stdin is not None
+                p.stdin.write("go\n")
+                p.stdin.flush()
+            for p in procs:
+                assert p.stdout is not None and p.stdout.readline().strip() == "done"
+            seconds = time.perf_counter() - started
+            for p in procs:
+                p.communicate("stop\n", timeout=60)
+        finally:
+            for p in procs:
+                if p.poll() is None:
+                    p.kill()
+            dropdb(url)
+        total = runs // w * w
+        print(
+            f"  dbos {w} worker(s): {total / seconds:7.1f} runs/s "
+            f"{total * STEPS / seconds:8.0f} steps/s"
+        )
+        figures[str(w)] = total * STEPS / seconds
+    return figures
 
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
         worker_main(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]))
+        return
+    if len(sys.argv) > 1 and sys.argv[1] == "--dbos":
+        dbos_main(sys.argv[2:])
         return
     parser = argparse.ArgumentParser()
     parser.add_argument("--url", default="postgresql://postgres@127.0.0.1/test")
@@ -179,14 +298,21 @@ def main() -> None:
         f"workers x {args.concurrency} in flight, {args.runs} runs x {STEPS} steps of "
         f"{args.io_ms:g} ms I/O:"
     )
+    ours = {"seq": seq}
     for w in counts:
         seconds = with_workers(args.url, w, args.runs, args.concurrency, args.io_ms)
         steps_s = args.runs * STEPS / seconds
+        ours[str(w)] = steps_s
         print(
             f"  {w} worker(s): {args.runs / seconds:7.1f} runs/s {steps_s:8.0f} steps/s "
             f"= {steps_s * raw_on / 1e6:.2f}x the raw single-connection commit rate"
         )
-    print(dbos_row(args.url, counts, args.runs, args.concurrency, args.io_ms))
+    theirs = dbos_rows(args.url, counts, args.runs, args.seq_runs, args.concurrency, args.io_ms)
+    if theirs:
+        print(f"sequential per-step overhead: DBOS / tether = {theirs['seq'] / seq:.1f}x")
+        for w in counts:
+            ratio = ours[str(w)] / theirs[str(w)]
+            print(f"{w} worker(s), equal concurrency: tether / DBOS steps/s = {ratio:.1f}x")
 
 
 if __name__ == "__main__":
