@@ -239,3 +239,18 @@ def test_finish_reasons_that_are_failures() -> None:
     assert malformed is not None and malformed.action is Action.REASK
     assert classify_finish("stop") is None
     assert classify_finish("end_turn") is None
+
+
+def test_only_provider_and_transport_failures_are_classified() -> None:
+    from tether.llm.providers.sdk_errors import classify_stainless, provider_error
+
+    assert (
+        provider_error(TimeoutError(), classify_stainless).classification.kind is ErrorKind.TIMEOUT
+    )
+    refused = provider_error(ConnectionRefusedError(), classify_stainless)
+    assert refused.classification.kind is ErrorKind.SERVER_ERROR
+    # a bug or a warning turned into an error is not a provider failure: never retried
+    with pytest.raises(KeyError):
+        provider_error(KeyError("oops"), classify_stainless)
+    with pytest.raises(DeprecationWarning):
+        provider_error(DeprecationWarning("model is deprecated"), classify_stainless)

@@ -458,3 +458,12 @@ def test_context_overflow_is_compacted_once_and_retried(server: FakeLLMServer) -
     assert seen == [6]
     assert [a.action for a in resp.attempts] == ["compact", None]
     assert len(server.requests[-1].body["messages"]) == 1
+
+
+def test_unshared_rate_limits_only_delay_the_call_that_got_them(server: FakeLLMServer) -> None:
+    breaker = CircuitBreaker(MemoryCircuitStore(), share_rate_limits=False)
+    server.fault("rate_limit", retry_after=30, model="gpt-4.1-mini")
+    first = llm.complete(PRIMARY, "hi", fallbacks=[FALLBACK], circuit=breaker)
+    second = llm.complete(PRIMARY, "hi", fallbacks=[FALLBACK], circuit=breaker)
+    assert first.model == FALLBACK
+    assert second.model == PRIMARY
