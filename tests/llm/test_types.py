@@ -31,6 +31,8 @@ def test_response_round_trips_through_json_with_a_typed_parsed(server: FakeLLMSe
     assert again.attempts[0].status == 500
     untyped = LLMResponse.model_validate(data)
     assert untyped.parsed == {"name": "billing", "score": 0.9}
+    assert llm.restore(data, Category) == resp
+    assert llm.restore(data).parsed == {"name": "billing", "score": 0.9}
 
 
 def test_tool_calls_round_trip_through_json(server: FakeLLMServer) -> None:

@@ -37,6 +37,7 @@ from tether.llm.types import (
     Tool,
     ToolCall,
     Usage,
+    restore,
 )
 
 __all__ = [
@@ -80,6 +81,7 @@ __all__ = [
     "default_breaker",
     "default_prices",
     "embed",
+    "restore",
     "set_prices",
     "stream",
 ]

@@ -111,6 +111,14 @@ class LLMResponse(BaseModel, Generic[T]):
     attempts: list[AttemptRecord] = Field(default_factory=list)
 
 
+def restore(data: dict[str, Any], output: type[BaseModel] | None = None) -> LLMResponse[Any]:
+    """Rebuild a checkpointed response (``resp.model_dump(mode="json")``); with the call's
+    ``output`` model, ``parsed`` comes back as an instance of it."""
+    if output is None:
+        return LLMResponse[Any].model_validate(data)
+    return LLMResponse[output].model_validate(data)  # type: ignore[valid-type]
+
+
 class Embedding(BaseModel):
     """The result of one ``embed`` call: one vector per input, in order."""
 
