@@ -16,6 +16,7 @@ from tether.llm.providers.base import (
     finish_from,
     parse_arguments,
     require,
+    sdk_timeout,
     with_timeout,
 )
 from tether.llm.providers.base import api_key as find_api_key
@@ -107,6 +108,11 @@ class Anthropic(Provider):
 
         return client_for_loop(("anthropic", self.base_url, self.api_key), make)
 
+    def _timeout(self, timeout: float) -> Any:
+        import anthropic
+
+        return sdk_timeout(anthropic, timeout)
+
     def _params(self, req: Request) -> dict[str, Any]:
         system, messages = anthropic_messages(req.messages)
         params: dict[str, Any] = {
@@ -132,7 +138,8 @@ class Anthropic(Provider):
         client = self._client()
         try:
             resp = await with_timeout(
-                client.messages.create(**self._params(request), timeout=timeout), timeout
+                client.messages.create(**self._params(request), timeout=self._timeout(timeout)),
+                timeout,
             )
         except Exception as exc:
             raise provider_error(exc, classify_stainless) from exc
@@ -167,7 +174,9 @@ class Anthropic(Provider):
         model: str | None = None
         try:
             stream = await with_timeout(
-                client.messages.create(**self._params(request), stream=True, timeout=timeout),
+                client.messages.create(
+                    **self._params(request), stream=True, timeout=self._timeout(timeout)
+                ),
                 timeout,
             )
             iterator = stream.__aiter__()

@@ -147,6 +147,16 @@ def finish_from(raw: str | None, mapping: dict[str, FinishReason]) -> FinishReas
     return mapping.get(raw, mapping.get(raw.lower(), "unknown"))
 
 
+#: Seconds to open a connection: an unreachable endpoint fails fast, whatever the timeout.
+CONNECT_TIMEOUT = 5.0
+
+
+def sdk_timeout(sdk: Any, timeout: float) -> Any:
+    """The per-request timeout for a Stainless SDK (openai, anthropic): the attempt's
+    timeout for reading, ``CONNECT_TIMEOUT`` at most for connecting."""
+    return sdk.Timeout(timeout, connect=min(CONNECT_TIMEOUT, timeout))
+
+
 async def with_timeout(coro: Any, timeout: float) -> Any:
     async with asyncio.timeout(timeout):
         return await coro

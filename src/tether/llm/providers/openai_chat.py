@@ -17,6 +17,7 @@ from tether.llm.providers.base import (
     finish_from,
     parse_arguments,
     require,
+    sdk_timeout,
     with_timeout,
 )
 from tether.llm.providers.base import (
@@ -145,6 +146,11 @@ class OpenAIChat(Provider):
 
         return client_for_loop(("openai", self.base_url, self.api_key), make)
 
+    def _timeout(self, timeout: float) -> Any:
+        import openai
+
+        return sdk_timeout(openai, timeout)
+
     def _params(self, req: Request) -> dict[str, Any]:
         params: dict[str, Any] = {"model": self.model, "messages": chat_messages(req.messages)}
         if req.tools:
@@ -166,7 +172,10 @@ class OpenAIChat(Provider):
         client = self._client()
         try:
             resp = await with_timeout(
-                client.chat.completions.create(**self._params(request), timeout=timeout), timeout
+                client.chat.completions.create(
+                    **self._params(request), timeout=self._timeout(timeout)
+                ),
+                timeout,
             )
         except Exception as exc:
             raise provider_error(exc, classify_stainless) from exc
@@ -196,7 +205,10 @@ class OpenAIChat(Provider):
         model: str | None = None
         try:
             stream = await with_timeout(
-                client.chat.completions.create(**params, stream=True, timeout=timeout), timeout
+                client.chat.completions.create(
+                    **params, stream=True, timeout=self._timeout(timeout)
+                ),
+                timeout,
             )
             iterator = stream.__aiter__()
             while True:
@@ -241,7 +253,10 @@ class OpenAIChat(Provider):
         client = self._client()
         try:
             resp = await with_timeout(
-                client.embeddings.create(model=self.model, input=inputs, timeout=timeout), timeout
+                client.embeddings.create(
+                    model=self.model, input=inputs, timeout=self._timeout(timeout)
+                ),
+                timeout,
             )
         except Exception as exc:
             raise provider_error(exc, classify_stainless) from exc

@@ -17,6 +17,7 @@ from tether.llm.providers.base import (
     client_for_loop,
     env_first,
     require,
+    sdk_timeout,
     with_timeout,
 )
 from tether.llm.providers.openai_chat import collect_tool_calls, strict_schema
@@ -116,6 +117,11 @@ class OpenAIResponses(Provider):
 
         return client_for_loop(("openai", self.base_url, self.api_key), make)
 
+    def _timeout(self, timeout: float) -> Any:
+        import openai
+
+        return sdk_timeout(openai, timeout)
+
     def _params(self, req: Request) -> dict[str, Any]:
         params: dict[str, Any] = {"model": self.model, "input": response_input(req.messages)}
         if req.tools:
@@ -150,7 +156,8 @@ class OpenAIResponses(Provider):
         client = self._client()
         try:
             resp = await with_timeout(
-                client.responses.create(**self._params(request), timeout=timeout), timeout
+                client.responses.create(**self._params(request), timeout=self._timeout(timeout)),
+                timeout,
             )
         except Exception as exc:
             raise provider_error(exc, classify_stainless) from exc
@@ -162,7 +169,9 @@ class OpenAIResponses(Provider):
         final: Any = None
         try:
             stream = await with_timeout(
-                client.responses.create(**self._params(request), stream=True, timeout=timeout),
+                client.responses.create(
+                    **self._params(request), stream=True, timeout=self._timeout(timeout)
+                ),
                 timeout,
             )
             iterator = stream.__aiter__()
