@@ -4,8 +4,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-# The test extras include llama-cpp-python, which compiles from source the first time
-# (about 11 minutes on 2 cores; pip caches the wheel afterwards).
+# The extras (the demo and the tests share them) include llama-cpp-python, which compiles
+# from source the first time (about 11 minutes on 2 cores; pip caches the wheel afterwards).
 TEST_EXTRAS ?= dev,postgres,openai,anthropic,google,local
 export CMAKE_ARGS ?= -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF
 
@@ -21,7 +21,7 @@ $(VENV)/.test-extras: $(BIN)/tether pyproject.toml
 	CMAKE_ARGS="$(CMAKE_ARGS) -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON" $(BIN)/pip install --quiet -e ".[$(TEST_EXTRAS)]"
 	touch $(VENV)/.test-extras
 
-demo: $(BIN)/tether
+demo: $(VENV)/.test-extras
 	$(BIN)/tether demo
 
 lint: $(VENV)/.test-extras

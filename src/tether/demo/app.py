@@ -1,31 +1,38 @@
 """Ticket triage: the demo app. Plain Python functions made durable by tether.
 
-Run a worker for it with ``tether worker tether.demo.app:th``.
+The classification is a reliable LLM call (``ctx.step.llm``): a primary model with the
+real local model (SmolLM2-135M through llama.cpp) as its fallback, structured output
+validated against a pydantic model. Run a worker for it with
+``tether worker tether.demo.app:th``.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import BaseModel
 
 import tether
 
 th = tether.Harness()
 
-CATEGORIES = {
-    "billing": ("invoice", "refund", "charge", "payment"),
-    "outage": ("down", "error", "500", "timeout"),
-    "account": ("password", "login", "email"),
-}
+PRIMARY = os.environ.get("TETHER_DEMO_MODEL", "local:smollm2-135m")
+FALLBACKS = [m for m in os.environ.get("TETHER_DEMO_FALLBACKS", "").split(",") if m]
 
 
-def classify(ticket: dict[str, Any]) -> dict[str, Any]:
-    text = ticket.get("text", "").lower()
-    for category, words in CATEGORIES.items():
-        if any(w in text for w in words):
-            return {"category": category, "priority": "high" if category == "outage" else "normal"}
-    return {"category": "other", "priority": "low"}
+class Label(BaseModel):
+    """What the model must answer: grammar-constrained on llama.cpp, validated everywhere."""
+
+    category: Literal["billing", "outage", "account", "other"]
+    priority: Literal["high", "normal", "low"]
+
+
+SYSTEM = (
+    "You triage customer support tickets. Answer with JSON: the category (billing, outage, "
+    "account or other) and the priority (high, normal or low)."
+)
 
 
 def lookup_customer(ticket_id: int, attempt: int) -> dict[str, Any]:
@@ -46,7 +53,19 @@ def draft_reply(category: str, plan: str) -> str:
 )
 async def triage(ctx: tether.Context) -> dict[str, Any]:
     ticket = ctx.event.data
-    labels = await ctx.step.run("classify", classify, ticket)
+    resp = await ctx.step.llm(
+        "classify",
+        model=PRIMARY,
+        fallbacks=FALLBACKS,
+        messages=[
+            {"role": "system", "content": SYSTEM},
+            {"role": "user", "content": ticket["text"]},
+        ],
+        output=Label,
+        max_tokens=48,
+        deadline=120,
+    )
+    labels = resp.parsed.model_dump()
     customer = await ctx.step.run(
         "lookup-customer", lambda: lookup_customer(ticket["id"], ctx.attempt)
     )
@@ -58,7 +77,7 @@ async def triage(ctx: tether.Context) -> dict[str, Any]:
     await ctx.step.send_event(
         "notify", tether.Event("ticket.triaged", {"id": ticket["id"], **labels})
     )
-    return {**labels, **customer, "draft": draft, "replied": reply is not None}
+    return {**labels, **customer, "draft": draft, "replied": reply is not None, "model": resp.model}
 
 
 def _effect(step: int) -> int:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import collections
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -25,6 +27,55 @@ def _wait_for(predicate: object, timeout: float) -> bool:
     return False
 
 
+CATEGORY_WORDS = {
+    "billing": ("invoice", "refund", "charge", "payment"),
+    "outage": ("down", "error", "500", "timeout"),
+    "account": ("password", "login", "email"),
+}
+
+
+def _hosted_model_reply(request: Any) -> Any:
+    """The stand-in for a hosted model: a sensible answer when it is up."""
+    from tether.llm.fake_server import Reply
+
+    text = str((request.body.get("messages") or [{}])[-1].get("content", "")).lower()
+    category = next(
+        (c for c, words in CATEGORY_WORDS.items() if any(w in text for w in words)), "other"
+    )
+    priority = "high" if category == "outage" else "normal"
+    return Reply(json.dumps({"category": category, "priority": priority}))
+
+
+def _llm_summary(runs: list[Any]) -> dict[str, Any]:
+    calls = attempts = failed = 0
+    by_model: collections.Counter[str] = collections.Counter()
+    errors: collections.Counter[str] = collections.Counter()
+    tokens = 0
+    cost = 0.0
+    for run in runs:
+        step = next((s for s in run.steps if s.id == "classify"), None)
+        if step is None or not isinstance(step.output, dict):
+            continue
+        calls += 1
+        by_model[step.output["model"]] += 1
+        tokens += step.output["usage"]["input_tokens"] + step.output["usage"]["output_tokens"]
+        cost += step.output.get("cost_usd") or 0.0
+        for attempt in step.output["attempts"]:
+            attempts += 1
+            if not attempt["ok"]:
+                failed += 1
+                errors[f"{attempt['error_class']} ({attempt.get('status') or '-'})"] += 1
+    return {
+        "calls": calls,
+        "attempts": attempts,
+        "failed": failed,
+        "by_model": by_model,
+        "errors": errors,
+        "tokens": tokens,
+        "cost": cost,
+    }
+
+
 def run_demo(tickets: int = 20, store: str | None = None, console: Console | None = None) -> int:
     console = console or Console()
     folder = Path(".tether")
@@ -38,27 +89,48 @@ def run_demo(tickets: int = 20, store: str | None = None, console: Console | Non
     effects.unlink(missing_ok=True)
     os.environ["TETHER_STORE"] = store
     os.environ["TETHER_DEMO_EFFECTS"] = str(effects.resolve())
+    from tether.llm.fake_server import FakeLLMServer
+
+    hosted = FakeLLMServer().start()
+    hosted.set_default(_hosted_model_reply)
+    primary = f"openai-compatible:{hosted.url}/v1#hosted-large"
+    os.environ["TETHER_DEMO_MODEL"] = primary
+    os.environ["TETHER_DEMO_FALLBACKS"] = "local:smollm2-135m"
     from tether.demo.app import th
 
     started = time.perf_counter()
     console.rule("[bold]tether demo[/]: ticket triage on the embedded store")
     console.print(f"store: {store}")
 
-    # 1. Events in, durable runs out: steps, a flaky step, a durable sleep, a wait.
+    # 1. Events in, durable runs out: an LLM step (a hosted model that rate-limits, errors,
+    #    then goes down, with the real local model as its fallback), a flaky step, a
+    #    durable sleep, a wait for an event.
     texts = ["my invoice is wrong", "site is down with 500", "cannot login", "feature idea"]
+
+    def tickets_between(low: int, high: int) -> list[tether.Event]:
+        return [
+            tether.Event("ticket.created", {"id": i, "text": texts[i % 4]}, id=f"ticket-{i}")
+            for i in range(low, high + 1)
+        ]
+
+    hosted.fault("rate_limit", times=2, retry_after=0.3).fault("server_error", times=2)
+    first = max(1, tickets // 3)
     with th.worker(concurrency=8):
-        th.send(
-            [
-                tether.Event("ticket.created", {"id": i, "text": texts[i % 4]}, id=f"ticket-{i}")
-                for i in range(1, tickets + 1)
-            ]
-        )
+        th.send(tickets_between(1, first))
         dup = th.send(tether.Event("ticket.created", {"id": 1, "text": "dup"}, id="ticket-1"))
-        console.print(f"sent {tickets} tickets (and one duplicate event id {dup[0]}: ignored)")
+        console.print(f"sent {first} tickets (and one duplicate event id {dup[0]}: ignored)")
         _wait_for(
-            lambda: len(th.list_runs("triage", status="waiting", limit=1000)) >= tickets // 2,
-            10,
+            lambda: all(
+                any(s.id == "classify" for s in th.get_run(r.id).steps)
+                for r in th.list_runs("triage", limit=1000)
+            ),
+            60,
         )
+        hosted.fault("unavailable", times=10_000)
+        console.print(
+            f"the hosted model goes down (503 from now on); sending {tickets - first} more"
+        )
+        th.send(tickets_between(first + 1, tickets))
         th.send(
             [
                 tether.Event("ticket.replied", {"id": i, "text": "thanks!"})
@@ -66,21 +138,23 @@ def run_demo(tickets: int = 20, store: str | None = None, console: Console | Non
             ]
         )
         _wait_for(
-            lambda: len(th.list_runs("triage", status="completed", limit=1000)) >= tickets, 30
+            lambda: len(th.list_runs("triage", status="completed", limit=1000)) >= tickets, 300
         )
     runs = [th.get_run(r.id) for r in th.list_runs("triage", limit=1000)]
     completed = [r for r in runs if r.status == "completed"]
     retries = sum(1 for r in runs for s in r.steps for a in s.attempts if a.error_type)
     replied = sum(1 for r in completed if r.output and r.output.get("replied"))
-    table = Table("ticket", "category", "priority", "customer", "retries", "reply", "status")
-    for r in sorted(runs, key=lambda r: (r.input or {}).get("id", 0))[:8]:
+    llm = _llm_summary(runs)
+    circuit = th.circuit_breaker.state(primary)
+    table = Table("ticket", "category", "priority", "answered by", "CRM retries", "reply", "status")
+    for r in sorted(runs, key=lambda r: (r.input or {}).get("id", 0))[:12]:
         out = r.output or {}
         tries = sum(1 for s in r.steps for a in s.attempts if a.error_type)
         table.add_row(
             str((r.input or {}).get("id")),
             out.get("category", ""),
             out.get("priority", ""),
-            out.get("customer", ""),
+            "local model" if str(out.get("model", "")).startswith("local:") else "hosted model",
             str(tries),
             "yes" if out.get("replied") else "timed out",
             r.status.value,
@@ -117,6 +191,20 @@ def run_demo(tickets: int = 20, store: str | None = None, console: Console | Non
     summary.add_row("triage runs completed", f"{len(completed)} / {tickets}")
     summary.add_row("retries absorbed (flaky CRM)", str(retries))
     summary.add_row(
+        "LLM calls / attempts / failed attempts",
+        f"{llm['calls']} / {llm['attempts']} / {llm['failed']}",
+    )
+    summary.add_row(
+        "failed attempts by class", ", ".join(f"{k}: {v}" for k, v in llm["errors"].items()) or "-"
+    )
+    summary.add_row(
+        "answered by model",
+        ", ".join(f"{k.split('#')[-1]}: {v}" for k, v in llm["by_model"].items()),
+    )
+    summary.add_row("hosted model requests (the circuit stops them)", str(hosted.request_count()))
+    summary.add_row("circuit breaker on the hosted model", circuit)
+    summary.add_row("LLM tokens (local model is free)", f"{llm['tokens']:,}")
+    summary.add_row(
         "customer replies received / timed out", f"{replied} / {len(completed) - replied}"
     )
     summary.add_row("crash test: run output", f"{total} (expected 55)")
@@ -130,6 +218,7 @@ def run_demo(tickets: int = 20, store: str | None = None, console: Console | Non
     summary.add_row("total time", f"{time.perf_counter() - started:.2f}s")
     console.print(summary)
     th.close()
+    hosted.stop()
     ok = len(completed) == tickets and total == 55 and len(twice) <= 1
     console.print("[bold green]demo passed[/]" if ok else "[bold red]demo failed[/]")
     return 0 if ok else 1
