@@ -213,3 +213,23 @@ def test_truncated_body_is_a_server_error_and_retried(server: FakeLLMServer) -> 
     resp = llm.complete("openai:gpt-4.1-mini", "hi")
     assert resp.attempts[0].error_class == "server_error"
     assert resp.attempts[1].ok
+
+
+@pytest.mark.parametrize("wire", list(WIRES))
+def test_streamed_tool_calls_are_assembled(server: FakeLLMServer, wire: str) -> None:
+    server.reply("Checking.", tool_calls=[{"name": "get_weather", "arguments": {"city": "Oslo"}}])
+    s = llm.stream(WIRES[wire], "Weather in Oslo?", tools=[WEATHER])
+    chunks = list(s)
+    calls = [c.tool_call for c in chunks if c.tool_call is not None]
+    assert [(c.name, c.arguments) for c in calls] == [("get_weather", {"city": "Oslo"})]
+    assert s.response is not None
+    assert s.response.finish_reason == "tool_calls"
+    assert s.response.tool_calls == calls
+
+
+def test_streamed_invalid_tool_json_is_not_silently_accepted(server: FakeLLMServer) -> None:
+    server.fault("invalid_tool_json")
+    s = llm.stream("anthropic:claude-haiku-4-5", "Weather?", tools=[WEATHER])
+    with pytest.raises(llm.InvalidOutput, match="get_weather"):
+        list(s)  # a stream cannot be re-asked: its tokens are already out
+    assert server.request_count() == 1
