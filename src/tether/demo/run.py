@@ -114,11 +114,11 @@ def run_demo(tickets: int = 20, store: str | None = None, console: Console | Non
         ]
 
     hosted.fault("rate_limit", times=2, retry_after=0.3).fault("server_error", times=2)
-    first = max(1, tickets // 3)
+    healthy = max(1, tickets // 3)
     with th.worker(concurrency=8):
-        th.send(tickets_between(1, first))
+        th.send(tickets_between(1, healthy))
         dup = th.send(tether.Event("ticket.created", {"id": 1, "text": "dup"}, id="ticket-1"))
-        console.print(f"sent {first} tickets (and one duplicate event id {dup[0]}: ignored)")
+        console.print(f"sent {healthy} tickets (and one duplicate event id {dup[0]}: ignored)")
         _wait_for(
             lambda: all(
                 any(s.id == "classify" for s in th.get_run(r.id).steps)
@@ -128,9 +128,9 @@ def run_demo(tickets: int = 20, store: str | None = None, console: Console | Non
         )
         hosted.fault("unavailable", times=10_000)
         console.print(
-            f"the hosted model goes down (503 from now on); sending {tickets - first} more"
+            f"the hosted model goes down (503 from now on); sending {tickets - healthy} more"
         )
-        th.send(tickets_between(first + 1, tickets))
+        th.send(tickets_between(healthy + 1, tickets))
         th.send(
             [
                 tether.Event("ticket.replied", {"id": i, "text": "thanks!"})
