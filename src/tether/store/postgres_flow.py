@@ -26,11 +26,15 @@ def _iso(ts: float) -> str:
 
 
 def lock_keys(conn: Any, keys: Iterable[str]) -> None:
-    """Take the advisory locks of ``keys`` (held to commit), in one global order."""
+    """Take the advisory locks of ``keys`` (held to commit), in one global order.
+
+    Advisory locks are per database; the schema name keeps tether installations in
+    different schemas of one database from waiting on each other's keys."""
     ordered = sorted(set(keys))
     if ordered:
         conn.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM unnest(%s::text[]) AS k",
+            "SELECT pg_advisory_xact_lock(hashtextextended(current_schema() || ':' || k, 0)) "
+            "FROM unnest(%s::text[]) AS k",
             (ordered,),
         )
 

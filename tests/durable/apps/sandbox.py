@@ -117,9 +117,12 @@ class Sandbox:
     def query(self, sql: str) -> list[Any]:
         """Read the store directly, on a connection of its own (read-only for SQLite)."""
         if self.url.startswith("postgresql"):
+            from urllib.parse import parse_qs, urlsplit
+
             import psycopg
 
-            base, _, schema = self.url.partition("?schema=")
+            schema = parse_qs(urlsplit(self.url).query)["schema"][0]
+            base = self.url.split("?", 1)[0]
             with psycopg.connect(base, autocommit=True) as pg:
                 pg.execute(f'SET search_path TO "{schema}"')
                 return pg.execute(sql).fetchall()
