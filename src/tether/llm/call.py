@@ -317,39 +317,21 @@ def astream(
                     raise state.fail(problem, "the stream ended in an error after its first tokens")
                 continue
             parsed: Any = None
+            why = ""
             if result.bad_tool_calls:
                 why = "tool-call arguments are not valid JSON: " + ", ".join(result.bad_tool_calls)
-                state.record(
-                    route,
-                    started,
-                    ok=False,
-                    usage=result.usage,
-                    cls=invalid_output(why),
-                    action="fail",
-                )
+            elif output is not None and not result.tool_calls:
+                parsed, why = _validate(output, result.text)
+            if why:
+                issue = invalid_output(why)
+                state.record(route, started, ok=False, usage=result.usage, cls=issue, action="fail")
                 raise InvalidOutput(
                     f"streamed reply is invalid (streams are not re-asked): {why}",
                     text=result.text,
                     errors=why,
+                    kind=issue.kind,
                     attempts=state.attempts,
                 )
-            if output is not None and not result.tool_calls:
-                parsed, why = _validate(output, result.text)
-                if parsed is None:
-                    state.record(
-                        route,
-                        started,
-                        ok=False,
-                        usage=result.usage,
-                        cls=invalid_output(why),
-                        action="fail",
-                    )
-                    raise InvalidOutput(
-                        f"streamed reply did not validate (streams are not re-asked): {why}",
-                        text=result.text,
-                        errors=why,
-                        attempts=state.attempts,
-                    )
             state.record(route, started, ok=True, usage=result.usage)
             holder.response = _response(state, route, result, parsed)
             return
