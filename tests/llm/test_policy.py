@@ -467,3 +467,16 @@ def test_unshared_rate_limits_only_delay_the_call_that_got_them(server: FakeLLMS
     second = llm.complete(PRIMARY, "hi", fallbacks=[FALLBACK], circuit=breaker)
     assert first.model == FALLBACK
     assert second.model == PRIMARY
+
+
+def test_a_breaker_on_its_own_clock_is_waited_for_correctly(server: FakeLLMServer) -> None:
+    # the harness gives its breaker the harness clock, which need not be wall time
+    breaker = CircuitBreaker(
+        MemoryCircuitStore(), failure_threshold=1, cooldown=0.5, clock=lambda: time.time() - 1e6
+    )
+    server.fault("server_error")
+    start = time.monotonic()
+    resp = llm.complete(PRIMARY, "hi", circuit=breaker, deadline=5)
+    assert resp.text
+    assert 0.4 <= time.monotonic() - start < 2
+    assert [a.ok for a in resp.attempts] == [False, True]

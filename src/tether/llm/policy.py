@@ -208,7 +208,9 @@ class CallState:
                 if permit.allowed:
                     return route, permit
                 # Open circuit: wait for its probe, unless another route is ready.
-                route.ready_at = max(route.ready_at, now + max(0.0, permit.retry_at - time.time()))
+                # The breaker keeps its own clock (wall time, shared by workers).
+                wait = max(0.0, permit.retry_at - breaker.clock()) if breaker else 0.0
+                route.ready_at = max(route.ready_at, now + wait)
                 continue
             wake = min(r.ready_at for r in live)
             if wake >= self.deadline_at:
