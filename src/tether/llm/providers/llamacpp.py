@@ -70,6 +70,14 @@ def _close_all() -> None:
             with lock:
                 llm.close()
         _instances.clear()
+    # llama_cpp._utils opens two /dev/null files at import and never closes them: at exit
+    # they surface as ResourceWarnings ("unclosed file") in every test run.
+    import llama_cpp._utils as utils
+
+    for name in ("outnull_file", "errnull_file"):
+        f = getattr(utils, name, None)
+        if f is not None and not f.closed:
+            f.close()
 
 
 def _load(name: str) -> tuple[Any, threading.Lock]:
