@@ -60,6 +60,7 @@ MODELS: dict[str, tuple[Callable[[], str], int, bool]] = {
 
 _instances: dict[str, tuple[Any, threading.Lock]] = {}
 _instances_lock = threading.Lock()
+_exit_registered = False
 
 
 def _close_all() -> None:
@@ -82,8 +83,6 @@ def _close_all() -> None:
 
 def _load(name: str) -> tuple[Any, threading.Lock]:
     with _instances_lock:
-        if not _instances:
-            atexit.register(_close_all)
         if name not in _instances:
             try:
                 from llama_cpp import Llama
@@ -108,6 +107,10 @@ class LlamaCpp(Provider):
             import llama_cpp  # noqa: F401
         except ImportError as exc:
             raise MissingExtra("local", "local", "llama-cpp-python") from exc
+        global _exit_registered
+        if not _exit_registered:
+            _exit_registered = True
+            atexit.register(_close_all)
 
     def _params(self, req: Request) -> dict[str, Any]:
         from tether.llm.providers.openai_chat import chat_messages, chat_tools
