@@ -22,14 +22,16 @@ from typing import TYPE_CHECKING, Any
 from tether.codec import dumps, encode_result
 from tether.durable.context import Context, SyncContext
 from tether.durable.execution import CheckStop, DeadlineExceeded, RunExecution, error_dict
-from tether.durable.function import FAILED_EVENT, DurableFunction
+from tether.durable.function import FAILED_EVENT
 from tether.durable.signals import Cancel, LeaseLost, Suspend
 from tether.errors import StepOutputError, StoreError, TetherError
+from tether.observe import observer_for
 from tether.records import TERMINAL_STATUSES
 from tether.store.base import Claim, Fenced, NewRun, StepWrite
 
 if TYPE_CHECKING:
     from tether.harness import Harness
+    from tether.observe.otel import Observer
 
 log = logging.getLogger("tether.engine")
 
@@ -70,6 +72,7 @@ class Engine:
         ready.wait()
         self._heartbeat = asyncio.run_coroutine_threadsafe(self._heartbeat_loop(), self.loop)
         self.store.add_listener(self._on_change)
+        self.observer: Observer | None = observer_for(harness)  # None: tracing off
 
     # -- checkpoints from async functions, committed together ------------------------------
     def save_async(
@@ -354,18 +357,24 @@ class Engine:
         if ex is None:
             return "skipped"
         self.active[ex.run_id] = ex
+        observer, status, outcome = self.observer, "lost", Outcome("lost")
+        if observer is not None:
+            observer.run_begin(ex)
         try:
             if ex.function.is_async:
                 outcome = await self.body_async(ex)
             else:
                 loop = asyncio.get_running_loop()
                 outcome = await loop.run_in_executor(self.body_pool, self.body_sync, ex)
-            return self._conclude(ex, outcome)
+            status = self._conclude(ex, outcome)
+            return status
         except StoreError as exc:
             self._give_back(claim, exc)
             raise
         finally:
             self.active.pop(ex.run_id, None)
+            if observer is not None:
+                observer.run_end(ex, status, outcome.error)
 
     def execute_sync(self, claim: Claim) -> str:
         """Execute a claimed run in the calling thread (``Harness.run`` of a plain def)."""
@@ -376,13 +385,20 @@ class Engine:
         if ex is None:
             return "skipped"
         self.active[ex.run_id] = ex
+        observer, status, outcome = self.observer, "lost", Outcome("lost")
+        if observer is not None:
+            observer.run_begin(ex)
         try:
-            return self._conclude(ex, self.body_sync(ex))
+            outcome = self.body_sync(ex)
+            status = self._conclude(ex, outcome)
+            return status
         except StoreError as exc:
             self._give_back(claim, exc)
             raise
         finally:
             self.active.pop(ex.run_id, None)
+            if observer is not None:
+                observer.run_end(ex, status, outcome.error)
 
     def _give_back(self, claim: Claim, exc: StoreError) -> None:
         """The store failed under a run (locked, full): release its lease so that it resumes
@@ -447,4 +463,4 @@ def _cancelled_error() -> dict[str, Any]:
     return {"type": "RunCancelled", "message": "cancelled by request"}
 
 
-__all__ = ["DurableFunction", "Engine", "Outcome"]
+__all__ = ["Engine", "Outcome"]

@@ -55,7 +55,6 @@ def on_event(event: str, where: str | Callable[[Any], bool] | None = None) -> Ev
     return EventTrigger(event, where)
 
 
-Trigger = EventTrigger
 
 
 @dataclass(slots=True)
