@@ -7,7 +7,8 @@ BIN := $(VENV)/bin
 # The extras (the demo and the tests share them) include llama-cpp-python, which compiles
 # from source the first time (about 11 minutes on 2 cores; pip caches the wheel afterwards).
 TEST_EXTRAS ?= dev,postgres,openai,anthropic,google,local
-export CMAKE_ARGS ?= -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF
+# Portable CPU flags: a native (-march=native) build dies with SIGILL on this CPU.
+export CMAKE_ARGS ?= -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
 
 .PHONY: demo test lint bench clean
 
@@ -18,7 +19,7 @@ $(BIN)/tether: pyproject.toml
 	touch $(BIN)/tether
 
 $(VENV)/.test-extras: $(BIN)/tether pyproject.toml
-	CMAKE_ARGS="$(CMAKE_ARGS) -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON" $(BIN)/pip install --quiet -e ".[$(TEST_EXTRAS)]"
+	$(BIN)/pip install --quiet -e ".[$(TEST_EXTRAS)]"
 	touch $(VENV)/.test-extras
 
 demo: $(VENV)/.test-extras

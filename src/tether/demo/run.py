@@ -164,7 +164,7 @@ def run_demo(tickets: int = 20, store: str | None = None, console: Console | Non
     # 2. A worker process is killed with SIGKILL in the middle of a 10-step run.
     handle = th.enqueue("long-task", {})
     env = dict(os.environ)
-    cmd = [sys.executable, "-m", "tether.demo.app"]
+    cmd = [sys.executable, "-W", "ignore::ResourceWarning", "-m", "tether.demo.app"]
     first = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def lines() -> list[str]:
