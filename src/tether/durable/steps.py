@@ -263,6 +263,9 @@ class _StepsBase:
         from tether.llm import LLMResponse, acomplete
 
         kwargs.setdefault("circuit", self._ex.engine.harness.circuit_breaker)
+        observer = self._ex.engine.observer
+        if observer is not None:
+            kwargs["on_attempt"] = observer.llm_hook(messages, kwargs, kwargs.get("on_attempt"))
 
         async def call() -> Any:
             return await acomplete(model, messages, output=output, **kwargs)
@@ -338,6 +341,8 @@ class AsyncSteps(_StepsBase):
         if seq is None or attempt is None:
             return replayed
         ex = self._ex
+        if ex.engine.observer is not None:  # tracing on: spans around each attempt
+            fn = ex.engine.observer.wrap_step(ex, sid, attempt, fn, self._policy())
         loop = asyncio.get_running_loop()
         ex.inflight += 1  # coroutines of one run share the engine loop's thread
         try:
@@ -430,6 +435,8 @@ class SyncSteps(_StepsBase):
         if seq is None or attempt is None:
             return replayed
         ex = self._ex
+        if ex.engine.observer is not None:  # tracing on: spans around each attempt
+            fn = ex.engine.observer.wrap_step(ex, sid, attempt, fn, self._policy())
         while True:
             started = ex.clock.now()
             token = CURRENT_STEP.set((ex.run_id, sid, attempt))
