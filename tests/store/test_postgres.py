@@ -330,3 +330,17 @@ def test_a_connection_killed_mid_step_loses_no_step_result(schema: str) -> None:
         assert run.status == "completed"
     finally:
         th.close()
+
+
+def test_tether_migrate_on_postgres_names_the_store_without_its_password(schema: str) -> None:
+    from typer.testing import CliRunner
+
+    from tether.cli import app
+
+    url = pg_schema_url(schema).replace("postgres@", "postgres:s3cret@", 1)
+    result = CliRunner().invoke(app, ["migrate", "--store", url])
+    assert result.exit_code == 0, result.output
+    output = " ".join(result.output.split())
+    assert "schema version 2" in output and "s3cret" not in output and ":***@" in output
+    with _raw(schema) as raw:
+        assert raw.execute("SELECT value FROM tether_meta").fetchone() == ("2",)

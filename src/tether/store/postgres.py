@@ -771,6 +771,23 @@ class PostgresStore(Store):
         now: float,
         follow_up: NewRun | None = None,
     ) -> bool:
+        if follow_up is None:
+            # Most runs have no parent to wake: then one conditional UPDATE ends the run
+            # (fenced by its token like any write). Otherwise, or when it matched nothing
+            # (a parent, another token, already ended), the transaction below decides.
+            ended = self._write_op(
+                Statement(
+                    lambda conn: conn.execute(
+                        "UPDATE runs SET status=%s, output=%s, error=%s, ended_at=%s, "
+                        "due_at=NULL, lease_owner=NULL WHERE id=%s AND lease_token=%s "
+                        f"AND parent_id IS NULL AND status NOT IN {_TERMINAL} RETURNING 1",
+                        (status, output, error, now, run_id, token),
+                    ).fetchone()
+                )
+            )
+            if ended is not None:
+                self.notify()
+                return True
         done = self._write_op(
             lambda conn: self._finish_in(conn, run_id, token, status, output, error, now, follow_up)
         )

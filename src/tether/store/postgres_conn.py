@@ -14,6 +14,7 @@ import contextlib
 import re
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -60,6 +61,15 @@ class Statement:
 
     def __call__(self, conn: Any) -> Any:
         return self.fn(conn)
+
+
+def _release(held: dict[str, Any]) -> None:
+    writer = held.pop("writer", None)
+    if writer is not None:
+        with contextlib.suppress(Exception):
+            writer.close()
+    with contextlib.suppress(Exception):
+        held.pop("pool").close()
 
 
 class PgConnections:
@@ -127,7 +137,10 @@ class PgConnections:
             timeout=30.0,
         )
         self.pool.open(wait=True, timeout=connect_timeout)
-        self._write_conn: Any = None
+        # What close() releases; also released when this object is collected unclosed (a
+        # CLI command that never closes its harness) or at interpreter exit.
+        self._open: dict[str, Any] = {"writer": None, "pool": self.pool}
+        self._finalizer = weakref.finalize(self, _release, self._open)
         self._committer: GroupCommitter[Any] = GroupCommitter(self._run_batch)
         self._closed = False
         self._commits = 0
@@ -186,12 +199,12 @@ class PgConnections:
 
     def _writer(self) -> Any:
         """The connection group commit writes on (one batch at a time, so one suffices)."""
-        conn = self._write_conn
+        conn = self._open["writer"]
         if conn is None or conn.closed or conn.broken:
             if conn is not None:
                 with contextlib.suppress(Exception):
                     conn.close()
-            conn = self._write_conn = self.pg.connect(
+            conn = self._open["writer"] = self.pg.connect(
                 self._conninfo,
                 connect_timeout=max(1, round(self._connect_timeout)),
                 **self._kwargs,
@@ -251,13 +264,10 @@ class PgConnections:
             listener.join(timeout=2)
         idle = self._committer._write_lock.acquire(timeout=5)  # let a batch in flight end
         try:
-            if self._write_conn is not None:
-                with contextlib.suppress(Exception):
-                    self._write_conn.close()
+            self._finalizer()
         finally:
             if idle:
                 self._committer._write_lock.release()
-        self.pool.close()
 
     def _maybe_analyze(self) -> None:
         """Refresh the planner's statistics of a table that grew fast.
