@@ -92,11 +92,11 @@ async def flow(ctx: tether.Context) -> str:
 
 
 def test_killed_after_the_llm_step_the_model_is_not_called_again(
-    tmp_path: Path, server: FakeLLMServer
+    tmp_path: Path, server: FakeLLMServer, store_url: str
 ) -> None:
     server.reply("answer")
     (tmp_path / "llmapp.py").write_text(textwrap.dedent(APP))
-    store = f"sqlite:///{tmp_path / 'llm.db'}"
+    store = store_url
     env = dict(
         os.environ,
         APP_STORE=store,
