@@ -372,8 +372,8 @@ class AsyncSteps(_StepsBase):
                 finally:
                     CURRENT_STEP.reset(token)
                 write = StepWrite(sid, seq, "run", "completed", started, ex.clock.now(), encoded)
-                if loop is ex.engine.loop:
-                    await ex.asave(write)
+                if loop is ex.engine.loop and len(ex.engine.active) > 1:
+                    await ex.asave(write)  # shares a commit with the other runs in flight
                 else:
                     ex.save(write)
                 return value
