@@ -107,6 +107,7 @@ class PostgresStore(Store):
         self._reading = self._db.reading
         self._write_op = self._db.write
         self._wake_all = self._db.wake_all
+        self._fresh: set[str] = set()  # runs this process created already claimed
 
     @property
     def commits(self) -> int:
@@ -400,10 +401,15 @@ class PostgresStore(Store):
     def create_run(
         self, run: NewRun, now: float, owner: str | None = None, ttl: float = 0.0
     ) -> tuple[str, bool, Claim | None]:
+        # Without flow control or an idempotency key, creating a run is one INSERT (an
+        # existing id makes it a no-op), plus a NOTIFY when the run waits for a worker.
+        simple = run.flow is None and run.idempotency_key is None
+
         def op(conn: Any) -> tuple[str, bool, Claim | None]:
-            row = conn.execute("SELECT id FROM runs WHERE id=%s", (run.id,)).fetchone()
-            if row:
-                return run.id, False, None
+            if not simple:
+                row = conn.execute("SELECT id FROM runs WHERE id=%s", (run.id,)).fetchone()
+                if row:
+                    return run.id, False, None
             owner_now = None if run.flow is not None and run.flow.delays_start else owner
             rid, created, _, token = self._insert_claimed(conn, run, now, owner_now, ttl)
             if not (created and owner_now is not None):
@@ -424,9 +430,10 @@ class PostgresStore(Store):
                 now,
                 now,
             )
+            self._fresh.add(rid)
             return rid, True, claim
 
-        result = self._write_op(op)
+        result: tuple[str, bool, Claim | None] = self._write_op(Statement(op) if simple else op)
         if result[1] and result[2] is None:
             self.notify()
         return result
@@ -562,6 +569,9 @@ class PostgresStore(Store):
 
     # -- execution ---------------------------------------------------------------------
     def load_steps(self, run_id: str) -> dict[str, StepRow]:
+        if run_id in self._fresh:  # created and claimed by this process: no steps yet
+            self._fresh.discard(run_id)
+            return {}
         rows = self._read(
             "SELECT step_id, seq, kind, status, output, error, wake_at, "
             "(SELECT count(*) FROM attempts a WHERE a.run_id=s.run_id AND a.step_id=s.step_id), "
