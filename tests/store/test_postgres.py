@@ -266,6 +266,35 @@ def test_missing_database_and_role_say_what_to_create() -> None:
         open_store("postgresql://no_such_role:pw@127.0.0.1:5432/test")
 
 
+def test_an_unknown_url_parameter_is_named_with_the_fix() -> None:
+    with pytest.raises(StoreError, match=r'"timeout".*remove or correct the URL query'):
+        open_store(f"{require_postgres()}?timeout=3")
+
+
+def test_the_listener_reconnects_after_losing_its_connection(schema: str) -> None:
+    url = pg_schema_url(schema)
+    sender, listener = open_store(url), open_store(url)
+    woken = threading.Event()
+    try:
+        listener.add_listener(woken.set)
+        _wait(lambda: woken.is_set())
+        woken.clear()
+        with _raw(schema) as raw:
+            (killed,) = raw.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE query LIKE 'LISTEN%%' AND application_name = %s",
+                (f"tether/{schema}",),
+            ).fetchone()
+        assert killed == 1
+        _wait(lambda: woken.is_set())  # reconnected: it catches up with one wake-up
+        woken.clear()
+        sender.create_run(_run("r1"), now=1.0)
+        assert woken.wait(5)
+    finally:
+        sender.close()
+        listener.close()
+
+
 def test_missing_extra_names_the_pip_command(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "psycopg", None)
     with pytest.raises(ConfigurationError, match=r'pip install "tether\[postgres\]"'):

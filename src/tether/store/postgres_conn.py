@@ -44,6 +44,11 @@ def connect_fix(message: str) -> str:
         return "check the user name and password in the URL (or ~/.pgpass / PGPASSWORD)"
     if "database" in low and "does not exist" in low:
         return "create the database first (createdb NAME, or CREATE DATABASE NAME)"
+    if "invalid" in low and ("parameter" in low or "option" in low):
+        return (
+            "remove or correct the URL query parameter it names (tether reads schema, "
+            "pool_size and connect_timeout; libpq the rest, e.g. sslmode)"
+        )
     return (
         "check that the server is running and accepts TCP connections at this host and "
         "port (pg_isready -h HOST -p PORT), and that the URL is right"
