@@ -79,16 +79,10 @@ def dev(
     port: Annotated[int, typer.Option(help="Dashboard port")] = 8288,
     store: StoreOpt = None,
 ) -> None:
-    """Development mode: a worker for APP on the embedded store."""
-    th = load_app(app_ref, store)
-    console.print(
-        f"[bold]tether dev[/] {app_ref}: functions {sorted(th.functions)} on {th.store_url}\n"
-        "Send events with `tether send APP NAME --data JSON`; inspect with `tether runs`. "
-        "(The dashboard is not part of this version; host/port are reserved for it: "
-        f"{host}:{port}.)"
-    )
-    th.worker(concurrency=concurrency).run()
-    th.close()
+    """Development mode: a worker for APP and the dashboard (http://127.0.0.1:8288)."""
+    from tether.cli.dev import serve
+
+    serve(app_ref, store, host, port, concurrency)
 
 
 @app.command()

@@ -426,18 +426,14 @@ class _StepSpans:
             self.span = obs.tracer.start_span(
                 f"step {self.step_id}",
                 context=parent,
-                attributes={
-                    "tether.run.id": self.ex.run_id,
-                    "tether.step.id": self.step_id,
-                    "tether.step.kind": "run",
-                },
+                attributes={"tether.step.id": self.step_id},
             )
             if state is not None:
                 state.open_steps.add(self.span)
         span = obs.tracer.start_span(
             f"attempt {self.attempt}",
             context=trace.set_span_in_context(self.span),
-            attributes={"tether.step.id": self.step_id, "tether.step.attempt": self.attempt},
+            attributes={"tether.step.attempt": self.attempt},
         )
         pending: list[tuple[Any, Any]] = []
         token = (otel_context.attach(trace.set_span_in_context(span)), _PENDING.set(pending))

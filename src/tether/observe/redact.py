@@ -18,8 +18,8 @@ from typing import Any
 MASK = "[REDACTED]"
 
 SECRET_KEYS = re.compile(
-    r"(?i)(api[-_]?key|apikey|secret|password|passwd|token|authorization|auth[-_]?header|"
-    r"private[-_]?key|access[-_]?key|credential|cookie)"
+    r"(?i)(?:.*[-_.])?(?:api[-_]?key|apikey|secret|password|passwd|token|authorization|"
+    r"auth[-_]?header|private[-_]?key|access[-_]?key|credentials?|cookie)"
 )
 
 _KEY_PATTERNS = [
@@ -84,7 +84,7 @@ class Redactor:
         if isinstance(value, Mapping):
             return {
                 k: MASK
-                if isinstance(k, str) and SECRET_KEYS.search(k) and v not in (None, "")
+                if isinstance(k, str) and SECRET_KEYS.fullmatch(k) and v not in (None, "")
                 else self.value(v)
                 for k, v in value.items()
             }

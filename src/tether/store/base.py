@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tether.records import Run
+from tether.store.queries import RunQuery
 
 
 @dataclass(slots=True)
@@ -338,3 +339,22 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def kv_set(self, key: str, value: str) -> None: ...
+
+    # -- dashboard reads (shared SQL in store/queries.py) ----------------------------------
+    @abc.abstractmethod
+    def query_runs(self, query: RunQuery) -> list[Run]:
+        """Runs matching the dashboard's filters, newest first (no steps)."""
+
+    @abc.abstractmethod
+    def run_stats(
+        self, since: float, limit: int
+    ) -> tuple[list[tuple[str, str, float | None]], dict[str, int]]:
+        """(function_id, status, duration) of the latest ``limit`` runs created since
+        ``since``, and failed attempts per function over the same runs."""
+
+    @abc.abstractmethod
+    def list_events(
+        self, limit: int, before: str | None = None, name: str | None = None
+    ) -> list[tuple[EventRow, float]]:
+        """Events newest first, with their received time; ``before``: the last event id of
+        the previous page."""

@@ -43,6 +43,13 @@ from tether.store.base import (
     Store,
 )
 from tether.store.committer import GroupCommitter, Op
+from tether.store.queries import (
+    RETRIES_SQL,
+    STATS_SQL,
+    RunQuery,
+    events_sql,
+    runs_sql,
+)
 from tether.store.rows import build_run, event_json
 
 T = TypeVar("T")
@@ -1018,3 +1025,22 @@ class SQLiteStore(Store):
                 (key, value),
             )
         )
+
+    # -- dashboard reads ----------------------------------------------------------------------
+    def query_runs(self, query: RunQuery) -> list[Run]:
+        sql, params = runs_sql(query)
+        return [build_run(r, [], []) for r in self._read(sql, params)]
+
+    def run_stats(
+        self, since: float, limit: int
+    ) -> tuple[list[tuple[str, str, float | None]], dict[str, int]]:
+        rows = self._read(STATS_SQL, (since, limit))
+        retries = self._read(RETRIES_SQL, (since,))
+        return [(r[0], r[1], r[2]) for r in rows], {r[0]: int(r[1]) for r in retries}
+
+    def list_events(
+        self, limit: int, before: str | None = None, name: str | None = None
+    ) -> list[tuple[EventRow, float]]:
+        sql, params = events_sql(limit, before, name)
+        rows = self._read(sql, params)
+        return [(EventRow(r[0], r[1], r[2], r[3]), r[4]) for r in rows]

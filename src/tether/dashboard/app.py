@@ -1,0 +1,400 @@
+"""Routes of the dashboard: HTML pages, the JSON API, server-sent events, token auth."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import ipaddress
+import json
+import os
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.base import BaseHTTPMiddleware
+from starlette.requests import Request
+from starlette.responses import (
+    HTMLResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
+from starlette.routing import Route
+
+from tether.dashboard.openapi import OPENAPI
+from tether.dashboard.views import function_stats, run_detail, run_summary
+from tether.errors import TetherError
+from tether.observe import TRACE_KV_PREFIX as KV_PREFIX
+from tether.observe.redact import Redactor, default_redactor
+from tether.records import RunStatus
+from tether.store.queries import RunQuery
+
+if TYPE_CHECKING:
+    from tether.harness import Harness
+
+STATUSES = [s.value for s in RunStatus]
+COOKIE = "tether_session"
+STATS_WINDOW = 7 * 86400.0
+STATS_LIMIT = 20_000
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class BadRequest(Exception):
+    pass
+
+
+def _int(request: Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest(f"{name} must be an integer, got {raw!r}") from None
+    if not low <= value <= high:
+        raise BadRequest(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _float(request: Request, name: str) -> float | None:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        try:
+            value = datetime.fromisoformat(raw).timestamp()
+        except ValueError:
+            raise BadRequest(f"{name} must be epoch seconds or ISO 8601, got {raw!r}") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise BadRequest(f"{name} must be a finite number")
+    return value
+
+
+def run_query(request: Request) -> RunQuery:
+    status = request.query_params.get("status") or None
+    if status is not None and status not in STATUSES:
+        raise BadRequest(f"status must be one of {STATUSES}, got {status!r}")
+    since = _float(request, "since")
+    hours = request.query_params.get("hours")
+    if since is None and hours:
+        try:
+            since = time.time() - float(hours) * 3600
+        except ValueError:
+            raise BadRequest(f"hours must be a number, got {hours!r}") from None
+    return RunQuery(
+        function_id=request.query_params.get("function_id") or None,
+        status=status,
+        since=since,
+        until=_float(request, "until"),
+        text=request.query_params.get("q") or None,
+        event_id=request.query_params.get("event_id") or None,
+        limit=_int(request, "limit", 50, 1, 500),
+        before=request.query_params.get("before") or None,
+    )
+
+
+def create_app(
+    harness: Harness, *, token: str | None = None, redactor: Redactor | None = None
+) -> Starlette:
+    """The dashboard for ``harness``. With ``token`` (default ``TETHER_DASHBOARD_TOKEN``)
+    every page and API call needs it: ``Authorization: Bearer <token>`` or the session
+    cookie set by ``/login?token=<token>``."""
+    if token is None:
+        token = os.environ.get("TETHER_DASHBOARD_TOKEN")
+    token = token or None  # "" turns auth off, even with the variable set
+    r = redactor or default_redactor()
+    env = Environment(
+        loader=FileSystemLoader(Path(__file__).parent / "templates"),
+        autoescape=select_autoescape(["html"]),
+    )
+    env.filters["tojson_pretty"] = lambda v: json.dumps(v, indent=2, default=str)
+    env.filters["secs"] = _secs
+    store = harness.store
+
+    def page(name: str, request: Request, **ctx: Any) -> HTMLResponse:
+        html = env.get_template(name).render(request=request, statuses=STATUSES, **ctx)
+        return HTMLResponse(html)
+
+    def runs_data(q: RunQuery) -> dict[str, Any]:
+        runs = store.query_runs(q)
+        return {
+            "runs": [run_summary(run, r) for run in runs],
+            "next": runs[-1].id if len(runs) == q.limit else None,
+        }
+
+    def detail(run_id: str) -> dict[str, Any] | None:
+        run = store.get_run(run_id)
+        if run is None:
+            return None
+        return run_detail(run, r, store.kv_get(KV_PREFIX + run_id))
+
+    def functions() -> list[dict[str, Any]]:
+        rows, retries = store.run_stats(time.time() - STATS_WINDOW, STATS_LIMIT)
+        registered = [f["id"] for f in store.registered_functions()]
+        return function_stats(rows, retries, registered)
+
+    def events(limit: int, before: str | None, name: str | None) -> dict[str, Any]:
+        found = store.list_events(limit, before, name)
+        out = []
+        for row, received in found:
+            triggered = store.query_runs(RunQuery(event_id=row.id, limit=20))
+            out.append(
+                {
+                    "id": row.id,
+                    "name": row.name,
+                    "data": r.value(json.loads(row.data)),
+                    "ts": row.ts,
+                    "received_at": received,
+                    "runs": [
+                        {
+                            "id": t.id,
+                            "function_id": t.function_id,
+                            "status": t.status.value,
+                            "reason": r.value(t.reason),
+                        }
+                        for t in triggered
+                    ],
+                }
+            )
+        return {"events": out, "next": found[-1][0].id if len(found) == limit else None}
+
+    # -- API --------------------------------------------------------------------------------
+    async def api_runs(request: Request) -> Response:
+        return JSONResponse(runs_data(run_query(request)))
+
+    async def api_run(request: Request) -> Response:
+        data = detail(request.path_params["run_id"])
+        if data is None:
+            return JSONResponse({"error": "run not found"}, status_code=404)
+        return JSONResponse(data)
+
+    async def api_functions(request: Request) -> Response:
+        return JSONResponse({"functions": functions()})
+
+    async def api_events(request: Request) -> Response:
+        limit = _int(request, "limit", 50, 1, 500)
+        return JSONResponse(
+            events(
+                limit,
+                request.query_params.get("before") or None,
+                request.query_params.get("name") or None,
+            )
+        )
+
+    async def api_cancel(request: Request) -> Response:
+        try:
+            status = harness.cancel(request.path_params["run_id"])
+        except TetherError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=404)
+        return JSONResponse({"status": status.value})
+
+    async def api_replay(request: Request) -> Response:
+        body = await _json_body(request)
+        from_step = body.get("from_step")
+        if from_step is not None and not isinstance(from_step, str):
+            raise BadRequest("from_step must be a step id (a string) or null")
+        run_id = request.path_params["run_id"]
+        if store.get_run(run_id) is None:
+            return JSONResponse({"error": "run not found"}, status_code=404)
+        try:
+            handle = harness.replay(run_id, from_step)
+        except TetherError as exc:
+            raise BadRequest(str(exc)) from None
+        return JSONResponse({"run_id": handle.run_id})
+
+    async def api_send(request: Request) -> Response:
+        body = await _json_body(request)
+        name = body.get("name")
+        data = body.get("data", {})
+        event_id = body.get("id")
+        if not isinstance(name, str) or not name:
+            raise BadRequest("name must be a non-empty string")
+        if not isinstance(data, dict):
+            raise BadRequest("data must be a JSON object")
+        if event_id is not None and not isinstance(event_id, str):
+            raise BadRequest("id must be a string")
+        try:
+            rows = harness.event_rows({"name": name, "data": data, "id": event_id})
+            accepted = harness.accept_rows(rows)
+        except TetherError as exc:
+            raise BadRequest(str(exc)) from None
+        return JSONResponse(
+            {
+                "accepted": [
+                    {"event_id": a.event_id, "duplicate": a.duplicate, "run_ids": a.run_ids}
+                    for a in accepted
+                ]
+            }
+        )
+
+    async def api_openapi(request: Request) -> Response:
+        return JSONResponse(OPENAPI)
+
+    async def api_stream(request: Request) -> Response:
+        """Server-sent events: ``change`` whenever the watched run (``?run_id=``) or the
+        newest runs change; the pages reload what they show."""
+        run_id = request.query_params.get("run_id")
+
+        def fingerprint() -> str:
+            if run_id:
+                run = store.get_run(run_id)
+                if run is None:
+                    return "missing"
+                return f"{run.status.value}:{len(run.steps)}:" + ",".join(
+                    f"{s.status}{len(s.attempts)}" for s in run.steps
+                )
+            return ",".join(f"{x.id}{x.status.value}" for x in store.query_runs(RunQuery(limit=20)))
+
+        async def stream() -> AsyncIterator[str]:
+            last = await asyncio.to_thread(fingerprint)
+            yield f"event: hello\ndata: {json.dumps(last)}\n\n"
+            for _ in range(3600):  # an hour at most; the browser reconnects
+                await asyncio.sleep(0.5)
+                if await request.is_disconnected():
+                    return
+                now = await asyncio.to_thread(fingerprint)
+                if now != last:
+                    last = now
+                    yield f"event: change\ndata: {json.dumps(now)}\n\n"
+                else:
+                    yield ": keep-alive\n\n"
+
+        return StreamingResponse(
+            stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+        )
+
+    # -- pages --------------------------------------------------------------------------------
+    async def runs_page(request: Request) -> Response:
+        q = run_query(request)
+        fns = sorted(f["id"] for f in store.registered_functions())
+        return page("runs.html", request, data=runs_data(q), q=q, functions=fns)
+
+    async def run_page(request: Request) -> Response:
+        data = detail(request.path_params["run_id"])
+        if data is None:
+            missing = page("missing.html", request, run_id=request.path_params["run_id"])
+            missing.status_code = 404
+            return missing
+        return page("run.html", request, run=data)
+
+    async def functions_page(request: Request) -> Response:
+        return page("functions.html", request, functions=functions())
+
+    async def events_page(request: Request) -> Response:
+        limit = _int(request, "limit", 50, 1, 500)
+        fns = sorted(f["id"] for f in store.registered_functions())
+        return page(
+            "events.html",
+            request,
+            data=events(
+                limit,
+                request.query_params.get("before") or None,
+                request.query_params.get("name") or None,
+            ),
+            functions=fns,
+        )
+
+    async def home(request: Request) -> Response:
+        return RedirectResponse("/runs", status_code=303)
+
+    async def login(request: Request) -> Response:
+        given = request.query_params.get("token", "")
+        if token is None:
+            return RedirectResponse("/runs", status_code=303)
+        if not hmac.compare_digest(given.encode(), token.encode()):
+            return HTMLResponse("<h1>401</h1><p>Wrong or missing token.</p>", status_code=401)
+        response = RedirectResponse("/runs", status_code=303)
+        response.set_cookie(COOKIE, _session(token), httponly=True, samesite="strict")
+        return response
+
+    routes = [
+        Route("/", home),
+        Route("/login", login),
+        Route("/runs", runs_page),
+        Route("/runs/{run_id:path}", run_page),
+        Route("/functions", functions_page),
+        Route("/events", events_page),
+        Route("/api/openapi.json", api_openapi),
+        Route("/api/runs", api_runs),
+        Route("/api/runs/{run_id:path}/cancel", api_cancel, methods=["POST"]),
+        Route("/api/runs/{run_id:path}/replay", api_replay, methods=["POST"]),
+        Route("/api/runs/{run_id:path}", api_run),
+        Route("/api/functions", api_functions),
+        Route("/api/events", api_events),
+        Route("/api/events", api_send, methods=["POST"]),
+        Route("/api/stream", api_stream),
+    ]
+    middleware = [Middleware(BaseHTTPMiddleware, dispatch=_guard(token))]
+    return Starlette(
+        routes=routes, middleware=middleware, exception_handlers={BadRequest: _bad_request}
+    )
+
+
+async def _bad_request(request: Request, exc: Exception) -> Response:
+    return JSONResponse({"error": str(exc)}, status_code=400)
+
+
+def _session(token: str) -> str:
+    return hmac.new(token.encode(), b"tether-dashboard-session", "sha256").hexdigest()
+
+
+def _guard(
+    token: str | None,
+) -> Callable[[Request, Callable[[Request], Awaitable[Response]]], Awaitable[Response]]:
+    async def dispatch(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        if token is not None and request.url.path != "/login":
+            bearer = request.headers.get("authorization", "")
+            cookie = request.cookies.get(COOKIE, "")
+            ok = hmac.compare_digest(bearer.encode(), f"Bearer {token}".encode()) or (
+                bool(cookie) and hmac.compare_digest(cookie.encode(), _session(token).encode())
+            )
+            if not ok:
+                if request.url.path.startswith("/api"):
+                    return JSONResponse({"error": "unauthorized"}, status_code=401)
+                return HTMLResponse(
+                    "<h1>401</h1><p>Open <code>/login?token=...</code> with the dashboard token "
+                    "(TETHER_DASHBOARD_TOKEN).</p>",
+                    status_code=401,
+                )
+        return await call_next(request)
+
+    return dispatch
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    if not raw:
+        return {}
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        raise BadRequest("the body must be a JSON object") from None
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object")
+    return body
+
+
+def _secs(value: float | None) -> str:
+    if value is None:
+        return ""
+    if value < 1:
+        return f"{value * 1000:.1f} ms"
+    return f"{value:.2f} s"

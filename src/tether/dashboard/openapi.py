@@ -1,0 +1,137 @@
+"""The OpenAPI document of the dashboard's JSON API (``/api/openapi.json``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tether.records import RunStatus
+
+_STATUS = [s.value for s in RunStatus]
+_ERR = {
+    "description": "error",
+    "content": {
+        "application/json": {
+            "schema": {"type": "object", "properties": {"error": {"type": "string"}}}
+        }
+    },
+}
+_OBJ: dict[str, Any] = {"type": "object"}
+
+
+def _ok(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"description": "OK", "content": {"application/json": {"schema": schema}}}
+
+
+def _q(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "schema": schema,
+        "description": description,
+    }
+
+
+_RUN_ID = {"name": "run_id", "in": "path", "required": True, "schema": {"type": "string"}}
+
+OPENAPI: dict[str, Any] = {
+    "openapi": "3.0.3",
+    "info": {
+        "title": "tether dashboard API",
+        "version": "1",
+        "description": "Runs, functions and events of a tether store; values are redacted. "
+        "With TETHER_DASHBOARD_TOKEN set, send `Authorization: Bearer <token>`.",
+    },
+    "components": {
+        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+    },
+    "security": [{"bearer": []}],
+    "paths": {
+        "/api/runs": {
+            "get": {
+                "summary": "Runs, newest first (keyset paging with `before`)",
+                "parameters": [
+                    _q("function_id", {"type": "string"}, "function id"),
+                    _q("status", {"type": "string", "enum": _STATUS}, "run status"),
+                    _q("since", {"type": "number"}, "created at or after (epoch seconds)"),
+                    _q("until", {"type": "number"}, "created before (epoch seconds)"),
+                    _q("hours", {"type": "number"}, "created in the last N hours"),
+                    _q("q", {"type": "string"}, "text in the run id, input, output or error"),
+                    _q("event_id", {"type": "string"}, "runs triggered by this event"),
+                    _q("limit", {"type": "integer", "minimum": 1, "maximum": 500}, "page size"),
+                    _q("before", {"type": "string"}, "the last run id of the previous page"),
+                ],
+                "responses": {"200": _ok(_OBJ), "400": _ERR, "401": _ERR},
+            }
+        },
+        "/api/runs/{run_id}": {
+            "get": {
+                "summary": "A run with its steps, attempts and LLM calls",
+                "parameters": [_RUN_ID],
+                "responses": {"200": _ok(_OBJ), "404": _ERR, "401": _ERR},
+            }
+        },
+        "/api/runs/{run_id}/cancel": {
+            "post": {
+                "summary": "Cancel a run (an executing one stops at its next step boundary)",
+                "parameters": [_RUN_ID],
+                "responses": {"200": _ok(_OBJ), "404": _ERR, "401": _ERR},
+            }
+        },
+        "/api/runs/{run_id}/replay": {
+            "post": {
+                "summary": "Replay a run, or rerun it from a step (earlier steps are reused)",
+                "parameters": [_RUN_ID],
+                "requestBody": {
+                    "required": False,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {"from_step": {"type": "string", "nullable": True}},
+                            }
+                        }
+                    },
+                },
+                "responses": {"200": _ok(_OBJ), "400": _ERR, "404": _ERR, "401": _ERR},
+            }
+        },
+        "/api/functions": {
+            "get": {
+                "summary": "Functions with success rate, p50/p95 duration and retry rate",
+                "responses": {"200": _ok(_OBJ), "401": _ERR},
+            }
+        },
+        "/api/events": {
+            "get": {
+                "summary": "Events, newest first, with the runs they triggered",
+                "parameters": [
+                    _q("limit", {"type": "integer", "minimum": 1, "maximum": 500}, "page size"),
+                    _q("before", {"type": "string"}, "the last event id of the previous page"),
+                    _q("name", {"type": "string"}, "event name"),
+                ],
+                "responses": {"200": _ok(_OBJ), "400": _ERR, "401": _ERR},
+            },
+            "post": {
+                "summary": "Send an event (a test event)",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["name"],
+                                "properties": {
+                                    "name": {"type": "string", "minLength": 1},
+                                    "data": {"type": "object"},
+                                    "id": {"type": "string"},
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {"200": _ok(_OBJ), "400": _ERR, "401": _ERR},
+            },
+        },
+    },
+}

@@ -1,0 +1,117 @@
+"""The dashboard in a real headless Chromium (Debian's ``chromium``, driven by Playwright):
+the runs list, a run with a failed-then-retried step, cancel and rerun-from-step."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import tether
+from tests.dashboard.conftest import Server, wait_for
+
+CHROMIUM = os.environ.get("TETHER_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = Path(os.environ.get("TETHER_TEST_ARTIFACTS", "test-artifacts"))
+
+if not Path(CHROMIUM).exists():
+    pytest.skip(
+        "no chromium browser (apt-get install -y chromium; .ci/run installs it)",
+        allow_module_level=True,
+    )
+sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--headless",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    pg = context.new_page()
+    pg.set_default_timeout(15_000)
+    yield pg
+    context.close()
+
+
+def test_runs_list_run_page_rerun_from_step_and_cancel(live_server: Server, page: Any) -> None:
+    th = live_server.harness
+    th.send(tether.Event("ticket.created", {"id": "T-1", "email": "carol@example.com"}))
+    first = wait_for(
+        lambda: next(
+            (r for r in th.list_runs("triage") if r.status is tether.RunStatus.COMPLETED), None
+        ),
+        what="the triage run to complete",
+    )
+
+    page.goto(f"{live_server.url}/runs")
+    row = page.locator("#runs tr", has_text=first.id)
+    sync_api.expect(row).to_contain_text("completed")
+    sync_api.expect(row).to_contain_text("triage")
+    page.select_option("select[name=status]", "completed")
+    page.click("form.filters button")
+    sync_api.expect(page.locator("#runs")).to_contain_text(first.id)
+
+    page.click(f"text={first.id}")
+    page.wait_for_url(f"**/runs/{first.id}")
+    fetch = page.locator("tr.step[data-step=fetch]")
+    sync_api.expect(fetch).to_contain_text("1 failed attempt")
+    sync_api.expect(page.locator(".attempt").first).to_contain_text("ConnectionError")
+    sync_api.expect(fetch.locator(".bar span.err")).to_have_count(1)
+    body = page.content()
+    assert "carol@example.com" not in body and "alice@example.com" not in body
+    assert "sk-live" not in body
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "dashboard-run.png"), full_page=True)
+
+    # Rerun from the "label" step: a new run reusing "fetch", linked to the first.
+    page.locator("tr.step[data-step=label] button.rerun").click()
+    page.wait_for_url(lambda url: first.id not in url.split("/runs/")[-1])
+    new_id = page.url.rsplit("/", 1)[-1]
+    sync_api.expect(page.locator("body")).to_contain_text(f"replay of {first.id}")
+    sync_api.expect(page.locator("#run-status")).to_have_text("completed")  # live reload
+    rerun = th.get_run(new_id)
+    assert rerun.replay_of == first.id and rerun.status is tether.RunStatus.COMPLETED
+
+    # Cancel a sleeping run from its page.
+    handle = th.enqueue("sleeper")
+    wait_for(lambda: handle.status() is tether.RunStatus.SLEEPING, what="the run to sleep")
+    page.goto(f"{live_server.url}/runs/{handle.run_id}")
+    sync_api.expect(page.locator("#run-status")).to_have_text("sleeping")
+    page.click("#cancel")
+    sync_api.expect(page.locator("#run-status")).to_have_text("cancelled")
+    assert handle.status() is tether.RunStatus.CANCELLED
+
+
+def test_send_a_test_event_from_the_events_page(live_server: Server, page: Any) -> None:
+    th = live_server.harness
+    page.goto(f"{live_server.url}/events")
+    page.fill("#send input[name=name]", "ticket.created")
+    page.fill("#send input[name=data]", '{"id": "T-9"}')
+    page.click("#send button")
+    sync_api.expect(page.locator("#sent")).to_contain_text("run_ids")
+    wait_for(lambda: th.list_runs("triage"), what="the event's run")
+    page.goto(f"{live_server.url}/events")
+    sync_api.expect(page.locator("#events")).to_contain_text("ticket.created")
+    sync_api.expect(page.locator("#events")).to_contain_text("triage")
+    page.goto(f"{live_server.url}/functions")
+    sync_api.expect(page.locator("#functions")).to_contain_text("triage")
