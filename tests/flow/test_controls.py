@@ -302,3 +302,15 @@ def test_cron_one_run_per_tick_with_two_workers(store_url: str, tmp_path: Path) 
     assert clock.now() >= start + 1800
     a.close()
     b.close()
+
+
+def test_waiting_on_a_skipped_run_says_why(th: tether.Harness) -> None:
+    @th.function(rate_limit=tether.RateLimit(limit=1, period="1h"))
+    def once(ctx: tether.SyncContext) -> int:
+        return 1
+
+    assert th.run(once) == 1
+    with pytest.raises(tether.RunFailed) as info:
+        th.run(once)
+    assert info.value.error["type"] == "Skipped"
+    assert "rate limit" in info.value.error["message"]

@@ -75,7 +75,12 @@ class RunHandle:
             return cancelled
 
         def failed() -> Any:
-            info = loads(error) if error else {"type": status, "message": status}
+            if error:
+                info = loads(error)
+            else:  # a trigger that flow control declined: say why
+                run = self._harness.store.get_run(self.run_id)
+                reason = run.reason if run is not None else None
+                info = {"type": "Skipped", "message": reason or status}
             raise RunFailed(self.run_id, info)
 
         return failed
