@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
 pytest.importorskip("opentelemetry.sdk")
 
@@ -292,3 +293,112 @@ def test_without_the_otel_extra_nothing_is_imported() -> None:
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "OK"
+
+
+class Label(BaseModel):
+    name: str
+
+
+def label() -> Label:
+    return Label(name="billing")
+
+
+def test_typed_step_results_survive_tracing(telemetry: Telemetry) -> None:
+    seen: list[object] = []
+    with temporary_harness() as th:
+
+        @th.function()
+        async def typed(ctx: tether.Context) -> str:
+            value = await ctx.step.run("label", label)
+            seen.append(value)
+            await ctx.step.sleep("nap", 60)  # the body runs again: the value is replayed
+            return str(value.name)
+
+        instrument(th, tracer_provider=telemetry.tracer_provider)
+        assert th.run(typed) == "billing"
+    assert seen == [Label(name="billing"), Label(name="billing")]
+    assert len([s for s in telemetry.spans() if s.name.startswith("run typed")]) == 2
+
+
+OTLP_APP = """
+import tether
+from tether.testing import temporary_harness
+
+with temporary_harness() as th:
+    @th.function()
+    def f(ctx):
+        return ctx.step.run("a", lambda: 1)
+    assert th.run(f) == 1
+    assert th.engine.observer is not None
+"""
+
+
+def test_otlp_export_with_only_the_environment_variable() -> None:
+    import http.server
+    import threading
+
+    received: list[tuple[str, int]] = []
+
+    class Receiver(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            received.append((self.path, len(body)))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-protobuf")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{server.server_address[1]}"
+        out = subprocess.run(
+            [sys.executable, "-c", OTLP_APP], env=env, capture_output=True, text=True, timeout=60
+        )
+        assert out.returncode == 0, out.stderr
+    finally:
+        server.shutdown()
+        server.server_close()
+    paths = {path for path, size in received if size > 0}
+    assert "/v1/traces" in paths  # flushed at exit by the private provider
+    assert "/v1/metrics" in paths
+
+
+GLOBAL_APP = """
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+import tether
+from tether.testing import temporary_harness
+
+exporter = InMemorySpanExporter()
+provider = TracerProvider()
+provider.add_span_processor(SimpleSpanProcessor(exporter))
+trace.set_tracer_provider(provider)   # the application's, set before tether's first run
+tracer = trace.get_tracer("app")
+
+with temporary_harness() as th:
+    @th.function()
+    def f(ctx):
+        return ctx.step.run("a", lambda: 1)
+    with tracer.start_as_current_span("request"):
+        th.run(f)
+names = sorted(s.name for s in exporter.get_finished_spans())
+print(names)
+assert names == ["attempt 0", "request", "run f", "step a"], names
+assert trace.get_tracer_provider() is provider
+"""
+
+
+def test_the_applications_global_provider_gets_the_spans() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    out = subprocess.run(
+        [sys.executable, "-c", GLOBAL_APP], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr + out.stdout

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 STATUSES = [s.value for s in RunStatus]
 COOKIE = "tether_session"
 STATS_WINDOW = 7 * 86400.0
-STATS_LIMIT = 20_000
+STATS_LIMIT = 10_000
 
 
 def is_loopback(host: str) -> bool:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import functools
 import inspect
 import json
 import logging
@@ -80,9 +79,13 @@ class Observer:
         redactor: Redactor | None = None,
     ) -> None:
         self.tracer = tracer_provider.get_tracer("tether", schema_url=SCHEMA_URL)
-        meter = (meter_provider or metrics.get_meter_provider()).get_meter(
-            "tether", schema_url=SCHEMA_URL
+        meter_provider = meter_provider or metrics.get_meter_provider()
+        # No meter provider anywhere: skip the per-attempt metric calls (they would be no-ops).
+        self.metered = type(meter_provider).__name__ not in (
+            "NoOpMeterProvider",
+            "_ProxyMeterProvider",
         )
+        meter = meter_provider.get_meter("tether", schema_url=SCHEMA_URL)
         if capture_content is None:
             flag = os.environ.get("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "")
             capture_content = flag.lower() in ("1", "true", "yes")
@@ -222,7 +225,6 @@ class Observer:
         step = _StepSpans(self, ex, step_id, attempt, policy)
         if inspect.iscoroutinefunction(fn):
 
-            @functools.wraps(fn)
             async def traced_async(*args: Any, **kwargs: Any) -> Any:
                 span, token, pending = step.begin()
                 try:
@@ -233,9 +235,8 @@ class Observer:
                 step.end(span, token, pending, None, value)
                 return value
 
-            return traced_async
+            return _like(traced_async, fn)
 
-        @functools.wraps(fn)
         def traced(*args: Any, **kwargs: Any) -> Any:
             span, token, pending = step.begin()
             try:
@@ -246,7 +247,7 @@ class Observer:
             step.end(span, token, pending, None, value)
             return value
 
-        return traced
+        return _like(traced, fn)
 
     # -- LLM calls ----------------------------------------------------------------------------
     def llm_hook(
@@ -356,6 +357,17 @@ class Observer:
             span.end(end_time=end)
 
 
+def _like(wrapper: Callable[..., Any], fn: Any) -> Callable[..., Any]:
+    """What the step machinery reads from a step callable: its annotations (a typed result
+    is rebuilt through them) and, for type hints, the function itself (cheaper than
+    ``functools.wraps``)."""
+    wrapper.__wrapped__ = fn  # type: ignore[attr-defined]
+    annotations = getattr(fn, "__annotations__", None)
+    if annotations is not None:
+        wrapper.__annotations__ = annotations
+    return wrapper
+
+
 class _ContextSaver:
     """Stores a run's trace context (``kv``) once the run has lasted ``delay`` seconds or
     stops without ending, so a short run that ends in one execution costs no write, and a
@@ -406,7 +418,7 @@ class _ContextSaver:
 class _StepSpans:
     """The spans of one step executed in this process: the step span and its attempts."""
 
-    __slots__ = ("attempt", "ex", "obs", "policy", "span", "step_id")
+    __slots__ = ("attempt", "ex", "obs", "parent", "policy", "span", "step_id")
 
     def __init__(
         self, obs: Observer, ex: RunExecution, step_id: str, attempt: int, policy: Retry
@@ -417,6 +429,7 @@ class _StepSpans:
         self.attempt = attempt
         self.policy = policy
         self.span: Any = None
+        self.parent: Any = None
 
     def begin(self) -> tuple[Any, Any, list[tuple[Any, Any]]]:
         obs = self.obs
@@ -428,11 +441,12 @@ class _StepSpans:
                 context=parent,
                 attributes={"tether.step.id": self.step_id},
             )
+            self.parent = trace.set_span_in_context(self.span)
             if state is not None:
                 state.open_steps.add(self.span)
         span = obs.tracer.start_span(
             f"attempt {self.attempt}",
-            context=trace.set_span_in_context(self.span),
+            context=self.parent,
             attributes={"tether.step.attempt": self.attempt},
         )
         pending: list[tuple[Any, Any]] = []
@@ -450,14 +464,16 @@ class _StepSpans:
         otel_context.detach(token[0])
         _PENDING.reset(token[1])
         obs = self.obs
-        fid = {"tether.function.id": self.ex.function.id}
-        obs.attempts.add(1, fid)
-        if self.attempt:
-            obs.retries.add(1, fid)
-        start = getattr(span, "start_time", None)
-        if start is not None:
-            obs.step_duration.record((time.time_ns() - start) / 1e9, fid)
-        obs.finish_llm(pending, value)
+        if obs.metered:
+            fid = {"tether.function.id": self.ex.function.id}
+            obs.attempts.add(1, fid)
+            if self.attempt:
+                obs.retries.add(1, fid)
+            start = getattr(span, "start_time", None)
+            if start is not None:
+                obs.step_duration.record((time.time_ns() - start) / 1e9, fid)
+        if pending:
+            obs.finish_llm(pending, value)
         final = True
         if error is not None:
             from tether.errors import NonRetriableError

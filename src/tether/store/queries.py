@@ -64,10 +64,11 @@ STATS_SQL = (
     "SELECT function_id, status, ended_at - coalesce(started_at, created_at) FROM runs "
     "WHERE created_at>=? AND status != 'skipped' ORDER BY seq DESC LIMIT ?"
 )
-# Failed attempts (each one led to a retry or a failure) per function since a time.
+# Failed attempts (each one led to a retry or a failure) per function, over the same runs.
 RETRIES_SQL = (
-    "SELECT r.function_id, count(*) FROM attempts a JOIN runs r ON r.id = a.run_id "
-    "WHERE r.created_at>=? GROUP BY r.function_id"
+    "SELECT r.function_id, count(*) FROM (SELECT id, function_id FROM runs "
+    "WHERE created_at>=? AND status != 'skipped' ORDER BY seq DESC LIMIT ?) r "
+    "JOIN attempts a ON a.run_id = r.id GROUP BY r.function_id"
 )
 
 

@@ -1035,7 +1035,7 @@ class SQLiteStore(Store):
         self, since: float, limit: int
     ) -> tuple[list[tuple[str, str, float | None]], dict[str, int]]:
         rows = self._read(STATS_SQL, (since, limit))
-        retries = self._read(RETRIES_SQL, (since,))
+        retries = self._read(RETRIES_SQL, (since, limit))
         return [(r[0], r[1], r[2]) for r in rows], {r[0]: int(r[1]) for r in retries}
 
     def list_events(
