@@ -295,6 +295,15 @@ def test_the_listener_reconnects_after_losing_its_connection(schema: str) -> Non
         listener.close()
 
 
+@pytest.mark.parametrize(
+    ("query", "problem"),
+    [("schema=My-Schema", "lowercase identifier"), ("pool_size=many", "pool_size must be")],
+)
+def test_bad_url_options_are_configuration_errors(query: str, problem: str) -> None:
+    with pytest.raises(ConfigurationError, match=problem):
+        open_store(f"{require_postgres()}?{query}")
+
+
 def test_missing_extra_names_the_pip_command(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "psycopg", None)
     with pytest.raises(ConfigurationError, match=r'pip install "tether\[postgres\]"'):

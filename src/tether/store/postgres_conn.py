@@ -100,13 +100,19 @@ class PgConnections:
         parts = urlsplit(url)
         query = dict(parse_qsl(parts.query))
         schema = query.pop("schema", None)
-        if schema is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,62}", schema):
+        if schema is not None and not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", schema):
             raise ConfigurationError(
-                f"store URL {self.url!r}: schema={schema!r} is not a plain identifier "
-                "(letters, digits, underscore)"
+                f"store URL {self.url!r}: schema={schema!r} is not a plain lowercase "
+                "identifier (a-z, digits, underscore; not starting with a digit)"
             )
-        pool_size = int(query.pop("pool_size", pool_size))
-        connect_timeout = float(query.pop("connect_timeout", connect_timeout))
+        try:
+            pool_size = int(query.pop("pool_size", pool_size))
+            connect_timeout = float(query.pop("connect_timeout", connect_timeout))
+        except ValueError as exc:
+            raise ConfigurationError(
+                f"store URL {self.url!r}: pool_size must be an integer and connect_timeout "
+                f"a number of seconds ({exc})"
+            ) from None
         self.schema = schema
         self._conninfo = urlunsplit(parts._replace(scheme="postgresql", query=urlencode(query)))
         options = []
