@@ -178,3 +178,18 @@ def test_live_updates_over_server_sent_events(live_server: Server) -> None:
 def test_loopback_check() -> None:
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
     assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.2")
+
+
+def test_events_show_their_flow_control_decisions(th: tether.Harness) -> None:
+    @th.function(id="digest", trigger=tether.on_event("note"), debounce=tether.Debounce(60))
+    def digest(ctx: tether.SyncContext) -> None:
+        return None
+
+    th.send(tether.Event("note", {"n": 1}))
+    th.send(tether.Event("note", {"n": 2}))
+    with TestClient(create_app(th, token="")) as client:
+        events = client.get("/api/events?name=note").json()["events"]
+        assert len(events) == 2
+        decisions = [d["decision"] for e in events for d in e["decisions"]]
+        assert any(d.startswith("debounced into run") for d in decisions), events
+        assert "debounced into run" in client.get("/events").text

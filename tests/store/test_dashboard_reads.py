@@ -46,7 +46,7 @@ def test_query_runs_stats_and_events(th: tether.Harness) -> None:
     events = store.list_events(2)
     assert len(events) == 2 and events[0][1] >= events[1][1]
     older = store.list_events(10, before=events[-1][0].id)
-    assert len(older) == 2 and all(e.name == "ticket" for e, _ in older)
+    assert len(older) == 2 and all(e.name == "ticket" for e, _, _ in older)
     assert store.list_events(10, name="nope") == []
     triggered = store.query_runs(RunQuery(event_id=events[0][0].id))
     assert len(triggered) == 1 and triggered[0].function_id == "work"

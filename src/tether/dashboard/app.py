@@ -152,7 +152,7 @@ def create_app(
     def events(limit: int, before: str | None, name: str | None) -> dict[str, Any]:
         found = store.list_events(limit, before, name)
         out = []
-        for row, received in found:
+        for row, received, decisions in found:
             triggered = store.query_runs(RunQuery(event_id=row.id, limit=20))
             out.append(
                 {
@@ -161,6 +161,7 @@ def create_app(
                     "data": r.value(json.loads(row.data)),
                     "ts": row.ts,
                     "received_at": received,
+                    "decisions": r.value(json.loads(decisions)) if decisions else [],
                     "runs": [
                         {
                             "id": t.id,

@@ -55,7 +55,7 @@ def run_detail(run: Run, r: Redactor, trace: str | None) -> dict[str, Any]:
     out["output"] = r.value(run.output)
     out["version"] = run.version
     if trace:
-        out["trace_id"], out["root_span_id"] = trace.split("-")
+        out["trace_id"], out["root_span_id"] = trace.split("-")[:2]
     origin = run.started_at or run.created_at
     end = run.ended_at.timestamp() if run.ended_at else time.time()
     starts = [s.started_at for s in run.steps if s.started_at is not None]

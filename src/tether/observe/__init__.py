@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from tether.harness import Harness
     from tether.observe.otel import Observer
 
-TRACE_KV_PREFIX = "otel.trace:"  # kv key of a run's trace context: "<trace id>-<span id>"
+TRACE_KV_PREFIX = "otel.trace:"  # kv key of a run's trace: "<trace id>-<root span id>-<flags>"
 SEMCONV_VERSION = "1.37.0"  # the GenAI semantic conventions emitted (attribute names)
 
 _private: tuple[Any, Any] | None = None

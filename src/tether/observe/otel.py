@@ -149,19 +149,21 @@ class Observer:
             )
             sc = span.get_span_context()
             trace_id, span_id = f"{sc.trace_id:032x}", f"{sc.span_id:016x}"
-            self.saver.later(ex.store, ex.run_id, f"{trace_id}-{span_id}")
+            flags = f"{int(sc.trace_flags):02x}"  # the sampling decision, kept for resumes
+            self.saver.later(ex.store, ex.run_id, f"{trace_id}-{span_id}-{flags}")
             self.runs_started.add(1, {"tether.function.id": ex.function.id})
             self.queue_wait.record(
                 max(0.0, ex.clock.now() - claim.created_at), {"tether.function.id": ex.function.id}
             )
         else:
-            trace_id, span_id = stored.split("-")
+            trace_id, span_id, *rest = stored.split("-")
+            sampled = int(rest[0], 16) if rest else trace.TraceFlags.SAMPLED
             root = trace.NonRecordingSpan(
                 trace.SpanContext(
                     int(trace_id, 16),
                     int(span_id, 16),
                     is_remote=True,
-                    trace_flags=trace.TraceFlags(trace.TraceFlags.SAMPLED),
+                    trace_flags=trace.TraceFlags(sampled),
                 )
             )
             span = self.tracer.start_span(

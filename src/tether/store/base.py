@@ -355,6 +355,6 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def list_events(
         self, limit: int, before: str | None = None, name: str | None = None
-    ) -> list[tuple[EventRow, float]]:
-        """Events newest first, with their received time; ``before``: the last event id of
-        the previous page."""
+    ) -> list[tuple[EventRow, float, str | None]]:
+        """Events newest first, with their received time and flow-control decisions (JSON);
+        ``before``: the last event id of the previous page."""

@@ -942,7 +942,7 @@ class PostgresStore(Store):
 
     def list_events(
         self, limit: int, before: str | None = None, name: str | None = None
-    ) -> list[tuple[EventRow, float]]:
+    ) -> list[tuple[EventRow, float, str | None]]:
         sql, params = events_sql(limit, before, name)
         rows = self._read(pg(sql), params)
-        return [(EventRow(r[0], r[1], r[2], r[3]), r[4]) for r in rows]
+        return [(EventRow(r[0], r[1], r[2], r[3]), r[4], r[5]) for r in rows]

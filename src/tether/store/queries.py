@@ -86,7 +86,7 @@ def events_sql(limit: int, before: str | None, name: str | None) -> tuple[str, l
         where.append("name=?")
         params.append(name)
     clause = f"WHERE {' AND '.join(where)}" if where else ""
-    sql = f"SELECT id, name, data, ts, received_at FROM events {clause} "
+    sql = f"SELECT id, name, data, ts, received_at, decisions FROM events {clause} "
     return sql + "ORDER BY received_at DESC, id DESC LIMIT ?", [
         *params,
         max(1, min(int(limit), 500)),
