@@ -21,6 +21,9 @@ import uvicorn
 import tether
 from tether.dashboard import create_app
 
+# A step id that would run as code if a page spliced it into a script or a handler.
+HOSTILE_STEP = "it's \"<b>x</b>\"');document.title='pwned';('"
+
 
 def build(th: tether.Harness) -> None:
     attempts: dict[str, int] = {}
@@ -40,6 +43,10 @@ def build(th: tether.Harness) -> None:
         data = ctx.step.run("fetch", flaky, str(ctx.event.data.get("id", ctx.run_id)))
         label = ctx.step.run("label", lambda: "billing")
         return {"label": label, "fetched": data["fetched"]}
+
+    @th.function(id="quoted")
+    def quoted(ctx: tether.SyncContext) -> int:
+        return int(ctx.step.run(HOSTILE_STEP, lambda: 1))
 
     @th.function(id="sleeper", trigger=tether.on_event("sleeper.start"))
     def sleeper(ctx: tether.SyncContext) -> str:

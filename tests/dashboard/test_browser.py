@@ -8,11 +8,12 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
 import tether
-from tests.dashboard.conftest import Server, wait_for
+from tests.dashboard.conftest import HOSTILE_STEP, Server, wait_for
 
 CHROMIUM = os.environ.get("TETHER_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(os.environ.get("TETHER_TEST_ARTIFACTS", "test-artifacts"))
@@ -115,3 +116,19 @@ def test_send_a_test_event_from_the_events_page(live_server: Server, page: Any) 
     sync_api.expect(page.locator("#events")).to_contain_text("triage")
     page.goto(f"{live_server.url}/functions")
     sync_api.expect(page.locator("#functions")).to_contain_text("triage")
+
+
+def test_ids_with_quotes_and_markup_stay_data(live_server: Server, page: Any) -> None:
+    th = live_server.harness
+    run_id = "o'brien\"<i>"
+    th.run("quoted", run_id=run_id)
+    page.goto(f"{live_server.url}/runs/{quote(run_id, safe='')}")
+    sync_api.expect(page.locator("#run-status")).to_have_text("completed")
+    step = page.locator("tr.step").first
+    sync_api.expect(step).to_contain_text(HOSTILE_STEP)  # shown as text, not markup
+    step.locator("button.rerun").click()
+    page.wait_for_url(lambda url: "brien" not in url)
+    sync_api.expect(page.locator("#run-status")).to_have_text("completed")
+    assert page.title() != "pwned"
+    rerun = th.get_run(page.url.rsplit("/", 1)[-1])
+    assert rerun.replay_of == run_id
