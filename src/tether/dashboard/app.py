@@ -32,7 +32,7 @@ from tether.dashboard.views import function_stats, run_detail, run_summary
 from tether.errors import TetherError
 from tether.observe import TRACE_KV_PREFIX as KV_PREFIX
 from tether.observe.redact import Redactor, default_redactor
-from tether.records import RunStatus
+from tether.records import Run, RunStatus
 from tether.store.queries import RunQuery
 
 if TYPE_CHECKING:
@@ -137,6 +137,9 @@ def create_app(
             "runs": [run_summary(run, r) for run in runs],
             "next": runs[-1].id if len(runs) == q.limit else None,
         }
+
+    def runs_fingerprint() -> str:
+        return ",".join(f"{x.id}{x.status.value}" for x in store.query_runs(RunQuery(limit=20)))
 
     def detail(run_id: str) -> dict[str, Any] | None:
         run = store.get_run(run_id)
@@ -254,27 +257,25 @@ def create_app(
 
         def fingerprint() -> str:
             if run_id:
-                run = store.get_run(run_id)
-                if run is None:
-                    return "missing"
-                return f"{run.status.value}:{len(run.steps)}:" + ",".join(
-                    f"{s.status}{len(s.attempts)}" for s in run.steps
-                )
-            return ",".join(f"{x.id}{x.status.value}" for x in store.query_runs(RunQuery(limit=20)))
+                return run_fingerprint(store.get_run(run_id))
+            return runs_fingerprint()
 
         async def stream() -> AsyncIterator[str]:
-            last = await asyncio.to_thread(fingerprint)
-            yield f"event: hello\ndata: {json.dumps(last)}\n\n"
-            for _ in range(3600):  # an hour at most; the browser reconnects
-                await asyncio.sleep(0.5)
-                if await request.is_disconnected():
-                    return
+            # ``seen``: what the page rendered; a change between its render and this
+            # connection is sent at once.
+            last = request.query_params.get("seen")
+            yield "event: hello\ndata: {}\n\n"
+            for i in range(3600):  # half an hour at most; the browser reconnects
+                if i:
+                    await asyncio.sleep(0.5)
+                    if await request.is_disconnected():
+                        return
                 now = await asyncio.to_thread(fingerprint)
-                if now != last:
-                    last = now
+                if last is not None and now != last:
                     yield f"event: change\ndata: {json.dumps(now)}\n\n"
-                else:
+                elif i:
                     yield ": keep-alive\n\n"
+                last = now
 
         return StreamingResponse(
             stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
@@ -284,15 +285,24 @@ def create_app(
     async def runs_page(request: Request) -> Response:
         q = run_query(request)
         fns = sorted(f["id"] for f in store.registered_functions())
-        return page("runs.html", request, data=runs_data(q), q=q, functions=fns)
+        return page(
+            "runs.html",
+            request,
+            data=runs_data(q),
+            q=q,
+            functions=fns,
+            seen=runs_fingerprint(),
+        )
 
     async def run_page(request: Request) -> Response:
-        data = detail(request.path_params["run_id"])
-        if data is None:
-            missing = page("missing.html", request, run_id=request.path_params["run_id"])
+        run_id = request.path_params["run_id"]
+        run = store.get_run(run_id)
+        if run is None:
+            missing = page("missing.html", request, run_id=run_id)
             missing.status_code = 404
             return missing
-        return page("run.html", request, run=data)
+        data = run_detail(run, r, store.kv_get(KV_PREFIX + run_id))
+        return page("run.html", request, run=data, seen=run_fingerprint(run))
 
     async def functions_page(request: Request) -> Response:
         return page("functions.html", request, functions=functions())
@@ -349,6 +359,15 @@ def create_app(
 
 async def _bad_request(request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": str(exc)}, status_code=400)
+
+
+def run_fingerprint(run: Run | None) -> str:
+    """What the run page shows, in brief: it reloads when this changes."""
+    if run is None:
+        return "missing"
+    return f"{run.status.value}:{len(run.steps)}:" + ",".join(
+        f"{s.status}{len(s.attempts)}" for s in run.steps
+    )
 
 
 def _session(token: str) -> str:

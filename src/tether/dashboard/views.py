@@ -54,6 +54,9 @@ def run_detail(run: Run, r: Redactor, trace: str | None) -> dict[str, Any]:
     out["input"] = r.value(run.input)
     out["output"] = r.value(run.output)
     out["version"] = run.version
+    out["queue_wait_s"] = (
+        (run.started_at - run.created_at).total_seconds() if run.started_at else None
+    )
     if trace:
         out["trace_id"], out["root_span_id"] = trace.split("-")[:2]
     origin = run.started_at or run.created_at
