@@ -55,8 +55,6 @@ def on_event(event: str, where: str | Callable[[Any], bool] | None = None) -> Ev
     return EventTrigger(event, where)
 
 
-
-
 @dataclass(slots=True)
 class DurableFunction:
     """A function registered on a harness. Calling it calls the plain function."""
