@@ -122,7 +122,13 @@ class Worker:
                     self._schedule_crons()
                     if free > 0 and function_ids:
                         claims = store.claim(
-                            engine.owner, free, function_ids, clock.now(), engine.lease_ttl, keyed
+                            engine.owner,
+                            free,
+                            function_ids,
+                            clock.now(),
+                            engine.lease_ttl,
+                            keyed,
+                            exclude=list(engine.active.copy()),
                         )
                 except StoreError as exc:
                     log.warning("worker could not claim runs: %s", exc)

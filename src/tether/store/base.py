@@ -212,9 +212,11 @@ class Store(abc.ABC):
         now: float,
         ttl: float,
         keyed: bool = False,
+        exclude: Sequence[str] = (),
     ) -> list[Claim]:
         """Lease up to ``limit`` due runs. ``keyed``: some of these functions have
-        concurrency limits, which the claim must respect."""
+        concurrency limits, which the claim must respect. ``exclude``: the runs this
+        process is executing now, whatever their lease says (never claimed twice by it)."""
 
     @abc.abstractmethod
     def schedule_cron(

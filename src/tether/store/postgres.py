@@ -491,15 +491,17 @@ class PostgresStore(Store):
         now: float,
         ttl: float,
         keyed: bool = False,
+        exclude: Sequence[str] = (),
     ) -> list[Claim]:
         if not function_ids or limit <= 0:
             return []
         fids = list(function_ids)
+        busy = list(exclude)
         if keyed:
-            rows = self._write_op(lambda c: claims.keyed(c, owner, limit, fids, now, ttl))
+            rows = self._write_op(lambda c: claims.keyed(c, owner, limit, fids, now, ttl, busy))
         else:
             rows = self._write_op(
-                Statement(lambda c: claims.plain(c, owner, limit, fids, now, ttl))
+                Statement(lambda c: claims.plain(c, owner, limit, fids, now, ttl, busy))
             )
         return claims.from_rows(rows)
 

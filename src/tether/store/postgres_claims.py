@@ -62,29 +62,41 @@ def _params(owner: str, now: float, ttl: float, **more: Any) -> dict[str, Any]:
 
 
 def plain(
-    conn: Any, owner: str, limit: int, fids: Sequence[str], now: float, ttl: float
+    conn: Any,
+    owner: str,
+    limit: int,
+    fids: Sequence[str],
+    now: float,
+    ttl: float,
+    busy: Sequence[str] = (),
 ) -> list[Any]:
-    """Lease up to ``limit`` due runs of ``fids`` (one statement)."""
+    """Lease up to ``limit`` due runs of ``fids`` (one statement), none of ``busy``."""
     rows: list[Any] = conn.execute(
         f"UPDATE runs SET {_CLAIM_SET} WHERE id IN (SELECT id FROM runs "
         "WHERE due_at<=%(now)s AND (function_id || '') = ANY(%(fids)s) "
-        "AND (lease_owner IS NULL OR lease_owner != %(owner)s) "
+        "AND NOT (id = ANY(%(busy)s)) "
         f"ORDER BY due_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED) RETURNING {_CLAIM_COLUMNS}",
-        _params(owner, now, ttl, fids=list(fids), limit=limit),
+        _params(owner, now, ttl, fids=list(fids), limit=limit, busy=list(busy)),
     ).fetchall()
     return rows
 
 
 def keyed(
-    conn: Any, owner: str, limit: int, fids: Sequence[str], now: float, ttl: float
+    conn: Any,
+    owner: str,
+    limit: int,
+    fids: Sequence[str],
+    now: float,
+    ttl: float,
+    busy: Sequence[str] = (),
 ) -> list[Any]:
     """Lease up to ``limit`` due runs, only those whose keys have a free slot."""
-    params = _params(owner, now, ttl, fids=list(fids), limit=limit + 8)
+    params = _params(owner, now, ttl, fids=list(fids), limit=limit + 8, busy=list(busy))
     rows = conn.execute(
         "SELECT id, status, ckey1, climit1, ckey2, climit2, throttle_key, throttle_limit, "
         "throttle_period FROM runs WHERE due_at<=%(now)s "
         "AND (function_id || '') = ANY(%(fids)s) "
-        f"AND (lease_owner IS NULL OR lease_owner != %(owner)s) AND {_KEYS_FREE} "
+        f"AND NOT (id = ANY(%(busy)s)) AND {_KEYS_FREE} "
         "ORDER BY due_at LIMIT %(limit)s FOR UPDATE OF runs SKIP LOCKED",
         params,
     ).fetchall()

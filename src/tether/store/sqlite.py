@@ -535,22 +535,31 @@ class SQLiteStore(Store):
         now: float,
         ttl: float,
         keyed: bool = False,
+        exclude: Sequence[str] = (),
     ) -> list[Claim]:
         if not function_ids or limit <= 0:
             return []
         marks = ",".join("?" * len(function_ids))
+        busy = f"AND id NOT IN ({','.join('?' * len(exclude))}) " if exclude else ""
         if keyed:
-            return self._claim_keyed(owner, limit, function_ids, now, ttl)
+            return self._claim_keyed(owner, limit, function_ids, now, ttl, busy, exclude)
         sql = (
             f"UPDATE runs SET {_CLAIM_SET} WHERE id IN (SELECT id FROM runs WHERE due_at<=? "
-            f"AND +function_id IN ({marks}) AND (lease_owner IS NULL OR lease_owner != ?) "
+            f"AND +function_id IN ({marks}) {busy}"
             f"ORDER BY due_at LIMIT ?) RETURNING {_CLAIM_COLUMNS}"
         )
-        params = (owner, now + ttl, now, now, now, *function_ids, owner, limit)
+        params = (owner, now + ttl, now, now, now, *function_ids, *exclude, limit)
         return self._claims(self._write_op(lambda c: c.execute(sql, params).fetchall()))
 
     def _claim_keyed(
-        self, owner: str, limit: int, function_ids: Sequence[str], now: float, ttl: float
+        self,
+        owner: str,
+        limit: int,
+        function_ids: Sequence[str],
+        now: float,
+        ttl: float,
+        busy: str,
+        exclude: Sequence[str],
     ) -> list[Claim]:
         """Claim while honouring concurrency keys: candidates whose keys are saturated are
         skipped in SQL; candidates sharing a key within this batch are counted here."""
@@ -558,12 +567,12 @@ class SQLiteStore(Store):
         select = (
             "SELECT id, status, ckey1, climit1, ckey2, climit2, throttle_key, throttle_limit, "
             f"throttle_period FROM runs WHERE due_at<=? AND +function_id IN ({marks}) "
-            f"AND (lease_owner IS NULL OR lease_owner != ?) AND {_KEYS_FREE} "
+            f"{busy}AND {_KEYS_FREE} "
             "ORDER BY due_at LIMIT ?"
         ).replace("{now}", repr(float(now)))
 
         def op(conn: sqlite3.Connection) -> list[Any]:
-            rows = conn.execute(select, (now, *function_ids, owner, limit + 8)).fetchall()
+            rows = conn.execute(select, (now, *function_ids, *exclude, limit + 8)).fetchall()
             if not rows:
                 return []
             used = self._key_counts(conn, rows, now)
