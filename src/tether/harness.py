@@ -595,8 +595,20 @@ class Harness:
         run_id: str | None = None,
         timeout: float | None = None,
     ) -> Any:
-        """Async version of ``run``."""
-        return await asyncio.to_thread(self.run, fn, data, run_id=run_id, timeout=timeout)
+        """Async version of ``run``: the run executes on the engine's event loop."""
+        engine = self.engine
+
+        async def drive() -> tuple[str, str]:
+            _, rid, claim = self._create(fn, data, run_id, claim=True)
+            return rid, await engine.adrive(rid, claim, timeout)
+
+        future = asyncio.run_coroutine_threadsafe(drive(), engine.loop)
+        rid, status = await asyncio.wrap_future(future)
+        if status not in TERMINAL_STATUSES:
+            raise RunTimeout(
+                f"run {rid} did not finish within {timeout}s; it goes on (status {status})"
+            )
+        return RunHandle(self, rid).result(timeout=0)
 
     # -- reading and operating ---------------------------------------------------------------
     def get_run(self, run_id: str) -> Run:

@@ -415,44 +415,69 @@ class Engine:
 
         Waits through sleeps and waits; another process may execute it meanwhile."""
         limit = None if timeout is None else time.monotonic() + timeout
-        local = None
+        local: list[bool] = []
         while True:
             if claim is not None:
                 self.execute_sync(claim)
-                claim = None
             with self.changed:
                 seen = self.generation
-            state = self.store.run_status(run_id)
-            if state is None:
-                raise TetherError(f"run {run_id} does not exist")
-            status, due = state
-            if status in TERMINAL_STATUSES:
-                return status
-            now = self.clock.now()
-            if local is None:
-                local = self.harness.functions.get(self._function_of(run_id)) is not None
-            if local and due is not None and due <= now and run_id not in self.active:
-                claim = self.store.claim_run(run_id, self.owner, now, self.lease_ttl)
+            kind, value = self._drive_next(run_id, local, limit)
+            claim = value if kind == "claim" else None
+            if kind == "done":
+                return str(value)
+            if kind == "wait":
+                with self.changed:
+                    if self.generation == seen:
+                        self.changed.wait(value)
+
+    async def adrive(self, run_id: str, claim: Claim | None, timeout: float | None) -> str:
+        """``drive`` as a coroutine on the engine's loop (``Harness.arun``)."""
+        limit = None if timeout is None else time.monotonic() + timeout
+        local: list[bool] = []
+        waker = asyncio.Event()
+        self.add_waker(waker)
+        try:
+            while True:
                 if claim is not None:
-                    continue
-            if limit is not None and time.monotonic() >= limit:
-                return status
-            if (
-                self.clock.auto_advance
-                and due is not None
-                and due > now
-                and run_id not in self.active
-            ):
-                self.clock.advance_to(due)
-                continue
-            wait = 0.2
-            if due is not None:
-                wait = min(wait, max(0.001, due - now))
-            if limit is not None:
-                wait = min(wait, max(0.0, limit - time.monotonic()))
-            with self.changed:
-                if self.generation == seen:
-                    self.changed.wait(wait)
+                    await self.execute(claim)
+                waker.clear()
+                kind, value = self._drive_next(run_id, local, limit)
+                claim = value if kind == "claim" else None
+                if kind == "done":
+                    return str(value)
+                if kind == "wait":
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(waker.wait(), value)
+        finally:
+            self.remove_waker(waker)
+
+    def _drive_next(self, run_id: str, local: list[bool], limit: float | None) -> tuple[str, Any]:
+        """What a driver does next: ("done", status), ("claim", claim), ("again", None)
+        or ("wait", seconds)."""
+        state = self.store.run_status(run_id)
+        if state is None:
+            raise TetherError(f"run {run_id} does not exist")
+        status, due = state
+        if status in TERMINAL_STATUSES:
+            return "done", status
+        now = self.clock.now()
+        if not local:
+            local.append(self.harness.functions.get(self._function_of(run_id)) is not None)
+        if local[0] and due is not None and due <= now and run_id not in self.active:
+            claim = self.store.claim_run(run_id, self.owner, now, self.lease_ttl)
+            if claim is not None:
+                return "claim", claim
+        if limit is not None and time.monotonic() >= limit:
+            return "done", status
+        if self.clock.auto_advance and due is not None and due > now and run_id not in self.active:
+            self.clock.advance_to(due)
+            return "again", None
+        wait = 0.2
+        if due is not None:
+            wait = min(wait, max(0.001, due - now))
+        if limit is not None:
+            wait = min(wait, max(0.0, limit - time.monotonic()))
+        return "wait", wait
 
     def _function_of(self, run_id: str) -> str:
         run = self.store.get_run(run_id)
