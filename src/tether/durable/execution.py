@@ -181,6 +181,19 @@ class RunExecution:
         except Fenced:
             self.lease_lost = True
             raise LeaseLost(self.run_id) from None
+        self._saved(write, cancel)
+
+    async def asave(self, write: StepWrite) -> None:
+        """``save`` for coroutines on the engine loop: group-committed with the other runs'
+        checkpoints of the same loop iteration."""
+        result = await self.engine.save_async(self.run_id, self.token, write)
+        if isinstance(result, Fenced):
+            self.lease_lost = True
+            raise LeaseLost(self.run_id)
+        self._saved(write, result)
+
+    def _saved(self, write: StepWrite, cancel: bool) -> None:
+        """Remember a checkpoint written in this pass; note a cancellation it reported."""
         self.memo[write.step_id] = StepRow(
             write.step_id,
             write.seq,
@@ -193,27 +206,6 @@ class RunExecution:
             write.child_id,
         )
         if cancel:
-            self.cancel_requested = True
-
-    async def asave(self, write: StepWrite) -> None:
-        """``save`` for coroutines on the engine loop: group-committed with the other runs'
-        checkpoints of the same loop iteration."""
-        result = await self.engine.save_async(self.run_id, self.token, write)
-        if isinstance(result, Fenced):
-            self.lease_lost = True
-            raise LeaseLost(self.run_id)
-        self.memo[write.step_id] = StepRow(
-            write.step_id,
-            write.seq,
-            write.kind,
-            write.status,
-            write.output,
-            write.error,
-            write.wake_at,
-            0,
-            write.child_id,
-        )
-        if result:
             self.cancel_requested = True
 
     def save_attempt(self, attempt: AttemptWrite) -> None:

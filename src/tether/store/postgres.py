@@ -6,7 +6,7 @@ Same semantics as the SQLite store, made safe for concurrent writers under READ 
 - Claims (``postgres_claims.py``) lock candidates with ``FOR UPDATE SKIP LOCKED``; keyed
   claims count a key's running runs only after taking the key's advisory lock.
   Creation-time decisions (idempotency, rate limit, singleton, debounce, batch,
-  throttle, cron ticks) lock their key the same way (``postgres_flow.py``).
+  throttle, cron ticks) lock their key the same way (``postgres_flow.py``; the decisions themselves are shared: ``flow_decisions.py``).
 - Fencing: every write of a running run locks the run's row with ``lease_token = <token>``
   in the same statement (``FOR SHARE`` / ``FOR NO KEY UPDATE``, or a conditional UPDATE).
   A claim that moves the lease updates that row, so the two serialise: the old worker
@@ -36,11 +36,11 @@ from tether.errors import (
     SchemaVersionError,
     StoreCorrupt,
 )
-from tether.flow.expr import evaluate
-from tether.flow.keys import read_path
 from tether.records import TERMINAL_STATUSES, Run
+from tether.store import flow_decisions as flow
 from tether.store import postgres_claims as claims
 from tether.store import postgres_flow as flow_sql
+from tether.store import waits
 from tether.store.base import (
     Accepted,
     AttemptWrite,
@@ -53,6 +53,7 @@ from tether.store.base import (
     StepWrite,
     Store,
 )
+from tether.store.flow_decisions import POSTGRES
 from tether.store.postgres_claims import NEW_TOKEN
 from tether.store.postgres_conn import PgConnections, Statement
 from tether.store.queries import (
@@ -63,7 +64,7 @@ from tether.store.queries import (
     pg,
     runs_sql,
 )
-from tether.store.rows import build_run, event_json
+from tether.store.rows import build_run
 
 T = TypeVar("T")
 DAY = 86400.0
@@ -239,7 +240,7 @@ class PostgresStore(Store):
             if row:
                 return row[0], False, f"idempotency: run {row[0]} has this key", 0
         if run.flow is not None:
-            folded = flow_sql.decide(conn, run, now)
+            folded = flow.decide(conn, run, now, POSTGRES)
             if folded is not None:
                 return folded[0], False, folded[1], 0
             if run.status != "queued":
@@ -274,7 +275,7 @@ class PostgresStore(Store):
         )
         inserted = cur.fetchone()
         if inserted is not None and run.flow is not None:
-            flow_sql.after_insert(conn, run, now)
+            flow.after_insert(conn, run, now, POSTGRES)
         decision = run.reason if run.status == "skipped" else None
         return run.id, inserted is not None, decision, inserted[0] if inserted else 0
 
@@ -328,7 +329,7 @@ class PostgresStore(Store):
                     self._wake_waiters(conn, ev, now)
                 if ev.name in cancels:
                     doc = {"name": ev.name, "data": loads(ev.data), "id": ev.id}
-                    for rid in flow_sql.cancel_by_event(conn, ev.name, doc, ev.id, now):
+                    for rid in flow.cancel_by_event(conn, ev.name, doc, ev.id, now, POSTGRES):
                         decisions.append({"run_id": rid, "decision": "cancelled this run"})
                 if decisions:
                     conn.execute(
@@ -344,32 +345,9 @@ class PostgresStore(Store):
         return result
 
     def _wake_waiters(self, conn: Any, ev: EventRow, now: float) -> None:
-        paths = conn.execute(
-            "SELECT DISTINCT wait_match FROM steps WHERE status='waiting' AND wait_event=%s",
-            (ev.name,),
-        ).fetchall()
-        if not paths:
-            return
-        data = loads(ev.data)
-        doc = {"name": ev.name, "data": data, "id": ev.id}
-        payload = event_json(ev.name, data, ev.id, ev.ts)
-        for (path,) in paths:
-            value = None if path is None else read_path(path, doc)
-            rows = conn.execute(
-                "SELECT s.run_id, s.step_id, s.wait_if, r.event_name, r.input, r.event_id "
-                "FROM steps s JOIN runs r ON r.id = s.run_id WHERE s.status='waiting' "
-                "AND s.wait_event=%s AND s.wait_match IS NOT DISTINCT FROM %s "
-                "AND s.wait_value IS NOT DISTINCT FROM %s ORDER BY s.run_id",
-                (ev.name, path, None if path is None else dumps(value)),
-            ).fetchall()
-            for run_id, step_id, wait_if, t_name, t_input, t_id in rows:
-                if wait_if and not evaluate(
-                    wait_if,
-                    event={"name": t_name, "data": loads(t_input), "id": t_id},
-                    async_=doc,
-                ):
-                    continue
-                self._resolve_blocked(conn, run_id, step_id, "completed", payload, None, now)
+        payload, found = waits.waiting_for(conn, ev, POSTGRES)
+        for run_id, step_id in found:
+            self._resolve_blocked(conn, run_id, step_id, "completed", payload, None, now)
 
     @staticmethod
     def _resolve_blocked(

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from tether.store.base import Claim
+from tether.store.picking import pick
 from tether.store.postgres_flow import lock_keys
 
 _CLAIM_COLUMNS = (
@@ -102,18 +103,7 @@ def keyed(
     ).fetchall()
     if not rows:
         return []
-    used = lock_and_count(conn, rows, now)
-    picked: list[str] = []
-    for run_id, status, k1, l1, k2, l2, tk, tl, _ in rows:
-        if status != "running":  # a takeover is already counted as running
-            slots = [s for s in ((("c1", k1), l1), (("c2", k2), l2), (("t", tk), tl)) if s[0][1]]
-            if any(used.get(slot, 0) >= lim for slot, lim in slots):
-                continue
-            for slot, _ in slots:
-                used[slot] = used.get(slot, 0) + 1
-        picked.append(run_id)
-        if len(picked) >= limit:
-            break
+    picked = pick(rows, lock_and_count(conn, rows, now), limit, lambda kind, key: (kind, key))
     if not picked:
         return []
     claimed: list[Any] = conn.execute(

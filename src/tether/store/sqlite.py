@@ -26,10 +26,9 @@ from tether.errors import (
     StoreFull,
     StoreLocked,
 )
-from tether.flow.expr import evaluate
-from tether.flow.keys import read_path
 from tether.records import TERMINAL_STATUSES, Run
-from tether.store import sqlite_flow
+from tether.store import flow_decisions as flow
+from tether.store import waits
 from tether.store.base import (
     Accepted,
     AttemptWrite,
@@ -43,6 +42,8 @@ from tether.store.base import (
     Store,
 )
 from tether.store.committer import GroupCommitter, Op
+from tether.store.flow_decisions import SQLITE
+from tether.store.picking import pick
 from tether.store.queries import (
     RETRIES_SQL,
     STATS_SQL,
@@ -50,7 +51,7 @@ from tether.store.queries import (
     events_sql,
     runs_sql,
 )
-from tether.store.rows import build_run, event_json
+from tether.store.rows import build_run
 
 T = TypeVar("T")
 DAY = 86400.0
@@ -319,7 +320,7 @@ class SQLiteStore(Store):
             if row:
                 return row[0], False, f"idempotency: run {row[0]} has this key"
         if run.flow is not None:
-            folded = sqlite_flow.decide(conn, run, now)
+            folded = flow.decide(conn, run, now, SQLITE)
             if folded is not None:
                 return folded[0], False, folded[1]
             if run.status != "queued":
@@ -354,7 +355,7 @@ class SQLiteStore(Store):
         )
         created = cur.rowcount == 1
         if created and run.flow is not None:
-            sqlite_flow.after_insert(conn, run, now)
+            flow.after_insert(conn, run, now, SQLITE)
         return run.id, created, run.reason if run.status == "skipped" else None
 
     def accept(self, events: Sequence[EventRow], plan: Planner, now: float) -> list[Accepted]:
@@ -383,7 +384,7 @@ class SQLiteStore(Store):
                         )
                 self._wake_waiters(conn, ev, now)
                 doc = {"name": ev.name, "data": loads(ev.data), "id": ev.id}
-                for rid in sqlite_flow.cancel_by_event(conn, ev.name, doc, ev.id, now):
+                for rid in flow.cancel_by_event(conn, ev.name, doc, ev.id, now, SQLITE):
                     decisions.append({"run_id": rid, "decision": "cancelled this run"})
                 if decisions:
                     conn.execute(
@@ -397,40 +398,18 @@ class SQLiteStore(Store):
         return result
 
     def _wake_waiters(self, conn: sqlite3.Connection, ev: EventRow, now: float) -> None:
-        paths = conn.execute(
-            "SELECT DISTINCT wait_match FROM steps WHERE status='waiting' AND wait_event=?",
-            (ev.name,),
-        ).fetchall()
-        if not paths:
-            return
-        data = loads(ev.data)
-        doc = {"name": ev.name, "data": data, "id": ev.id}
-        payload = event_json(ev.name, data, ev.id, ev.ts)
-        for (path,) in paths:
-            value = None if path is None else read_path(path, doc)
-            rows = conn.execute(
-                "SELECT s.run_id, s.step_id, s.wait_if, r.event_name, r.input, r.event_id "
-                "FROM steps s JOIN runs r ON r.id = s.run_id WHERE s.status='waiting' "
-                "AND s.wait_event=? AND s.wait_match IS ? AND s.wait_value IS ?",
-                (ev.name, path, None if path is None else dumps(value)),
-            ).fetchall()
-            for run_id, step_id, wait_if, t_name, t_input, t_id in rows:
-                if wait_if and not evaluate(
-                    wait_if,
-                    event={"name": t_name, "data": loads(t_input), "id": t_id},
-                    async_=doc,
-                ):
-                    continue
-                conn.execute(
-                    "UPDATE steps SET status='completed', output=?, ended_at=? "
-                    "WHERE run_id=? AND step_id=? AND status='waiting'",
-                    (payload, now, run_id, step_id),
-                )
-                conn.execute(
-                    "UPDATE runs SET status='queued', due_at=? "
-                    "WHERE id=? AND status IN ('waiting', 'sleeping')",
-                    (now, run_id),
-                )
+        payload, found = waits.waiting_for(conn, ev, SQLITE)
+        for run_id, step_id in found:
+            conn.execute(
+                "UPDATE steps SET status='completed', output=?, ended_at=? "
+                "WHERE run_id=? AND step_id=? AND status='waiting'",
+                (payload, now, run_id, step_id),
+            )
+            conn.execute(
+                "UPDATE runs SET status='queued', due_at=? "
+                "WHERE id=? AND status IN ('waiting', 'sleeping')",
+                (now, run_id),
+            )
 
     def recent_events(self, name: str, since: float) -> list[EventRow]:
         rows = self._read(
@@ -575,18 +554,7 @@ class SQLiteStore(Store):
             rows = conn.execute(select, (now, *function_ids, *exclude, limit + 8)).fetchall()
             if not rows:
                 return []
-            used = self._key_counts(conn, rows, now)
-            picked: list[str] = []
-            for run_id, status, k1, l1, k2, l2, tk, tl, _ in rows:
-                if status != "running":  # a takeover is already counted as running
-                    slots = [(k, lim) for k, lim in ((k1, l1), (k2, l2), (tk, tl)) if k]
-                    if any(used.get(k, 0) >= lim for k, lim in slots):
-                        continue
-                    for k, _ in slots:
-                        used[k] = used.get(k, 0) + 1
-                picked.append(run_id)
-                if len(picked) >= limit:
-                    break
+            picked = pick(rows, self._key_counts(conn, rows, now), limit)
             if not picked:
                 return []
             ids = ",".join("?" * len(picked))
