@@ -9,17 +9,30 @@
     │   ├── StoreLocked             another process holds the database lock for too long
     │   ├── StoreFull               the disk is full: nothing was written
     │   └── SchemaVersionError      the store was written by a newer tether
+    ├── Fenced                      (internal) a write dropped: the run's lease moved on
     ├── NonRetriableError           raise it from a step: no further attempts
     │   └── StepOutputError         a step result that cannot be stored (not JSON, too large)
     ├── RetryAfterError             raise it from a step: retry after the given delay
     ├── StepFailed                  a step failed for good; raised inside the function
     ├── NonDeterminismError         a resumed run's steps diverge from its recorded history
+    ├── RunNotFound                 no run with this id in the store
     ├── RunFailed                   a run ended in failure (raised to callers waiting on it)
     ├── RunCancelled                a run was cancelled (raised to callers waiting on it)
-    └── RunTimeout                  also a TimeoutError: a run or a wait on it ran out of time
+    ├── RunTimeout                  also a TimeoutError: a run or a wait on it ran out of time
+    ├── MemoryNotFound              no memory item with this id for this subject
+    ├── MemoryDisabled              the subject's preferences turn long-term memory off
+    └── LLMError                    tether.llm: a model call failed (see tether.llm.errors)
 
-Suspension and cancellation inside a running function are ``BaseException`` subclasses
-(see ``tether.durable.signals``) so that ``except Exception`` in user code never swallows them.
+Control flow inside a running function derives from ``BaseException``, so ``except
+Exception`` in user code never swallows it (``tether.durable.signals`` and
+``tether.durable.execution``):
+
+    BaseException
+    ├── Suspend                     the run stops here and resumes later (sleep, wait, backoff)
+    ├── Cancel                      the run was cancelled: stop at this step boundary
+    ├── LeaseLost                   another worker took the run over: commit nothing more
+    ├── DeadlineExceeded            the function's timeout passed (the run fails: RunTimeout)
+    └── CheckStop                   check-replay reached the end of the recorded history
 """
 
 from __future__ import annotations
@@ -61,6 +74,11 @@ class StoreFull(StoreError):
 
 class SchemaVersionError(StoreError):
     """The store's schema is newer than this version of tether understands."""
+
+
+class Fenced(TetherError):
+    """A fenced write was dropped: the run's lease moved to another worker. Internal: the
+    engine turns it into ``LeaseLost`` and stops the run in this process."""
 
 
 class NonRetriableError(TetherError):
@@ -116,6 +134,17 @@ class NonDeterminismError(TetherError):
         self.diff = diff
 
 
+class RunNotFound(TetherError):
+    """No run with this id exists in the store."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(
+            f"run {run_id!r} does not exist in this store: check the id (`tether runs` lists "
+            "them) and the store URL (TETHER_STORE)"
+        )
+        self.run_id = run_id
+
+
 class RunFailed(TetherError):
     """A run ended in failure. ``error`` holds the recorded error (type, message, traceback)."""
 
@@ -138,3 +167,11 @@ class RunCancelled(TetherError):
 
 class RunTimeout(TetherError, TimeoutError):
     """A run exceeded its timeout, or a caller's wait for a run ran out of time."""
+
+
+class MemoryNotFound(TetherError):
+    """No current memory item with this id belongs to this subject."""
+
+
+class MemoryDisabled(TetherError):
+    """The subject's preferences turn long-term memory off (``preferences["memory"] = False``)."""

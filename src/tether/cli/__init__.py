@@ -100,8 +100,8 @@ def send(
         err.print(f"[bold red]error:[/] --data is not JSON: {exc.msg} at column {exc.colno}")
         raise typer.Exit(2) from None
     th = load_app(app_ref, store)
-    rows = th.event_rows({"name": name, "data": payload, "id": event_id})
-    accepted = th.accept_rows(rows)
+    rows = th._intake.rows({"name": name, "data": payload, "id": event_id})
+    accepted = th._intake.accept(rows)
     for row in accepted:
         if row.duplicate:
             console.print(f"event {row.event_id}: duplicate id, nothing done")

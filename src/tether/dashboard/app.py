@@ -234,8 +234,8 @@ def create_app(
         if event_id is not None and not isinstance(event_id, str):
             raise BadRequest("id must be a string")
         try:
-            rows = harness.event_rows({"name": name, "data": data, "id": event_id})
-            accepted = harness.accept_rows(rows)
+            rows = harness._intake.rows({"name": name, "data": data, "id": event_id})
+            accepted = harness._intake.accept(rows)
         except TetherError as exc:
             raise BadRequest(str(exc)) from None
         return JSONResponse(

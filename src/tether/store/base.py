@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from tether.errors import Fenced as Fenced  # re-exported: the backends raise it
 from tether.records import Run
 from tether.store.queries import RunQuery
 
@@ -140,10 +141,6 @@ class Accepted:
     run_ids: list[str] = field(default_factory=list)
 
 
-class Fenced(Exception):
-    """A fenced write was dropped: the lease moved to another worker."""
-
-
 # Plans the runs a newly accepted event triggers; runs inside the accepting transaction.
 Planner = Callable[[EventRow], list[NewRun]]
 
@@ -153,6 +150,9 @@ class Store(abc.ABC):
 
     url: str
     durability: str
+    # True when every write is a short local commit that may run on an event loop (SQLite
+    # in process durability); else the engine makes its store calls from I/O threads.
+    loop_safe: bool = False
 
     # -- lifecycle ---------------------------------------------------------------------
     @abc.abstractmethod

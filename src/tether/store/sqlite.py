@@ -147,6 +147,7 @@ class SQLiteStore(Store):
         self.path = path
         self.url = f"sqlite:///{path}"
         self.durability = durability
+        self.loop_safe = durability == "process"
         self._timeout = timeout
         parent = os.path.dirname(os.path.abspath(path))
         os.makedirs(parent, exist_ok=True)
