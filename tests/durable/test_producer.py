@@ -4,6 +4,7 @@ control their function declares, exactly as if the worker had planned them."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -69,7 +70,7 @@ def test_producer_planned_runs_respect_concurrency_across_worker_processes(
         )
     for conversation, intervals in spans.items():
         intervals.sort()
-        for (_, end), (start, _) in zip(intervals, intervals[1:], strict=False):
+        for (_, end), (start, _) in itertools.pairwise(intervals):
             assert start >= end, f"two runs of {conversation} overlapped: {intervals}"
     # The two conversations did run side by side: the key, not the function, is limited.
     assert len(spans) == 2
