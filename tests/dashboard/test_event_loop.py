@@ -19,6 +19,9 @@ import tether
 from tests.conftest import PG_URL
 from tests.dashboard.conftest import BOTH_STORES, serving, wait_for
 
+HOLD_S = 2.5  # how long the lock is held; a read queued behind the POST waits about as long
+PROMPT_S = 1.0  # a read answered without waiting for the lock (a loaded 2-core machine)
+
 
 @contextlib.contextmanager
 def write_lock(store_url: str) -> Iterator[None]:
@@ -69,7 +72,7 @@ def test_reads_and_the_live_stream_go_on_while_a_write_waits_for_the_lock(
                 timeout=30,
             )
             slowest = 0.0
-            while time.monotonic() - sent_at < 1.5:
+            while time.monotonic() - sent_at < HOLD_S:
                 for path in ("/api/runs", "/runs", "/api/functions"):
                     started = time.monotonic()
                     try:
@@ -83,6 +86,8 @@ def test_reads_and_the_live_stream_go_on_while_a_write_waits_for_the_lock(
         stop.set()
         listening.result(timeout=10)
     assert waiting, "the POST did not wait for the lock: the test proves nothing"
-    assert slowest < 0.5, f"a read waited {slowest:.2f}s behind the POST's lock wait"
-    assert [b for b in beats if b > sent_at + 0.6], "the live stream stopped while the POST waited"
+    assert slowest < PROMPT_S, f"a read waited {slowest:.2f}s behind the POST's lock wait"
+    assert [b for b in beats if b > sent_at + HOLD_S / 2], (
+        "the live stream stopped while the POST waited"
+    )
     assert answer.status_code == 200 and len(answer.json()["accepted"][0]["run_ids"]) == 1
