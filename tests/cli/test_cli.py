@@ -130,7 +130,7 @@ def test_cancel_of_a_finished_run_says_so_and_exits_1(tether_cmd: Tether, tmp_pa
     result = tether_cmd("cancel", queued, "--store", url)
     assert result.code == 1 and "is already cancelled" in result.err
     result = tether_cmd("cancel", "nope", "--store", url)
-    assert result.code == 1 and "run nope does not exist" in result.err
+    assert result.code == 1 and "run 'nope' does not exist" in result.err
 
 
 def test_runs_keeps_ids_whole_at_80_columns(tmp_path: Path) -> None:
