@@ -47,6 +47,12 @@ def _what(f: Facts) -> str:
     return f"`{text}(...)` ({_PROVIDER.get(f.model.kind, f.model.kind)})"
 
 
+def _owner(scope: Scope) -> Scope:
+    while scope.kind == "lambda" and scope.parent is not None and scope.step is None:
+        scope = scope.parent
+    return scope
+
+
 def _function_scope(scope: Scope) -> Scope:
     while scope.kind == "lambda" and scope.parent is not None:
         scope = scope.parent
@@ -257,7 +263,7 @@ def _tool_sites(project: Project) -> Iterator[Finding]:
     for ix in project.modules:
         for scope in ix.scopes:
             facts = project.scope_facts.get(id(scope), [])
-            if not any(x.is_model and not (x.model and x.model.tether) for x in facts):
+            if id(_owner(scope)) not in project.reach_model:
                 continue
             if project.effective(scope) == STEP:
                 continue
@@ -283,23 +289,35 @@ def _workflows(project: Project) -> Iterator[Finding]:
         for scope in ix.scopes:
             if scope.kind == "lambda" or project.effective(scope) != NONE:
                 continue
-            count, models, first = 0, 0, None
+            count, models, batch = 0, 0, False
+            first: ast.AST | None = None
             for f in project.scope_facts.get(id(scope), []):
                 if f.model is not None and f.model.tether:
                     continue
-                if f.step is not None or not project.reaches(f):
-                    continue
+                if f.step is not None or not project.reaches(f) or f.site.where.handlers:
+                    continue  # calls in except handlers are another path, not the chain
                 loops = [x for x in f.site.where.loops if id(x) not in project.retry_loops]
                 count += 2 if loops else 1
-                models += 1 if project.reaches(f, tools=False) else 0
-                first = first or f.call
-            if count >= 3 and models:
+                model = project.reaches(f, tools=False)
+                models += 1 if model else 0
+                if model and any(_over_data(x, f.ix) for x in loops):
+                    batch = True
+                if first is None:
+                    first = loops[0] if loops else f.call
+            if (count >= 3 and models) or batch:
                 node: ast.AST = scope.node if scope.kind == "function" else first  # type: ignore[assignment]
                 name = "the module's top level" if scope.kind == "module" else f"`{scope.name}`"
                 yield finding(
                     "TH103",
                     ix,
                     node,
-                    f"{name} chains {count} model or tool calls (loops count twice) with no checkpoint: "
-                    "a failure restarts all of them.",
+                    f"{name} chains {count} model or tool calls (a call in a loop counts twice) with no "
+                    "checkpoint: a failure restarts all of them.",
                 )
+
+
+def _over_data(loop: ast.AST, ix: ModuleIndex) -> bool:
+    """A batch: ``for row in rows`` (not ``range``, not a retry, not a while loop)."""
+    from tether.audit.loops import retryable_loop_kind
+
+    return isinstance(loop, ast.For | ast.AsyncFor) and not retryable_loop_kind(loop, ix)

@@ -99,7 +99,10 @@ def _in_loops(project: Project, ix: ModuleIndex, scope: Scope, reported: set[int
     for loop in nodes:
         if not isinstance(loop, ast.For | ast.AsyncFor | ast.While):
             continue
-        body = [n for stmt in loop.body for n in ast.walk(stmt)]
+        body = sorted(
+            (n for stmt in loop.body for n in ast.walk(stmt)),
+            key=lambda n: (getattr(n, "lineno", 0), getattr(n, "col_offset", 0)),
+        )
         body_ids = {id(n) for n in body}
         for node in body:
             grown = _growth(node)
@@ -173,7 +176,7 @@ def _across_calls(project: Project, ix: ModuleIndex, reported: set[int]) -> Iter
         if not fed:
             continue
         done: set[int] = set()
-        for scope, where in places:
+        for scope, where in sorted(places, key=lambda p: getattr(p[1], "lineno", 0)):
             if id(scope) in done:
                 continue
             done.add(id(scope))

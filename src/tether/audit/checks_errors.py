@@ -159,14 +159,19 @@ def _handler_recalls(
     """``except RateLimitError: time.sleep(5); return ask(prompt)``: the same call again."""
     if leaves(handler.body) and isinstance(handler.body[-1], ast.Raise):
         return False
-    tried = {ast.unparse(c.func) for c in calls_in(try_node.body) if _reach(project, c)}
+    tried = {ast.unparse(c.func) for c in calls_in(try_node.body) if _model(project, c)}
     for call in calls_in(handler.body):
         facts = project.by_call.get(id(call))
         if facts is None:
             continue
-        if scope in facts.callees or (ast.unparse(call.func) in tried and _reach(project, call)):
+        if scope in facts.callees or (ast.unparse(call.func) in tried and _model(project, call)):
             return True
     return False
+
+
+def _model(project: Project, call: ast.Call) -> bool:
+    facts = project.by_call.get(id(call))
+    return facts is not None and project.reaches(facts, tools=False)
 
 
 def _reach(project: Project, call: ast.Call) -> bool:

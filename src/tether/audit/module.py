@@ -436,6 +436,8 @@ class _Builder(ast.NodeVisitor):
         if step is not None:
             for expr in step_callables(step):
                 self.ix.step_args[id(expr)] = step
+                if isinstance(expr, ast.Subscript):  # TOOLS[name]: the registry is the callable
+                    self.ix.step_args[id(expr.value)] = step
         if isinstance(node.func, ast.Call) and node.args:
             # Retrying(...)(fn, ...), retry(...)(fn), backoff.on_exception(...)(fn)
             self.ix.retry_args[id(unwrap_partial(node.args[0]))] = node.func

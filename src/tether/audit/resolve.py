@@ -269,6 +269,14 @@ class Resolver:
     def is_dispatch(self, call: ast.Call, scope: Scope) -> bool:
         """``TOOLS[name](**args)``, ``fn = tools[name]; fn(...)``, ``getattr(obj, name)(...)``."""
         func = call.func
+        if isinstance(func, ast.Attribute) and func.attr in ("invoke", "ainvoke", "run", "arun"):
+            if isinstance(func.value, ast.Name):  # a LangChain @tool function
+                target = self._function(func.value.id, scope)
+                if target is not None and any(
+                    (self.ix.qualname(d.func if isinstance(d, ast.Call) else d) or "").endswith(".tool")
+                    for d in target.decorators
+                ):
+                    return True
         if isinstance(func, ast.Subscript):
             return not isinstance(func.slice, ast.Constant | ast.Slice)
         if isinstance(func, ast.Call) and isinstance(func.func, ast.Name) and func.func.id == "getattr":
