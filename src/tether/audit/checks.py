@@ -289,7 +289,8 @@ def _workflows(project: Project) -> Iterator[Finding]:
         for scope in ix.scopes:
             if scope.kind == "lambda" or project.effective(scope) != NONE:
                 continue
-            count, models, batch = 0, 0, False
+            count, models = 0, 0
+            batch: ast.AST | None = None
             first: ast.AST | None = None
             for f in project.scope_facts.get(id(scope), []):
                 if f.model is not None and f.model.tether:
@@ -300,20 +301,24 @@ def _workflows(project: Project) -> Iterator[Finding]:
                 count += 2 if loops else 1
                 model = project.reaches(f, tools=False)
                 models += 1 if model else 0
-                if model and any(_over_data(x, f.ix) for x in loops):
-                    batch = True
+                if model and batch is None:
+                    batch = next((x for x in loops if _over_data(x, f.ix)), None)
                 if first is None:
                     first = loops[0] if loops else f.call
-            if (count >= 3 and models) or batch:
+            if (count >= 3 and models) or batch is not None:
                 node: ast.AST = scope.node if scope.kind == "function" else first  # type: ignore[assignment]
                 name = "the module's top level" if scope.kind == "module" else f"`{scope.name}`"
-                yield finding(
-                    "TH103",
-                    ix,
-                    node,
-                    f"{name} chains {count} model or tool calls (a call in a loop counts twice) with no "
-                    "checkpoint: a failure restarts all of them.",
-                )
+                if count >= 3:
+                    what = (
+                        f"{name} chains {count} model or tool calls (a call in a loop counts twice) "
+                        "with no checkpoint: a failure restarts all of them."
+                    )
+                else:
+                    what = (
+                        f"{name} calls a model for every item of the loop on line "
+                        f"{getattr(batch, 'lineno', 0)} with no checkpoint: a failure restarts the batch."
+                    )
+                yield finding("TH103", ix, node, what)
 
 
 def _over_data(loop: ast.AST, ix: ModuleIndex) -> bool:

@@ -67,7 +67,10 @@ def _trimmed(nodes: list[ast.AST], key: str) -> bool:
             if isinstance(func, ast.Attribute) and func.attr in _SHRINK and _key(func.value) == key:
                 return True
             name = ast.unparse(func).lower()
-            if any(h in name for h in TRIM_HINTS):
+            args = [*node.args, *(k.value for k in node.keywords)]
+            if isinstance(func, ast.Attribute):
+                args.append(func.value)
+            if any(h in name for h in TRIM_HINTS) and any(_uses(a, key) for a in args):
                 return True
         if isinstance(node, ast.Assign) and any(_key(t) == key or (isinstance(t, ast.Subscript) and _key(t.value) == key) for t in node.targets):
             value = node.value
