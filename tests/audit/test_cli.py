@@ -16,7 +16,9 @@ runner = CliRunner()
 
 
 def test_json_has_findings_and_scores() -> None:
-    result = runner.invoke(app, ["audit", "code", str(CORPUS), "--format", "json", "--root", str(CORPUS)])
+    result = runner.invoke(
+        app, ["audit", "code", str(CORPUS), "--format", "json", "--root", str(CORPUS)]
+    )
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
     assert set(doc["scores"]) == {"orchestration", "context", "retry", "observability"}
@@ -65,7 +67,9 @@ def test_text_escapes_markup_in_paths_and_messages(tmp_path: Path) -> None:
     (folder / "[bold]app.py").write_text(
         "import requests\ndef f():\n    pass\n    requests.get('https://x.example')\n"
     )
-    result = runner.invoke(app, ["audit", "code", str(folder), "--root", str(tmp_path)], env={"COLUMNS": "300"})
+    result = runner.invoke(
+        app, ["audit", "code", str(folder), "--root", str(tmp_path)], env={"COLUMNS": "300"}
+    )
     assert result.exit_code == 0, result.output
     assert "[red]x/[bold]app.py:4:5" in result.stdout
     assert "TH305" in result.stdout
@@ -73,7 +77,16 @@ def test_text_escapes_markup_in_paths_and_messages(tmp_path: Path) -> None:
 
 def test_the_command_runs_as_a_subprocess() -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "tether.cli", "audit", "code", str(CORPUS / "clean_utils.py"), "--format", "json"],
+        [
+            sys.executable,
+            "-m",
+            "tether.cli",
+            "audit",
+            "code",
+            str(CORPUS / "clean_utils.py"),
+            "--format",
+            "json",
+        ],
         capture_output=True,
         text=True,
         timeout=60,

@@ -315,7 +315,10 @@ def test_context_rules(tmp_path: Path) -> None:
             """
         },
     )
-    assert [(r[1], r[2]) for r in rules(audit) if r[2].startswith("TH2")] == [(13, "TH201"), (32, "TH202")]
+    assert [(r[1], r[2]) for r in rules(audit) if r[2].startswith("TH2")] == [
+        (13, "TH201"),
+        (32, "TH202"),
+    ]
 
 
 def test_silent_and_bare_handlers(tmp_path: Path) -> None:
@@ -356,7 +359,10 @@ def test_silent_and_bare_handlers(tmp_path: Path) -> None:
             """
         },
     )
-    assert [(r[1], r[2]) for r in rules(audit) if r[2] in ("TH307", "TH308")] == [(10, "TH308"), (23, "TH307")]
+    assert [(r[1], r[2]) for r in rules(audit) if r[2] in ("TH307", "TH308")] == [
+        (10, "TH308"),
+        (23, "TH307"),
+    ]
 
 
 def test_ignore_comments(tmp_path: Path) -> None:
@@ -367,7 +373,12 @@ def test_ignore_comments(tmp_path: Path) -> None:
         return client.chat.completions.create(model="m", messages=[])  {mark}
     """
     counts = {}
-    for mark in ("", "# tether: ignore", "# tether: ignore[TH101, TH304]", "# tether: ignore[TH999]"):
+    for mark in (
+        "",
+        "# tether: ignore",
+        "# tether: ignore[TH101, TH304]",
+        "# tether: ignore[TH999]",
+    ):
         sub = tmp_path / str(len(counts))
         sub.mkdir()
         audit = scan(sub, {"f.py": source.format(mark=mark)})

@@ -32,9 +32,26 @@ from tether.audit.shapes import (
 )
 
 NONE, BODY, STEP = 0, 1, 2
-_METRIC_NAMES = ("counter", "histogram", "metric", "gauge", "latency", "token", "statsd", "meter", "duration")
+_METRIC_NAMES = (
+    "counter",
+    "histogram",
+    "metric",
+    "gauge",
+    "latency",
+    "token",
+    "statsd",
+    "meter",
+    "duration",
+)
 _SPAN_METHODS = frozenset(
-    {"start_as_current_span", "start_span", "span", "start_transaction", "start_observation", "trace"}
+    {
+        "start_as_current_span",
+        "start_span",
+        "span",
+        "start_transaction",
+        "start_observation",
+        "trace",
+    }
 )
 
 
@@ -87,7 +104,9 @@ class Project:
             parts = ix.name.split(".")
             for i in range(len(parts)):
                 key = ".".join(parts[i:])
-                self._by_name[key] = None if key in self._by_name and self._by_name[key] is not ix else ix
+                self._by_name[key] = (
+                    None if key in self._by_name and self._by_name[key] is not ix else ix
+                )
         self.resolvers = {id(ix): Resolver(ix, self.foreign) for ix in modules}
         self.facts: list[Facts] = []
         self.by_call: dict[int, Facts] = {}
@@ -280,13 +299,13 @@ class Project:
         while changed:
             changed = False
             for f in self.facts:
-                owner = id(_function_of(f.scope))
+                owner_id = id(_function_of(f.scope))
                 for callee in f.callees:
-                    if id(callee) in self.reach_model and owner not in self.reach_model:
-                        self.reach_model.add(owner)
+                    if id(callee) in self.reach_model and owner_id not in self.reach_model:
+                        self.reach_model.add(owner_id)
                         changed = True
-                    if id(callee) in self.reach_tool and owner not in self.reach_tool:
-                        self.reach_tool.add(owner)
+                    if id(callee) in self.reach_tool and owner_id not in self.reach_tool:
+                        self.reach_tool.add(owner_id)
                         changed = True
 
     def reaches(self, f: Facts, tools: bool = True) -> bool:
@@ -345,14 +364,19 @@ class Project:
             return Origin("tenacity Retrying(...)", ref.retry_wrapper.lineno, ix.path)
         return self.site_retry(ix, ref.where.scope, ref.where.loops)
 
-    def site_retry(self, ix: ModuleIndex, scope: Scope, loops: tuple[ast.stmt, ...]) -> Origin | None:
+    def site_retry(
+        self, ix: ModuleIndex, scope: Scope, loops: tuple[ast.stmt, ...]
+    ) -> Origin | None:
         """The application retry around code at this place, if any."""
         for loop in loops:
             if id(loop) in self.retry_loops:
                 return self.retry_loops[id(loop)]
-            if isinstance(loop, ast.For | ast.AsyncFor) and isinstance(loop.iter, ast.Call):
-                if (ix.qualname(loop.iter.func) or "") in TENACITY_RETRYING:
-                    return Origin("tenacity Retrying(...)", loop.lineno, ix.path)
+            if (
+                isinstance(loop, ast.For | ast.AsyncFor)
+                and isinstance(loop.iter, ast.Call)
+                and (ix.qualname(loop.iter.func) or "") in TENACITY_RETRYING
+            ):
+                return Origin("tenacity Retrying(...)", loop.lineno, ix.path)
         current: Scope | None = scope
         while current is not None and current.kind != "module":
             if current.kind == "lambda" and current.step is not None:
@@ -378,7 +402,11 @@ class Project:
             for dec in scope.decorators:
                 if any(h in ast.unparse(dec).lower() for h in SPAN_HINTS):
                     return True
-            if scope.kind == "function" and scope.parent is not None and scope.parent.kind == "module":
+            if (
+                scope.kind == "function"
+                and scope.parent is not None
+                and scope.parent.kind == "module"
+            ):
                 break
             scope = scope.parent
         return False
@@ -389,9 +417,12 @@ def step_retry(step: StepCall, ix: ModuleIndex) -> Origin | None:
         for kw in step.options.keywords:
             if kw.arg == "retries" and isinstance(kw.value, ast.Call):
                 for inner in kw.value.keywords:
-                    if inner.arg == "max_attempts" and isinstance(inner.value, ast.Constant):
-                        if inner.value.value == 1:
-                            return None
+                    if (
+                        inner.arg == "max_attempts"
+                        and isinstance(inner.value, ast.Constant)
+                        and inner.value.value == 1
+                    ):
+                        return None
     return Origin("the tether step's Retry (4 attempts by default)", step.call.lineno, ix.path)
 
 
@@ -425,7 +456,9 @@ def _observe(ix: ModuleIndex, call: ast.Call, qual: str) -> str | None:
         receiver = ast.unparse(func.value.func).lower()
     if func.attr in LOG_METHODS and "log" in receiver:
         return "log"
-    if func.attr in _SPAN_METHODS and ("trac" in receiver or "span" in receiver or "langfuse" in receiver or "sentry" in receiver):
+    if func.attr in _SPAN_METHODS and (
+        "trac" in receiver or "span" in receiver or "langfuse" in receiver or "sentry" in receiver
+    ):
         return "span"
     if func.attr in METRIC_METHODS and any(h in receiver for h in _METRIC_NAMES):
         return "metric"

@@ -117,7 +117,11 @@ def _is_none(expr: ast.expr | None) -> bool:
 def _mentions_timeout(expr: ast.expr, ix: ModuleIndex, depth: int = 0) -> bool:
     """A ``timeout`` keyword or dict key somewhere inside (HttpOptions, model_list ...)."""
     for node in ast.walk(expr):
-        if isinstance(node, ast.keyword) and node.arg in ("timeout", "request_timeout") and not _is_none(node.value):
+        if (
+            isinstance(node, ast.keyword)
+            and node.arg in ("timeout", "request_timeout")
+            and not _is_none(node.value)
+        ):
             return True
         if isinstance(node, ast.Dict):
             for key in node.keys:
@@ -175,11 +179,17 @@ def _timeout(f: Facts, client: Client | None, what: str) -> Iterator[Finding]:
     if has_timeout(f, client) is not False:
         return
     if f.model_http:
-        detail = "requests waits forever" if f.http and f.http.kind.name == "requests" else "no timeout"
+        detail = (
+            "requests waits forever" if f.http and f.http.kind.name == "requests" else "no timeout"
+        )
         yield finding("TH304", f.ix, f.call, f"{what} has no timeout ({detail}).")
         return
     assert client is not None
-    where = f" (client built on line {client.line}{' of ' + client.path if client.path else ''})" if client.line else ""
+    where = (
+        f" (client built on line {client.line}{' of ' + client.path if client.path else ''})"
+        if client.line
+        else ""
+    )
     default = {
         "openai": "the SDK waits up to 600 s per attempt",
         "anthropic": "the SDK waits up to 600 s per attempt",
@@ -244,18 +254,31 @@ def _http_timeout(f: Facts) -> Iterator[Finding]:
     value = _kw(call, ("timeout",))
     if value is not None:
         if _is_none(value):
-            yield finding("TH305", f.ix, call, f"`{ast.unparse(call.func)}(...)` sets timeout=None: it can wait forever.")
+            yield finding(
+                "TH305",
+                f.ix,
+                call,
+                f"`{ast.unparse(call.func)}(...)` sets timeout=None: it can wait forever.",
+            )
         return
     if http.client is not None:
         if http.client.opaque:
             return
         if "timeout" in http.client.kwargs:
             if _is_none(http.client.kwargs["timeout"]):
-                yield finding("TH305", f.ix, call, f"`{ast.unparse(call.func)}(...)` uses a client built with timeout=None.")
+                yield finding(
+                    "TH305",
+                    f.ix,
+                    call,
+                    f"`{ast.unparse(call.func)}(...)` uses a client built with timeout=None.",
+                )
             return
     if not http.kind.default_timeout:
         yield finding(
-            "TH305", f.ix, call, f"`{ast.unparse(call.func)}(...)` has no timeout: requests waits forever."
+            "TH305",
+            f.ix,
+            call,
+            f"`{ast.unparse(call.func)}(...)` has no timeout: requests waits forever.",
         )
 
 
@@ -271,7 +294,8 @@ def _tool_sites(project: Project) -> Iterator[Finding]:
                 if f.is_model or f.step is not None:
                     continue
                 tool = f.is_tool or any(
-                    id(c) in project.reach_tool and id(c) not in project.reach_model for c in f.callees
+                    id(c) in project.reach_tool and id(c) not in project.reach_model
+                    for c in f.callees
                 )
                 if tool:
                     text = ast.unparse(f.call.func)

@@ -21,14 +21,22 @@ def _key(expr: ast.expr) -> str | None:
     """``messages`` -> "messages"; ``self.history`` -> "self.history"."""
     if isinstance(expr, ast.Name):
         return expr.id
-    if isinstance(expr, ast.Attribute) and isinstance(expr.value, ast.Name) and expr.value.id in ("self", "cls"):
+    if (
+        isinstance(expr, ast.Attribute)
+        and isinstance(expr.value, ast.Name)
+        and expr.value.id in ("self", "cls")
+    ):
         return f"self.{expr.attr}"
     return None
 
 
 def _growth(node: ast.AST) -> tuple[str, ast.AST] | None:
     """A statement that makes a list longer: ``x.append(...)``, ``x += [...]``, ``x = x + [...]``."""
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in _GROW:
+    if (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr in _GROW
+    ):
         key = _key(node.func.value)
         return (key, node) if key else None
     if isinstance(node, ast.AugAssign) and isinstance(node.op, ast.Add):
@@ -38,7 +46,12 @@ def _growth(node: ast.AST) -> tuple[str, ast.AST] | None:
     if isinstance(node, ast.Assign) and len(node.targets) == 1:
         key = _key(node.targets[0])
         value = node.value
-        if key and isinstance(value, ast.BinOp) and isinstance(value.op, ast.Add) and _key(value.left) == key:
+        if (
+            key
+            and isinstance(value, ast.BinOp)
+            and isinstance(value.op, ast.Add)
+            and _key(value.left) == key
+        ):
             return key, node
     return None
 
@@ -72,17 +85,27 @@ def _trimmed(nodes: list[ast.AST], key: str) -> bool:
                 args.append(func.value)
             if any(h in name for h in TRIM_HINTS) and any(_uses(a, key) for a in args):
                 return True
-        if isinstance(node, ast.Assign) and any(_key(t) == key or (isinstance(t, ast.Subscript) and _key(t.value) == key) for t in node.targets):
+        if isinstance(node, ast.Assign) and any(
+            _key(t) == key or (isinstance(t, ast.Subscript) and _key(t.value) == key)
+            for t in node.targets
+        ):
             value = node.value
             if isinstance(value, ast.Subscript) and _key(value.value) == key:
                 return True  # messages = messages[-20:]
-            if isinstance(value, ast.Call) and not (isinstance(value.func, ast.Name) and value.func.id == "list"):
+            if isinstance(value, ast.Call) and not (
+                isinstance(value.func, ast.Name) and value.func.id == "list"
+            ):
                 return True  # messages = trim(messages)
             if isinstance(value, ast.List) and not _uses(value, key):
                 pass  # a reset would count, but only inside the loop; handled by caller
         if isinstance(node, ast.Compare) and isinstance(node.left, ast.Call):
             call = node.left
-            if isinstance(call.func, ast.Name) and call.func.id == "len" and call.args and _key(call.args[0]) == key:
+            if (
+                isinstance(call.func, ast.Name)
+                and call.func.id == "len"
+                and call.args
+                and _key(call.args[0]) == key
+            ):
                 return True
     return False
 
@@ -95,7 +118,9 @@ def context_checks(project: Project) -> Iterator[Finding]:
         yield from _across_calls(project, ix, reported)
 
 
-def _in_loops(project: Project, ix: ModuleIndex, scope: Scope, reported: set[int]) -> Iterator[Finding]:
+def _in_loops(
+    project: Project, ix: ModuleIndex, scope: Scope, reported: set[int]
+) -> Iterator[Finding]:
     nodes = list(own_nodes(scope.node))
     facts = project.scope_facts.get(id(scope), [])
     seen: set[tuple[int, str]] = set()
@@ -132,9 +157,13 @@ def _reset_in_loop(loop: ast.AST, key: str) -> bool:
     """The list is rebuilt at the top of each turn (``messages = [system, user]``)."""
     assert isinstance(loop, ast.For | ast.AsyncFor | ast.While)
     for stmt in loop.body:
-        if isinstance(stmt, ast.Assign) and any(_key(t) == key for t in stmt.targets):
-            if isinstance(stmt.value, ast.List | ast.ListComp) and not _uses(stmt.value, key):
-                return True
+        if (
+            isinstance(stmt, ast.Assign)
+            and any(_key(t) == key for t in stmt.targets)
+            and isinstance(stmt.value, ast.List | ast.ListComp)
+            and not _uses(stmt.value, key)
+        ):
+            return True
     return False
 
 
@@ -168,13 +197,15 @@ def _across_calls(project: Project, ix: ModuleIndex, reported: set[int]) -> Iter
             for s in ix.scopes
             if (owner == "<module>" and s.kind != "lambda") or class_of(s) == owner
         ]
-        nodes = [n for s in related for n in own_nodes(s.node)] if owner != "<module>" else list(ast.walk(ix.tree))
+        nodes = (
+            [n for s in related for n in own_nodes(s.node)]
+            if owner != "<module>"
+            else list(ast.walk(ix.tree))
+        )
         if _trimmed(nodes, key):
             continue
         fed = any(
-            _fed(project, f, key)
-            for s in related
-            for f in project.scope_facts.get(id(s), [])
+            _fed(project, f, key) for s in related for f in project.scope_facts.get(id(s), [])
         )
         if not fed:
             continue

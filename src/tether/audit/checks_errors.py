@@ -25,7 +25,15 @@ from tether.audit.module import ModuleIndex, Scope
 from tether.audit.resolve import own_nodes
 from tether.audit.shapes import BACKOFF_DECORATORS, TENACITY_DECORATORS, TENACITY_RETRYING
 
-_BAD_STATUS = ("!= 200", "not r.ok", "not resp.ok", "not response.ok", ">= 400", "> 399", ".ok is false")
+_BAD_STATUS = (
+    "!= 200",
+    "not r.ok",
+    "not resp.ok",
+    "not response.ok",
+    ">= 400",
+    "> 399",
+    ".ok is false",
+)
 
 
 def error_checks(project: Project) -> Iterator[Finding]:
@@ -135,7 +143,9 @@ def _handlers(project: Project, ix: ModuleIndex, scope: Scope) -> Iterator[Findi
                     yield _non_retriable(ix, handler, bad, "this handler")
                 continue
             names = caught(handler, ix)
-            if silent(handler) and any(n in ("Exception", "BaseException") or n.endswith("Error") for n in names):
+            if silent(handler) and any(
+                n in ("Exception", "BaseException") or n.endswith("Error") for n in names
+            ):
                 yield finding(
                     "TH308",
                     ix,
@@ -199,7 +209,9 @@ def _retrying_calls(project: Project, ix: ModuleIndex) -> Iterator[Finding]:
     for scope in ix.scopes:
         for node in own_nodes(scope.node):
             if isinstance(node, ast.For | ast.AsyncFor) and isinstance(node.iter, ast.Call):
-                if (ix.qualname(node.iter.func) or "") in TENACITY_RETRYING and reaches(project, node.body):
+                if (ix.qualname(node.iter.func) or "") in TENACITY_RETRYING and reaches(
+                    project, node.body
+                ):
                     bad = _tenacity_bad(ix, node.iter)
                     if bad:
                         yield _non_retriable(ix, node.iter, bad, "tenacity Retrying")
@@ -208,7 +220,13 @@ def _retrying_calls(project: Project, ix: ModuleIndex) -> Iterator[Finding]:
                 if (ix.qualname(inner.func) or "") in TENACITY_RETRYING:
                     facts = project.by_call.get(id(node))
                     targets = facts.callees if facts else []
-                    if any(id(t) in project.reach_model or id(t) in project.reach_tool for t in _arg_targets(project, ix, node)) or targets:
+                    if (
+                        any(
+                            id(t) in project.reach_model or id(t) in project.reach_tool
+                            for t in _arg_targets(project, ix, node)
+                        )
+                        or targets
+                    ):
                         bad = _tenacity_bad(ix, inner)
                         if bad:
                             yield _non_retriable(ix, inner, bad, "tenacity Retrying")

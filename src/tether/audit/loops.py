@@ -15,8 +15,27 @@ if TYPE_CHECKING:
 
 _LOOPS = (ast.For, ast.AsyncFor, ast.While)
 _NESTED = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda, *_LOOPS)
-_FILTER_WORDS = ("status", "code", "isinstance", "retriable", "retryable", "transient", "should_retry")
-_STATUS_WORDS = ("status", "429", "500", "502", "503", "504", "529", ".ok", "retry-after", "retry_after")
+_FILTER_WORDS = (
+    "status",
+    "code",
+    "isinstance",
+    "retriable",
+    "retryable",
+    "transient",
+    "should_retry",
+)
+_STATUS_WORDS = (
+    "status",
+    "429",
+    "500",
+    "502",
+    "503",
+    "504",
+    "529",
+    ".ok",
+    "retry-after",
+    "retry_after",
+)
 _COUNTER_WORDS = ("attempt", "retr", "tries", "success", "done", "ok")
 
 
@@ -113,7 +132,9 @@ def status_branch(loop: ast.AST, ix: ModuleIndex) -> ast.If | None:
     return None
 
 
-def find_retry_loops(project: Project, ix: ModuleIndex, scope: Scope) -> Iterator[tuple[ast.AST, int]]:
+def find_retry_loops(
+    project: Project, ix: ModuleIndex, scope: Scope
+) -> Iterator[tuple[ast.AST, int]]:
     nodes = own_nodes(scope.node) if scope.kind != "module" else _module_nodes(scope.node)
     for loop in nodes:
         if not isinstance(loop, _LOOPS) or not retryable_loop_kind(loop, ix):
@@ -126,7 +147,9 @@ def find_retry_loops(project: Project, ix: ModuleIndex, scope: Scope) -> Iterato
             yield loop, loop.lineno
 
 
-def retry_tries(project: Project, ix: ModuleIndex, loop: ast.AST) -> list[tuple[ast.Try, ast.ExceptHandler]]:
+def retry_tries(
+    project: Project, ix: ModuleIndex, loop: ast.AST
+) -> list[tuple[ast.Try, ast.ExceptHandler]]:
     """The (try, handler) pairs of a loop that retry a model or tool call."""
     assert isinstance(loop, _LOOPS)
     found = []
@@ -175,5 +198,7 @@ def _constant(expr: ast.expr) -> bool:
     if isinstance(expr, ast.List | ast.Tuple | ast.Set):
         return all(_constant(e) for e in expr.elts)
     if isinstance(expr, ast.Dict):
-        return all(_constant(v) for v in expr.values) and all(k is None or _constant(k) for k in expr.keys)
+        return all(_constant(v) for v in expr.values) and all(
+            k is None or _constant(k) for k in expr.keys
+        )
     return False

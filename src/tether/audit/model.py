@@ -91,7 +91,7 @@ class CodeAudit:
 
 
 def score(findings: list[Finding], sites: int) -> dict[str, int]:
-    scores = {}
+    scores: dict[str, int] = {}
     for area in AREAS:
         weight = sum(RULES[f.rule].weight for f in findings if f.area == area)
         if weight == 0:

@@ -180,7 +180,14 @@ class _Builder(ast.NodeVisitor):
                 scope = _lookup(ref.where.scope, ref.target[1])
                 if scope is None:
                     continue
-                ref = Ref(("local", scope.name), ref.node, ref.where, ref.step, ref.retry_wrapper, ref.called)
+                ref = Ref(
+                    ("local", scope.name),
+                    ref.node,
+                    ref.where,
+                    ref.step,
+                    ref.retry_wrapper,
+                    ref.called,
+                )
             resolved.append(ref)
         self.ix.refs = resolved
 
@@ -202,8 +209,12 @@ class _Builder(ast.NodeVisitor):
                 if isinstance(target, ast.Name) and isinstance(
                     stmt.value, ast.Dict | ast.List | ast.Tuple
                 ):
-                    values = stmt.value.values if isinstance(stmt.value, ast.Dict) else stmt.value.elts
-                    names = [v.id for v in values if isinstance(v, ast.Name) and v.id in self.def_names]
+                    values = (
+                        stmt.value.values if isinstance(stmt.value, ast.Dict) else stmt.value.elts
+                    )
+                    names = [
+                        v.id for v in values if isinstance(v, ast.Name) and v.id in self.def_names
+                    ]
                     if names:
                         self.ix.containers[target.id] = names
 
@@ -248,7 +259,9 @@ class _Builder(ast.NodeVisitor):
         positional = [*args.posonlyargs, *args.args]
         for arg in [*positional, *args.kwonlyargs]:
             scope.params[arg.arg] = arg
-        for arg, default in zip(positional[len(positional) - len(args.defaults) :], args.defaults, strict=True):
+        for arg, default in zip(
+            positional[len(positional) - len(args.defaults) :], args.defaults, strict=True
+        ):
             scope.defaults[arg.arg] = default
         for arg, kw_default in zip(args.kwonlyargs, args.kw_defaults, strict=True):
             if kw_default is not None:
@@ -330,7 +343,7 @@ class _Builder(ast.NodeVisitor):
             for stmt in handler.body:
                 self.visit(stmt)
         for part, stmts in (("else", node.orelse), ("finally", node.finalbody)):
-            self.where = _extend(saved, trys=(*saved.trys, (node, part)))  # type: ignore[arg-type]
+            self.where = _extend(saved, trys=(*saved.trys, (node, part)))
             for stmt in stmts:
                 self.visit(stmt)
         self.where = saved
@@ -381,7 +394,9 @@ class _Builder(ast.NodeVisitor):
             if isinstance(target.value, ast.Name) and target.value.id in ("self", "cls"):
                 cls = self._method_class()
                 if cls:
-                    self.ix.class_attrs.setdefault(cls, {}).setdefault(target.attr, []).append(value)
+                    self.ix.class_attrs.setdefault(cls, {}).setdefault(target.attr, []).append(
+                        value
+                    )
             qual = self.ix.qualname(target)
             if qual:
                 self.ix.attr_assigns.setdefault(qual, []).append(value)

@@ -108,14 +108,44 @@ class Resolver:
                     return None
                 if func.attr == "with_options":
                     merged = {**base.kwargs, **{k.arg: k.value for k in call.keywords if k.arg}}
-                    return Client(base.kind, merged, base.known, base.opaque, base.line, base.app_retry, base.chat, base.path)
+                    return Client(
+                        base.kind,
+                        merged,
+                        base.known,
+                        base.opaque,
+                        base.line,
+                        base.app_retry,
+                        base.chat,
+                        base.path,
+                    )
                 if func.attr == "with_retry":
-                    return Client(base.kind, base.kwargs, base.known, base.opaque, base.line, call.lineno, base.chat, base.path)
+                    return Client(
+                        base.kind,
+                        base.kwargs,
+                        base.known,
+                        base.opaque,
+                        base.line,
+                        call.lineno,
+                        base.chat,
+                        base.path,
+                    )
                 return base
-            if func.attr == "create" and isinstance(func.value, ast.Attribute) and func.value.attr == "chats":
+            if (
+                func.attr == "create"
+                and isinstance(func.value, ast.Attribute)
+                and func.value.attr == "chats"
+            ):
                 base = self.client(func.value.value, scope, d)
                 if base and base.kind.name == "gemini":
-                    return Client(base.kind, base.kwargs, base.known, base.opaque, base.line, chat=True, path=base.path)
+                    return Client(
+                        base.kind,
+                        base.kwargs,
+                        base.known,
+                        base.opaque,
+                        base.line,
+                        chat=True,
+                        path=base.path,
+                    )
             return None
         if isinstance(func, ast.Name):
             if func.id == "Depends" and call.args:
@@ -168,12 +198,30 @@ class Resolver:
             for ret in other.returns(scope):
                 client = other.client(ret, scope, d)
                 if client:
-                    return Client(client.kind, client.kwargs, client.known, client.opaque, client.line, client.app_retry, client.chat, module.path)
+                    return Client(
+                        client.kind,
+                        client.kwargs,
+                        client.known,
+                        client.opaque,
+                        client.line,
+                        client.app_retry,
+                        client.chat,
+                        module.path,
+                    )
             return None
         client = other.client(value, module.module, d)
         if client is None:
             return None
-        return Client(client.kind, client.kwargs, client.known, client.opaque, client.line, client.app_retry, client.chat, module.path)
+        return Client(
+            client.kind,
+            client.kwargs,
+            client.known,
+            client.opaque,
+            client.line,
+            client.app_retry,
+            client.chat,
+            module.path,
+        )
 
     def _method_scope(self, cls: str | None, value: ast.expr) -> Scope | None:
         for method in self.ix.class_methods.get(cls or "", {}).values():
@@ -194,7 +242,9 @@ class Resolver:
         key = id(scope.node)
         if key not in self._returns:
             self._returns[key] = [
-                node.value for node in _own_nodes(scope.node) if isinstance(node, ast.Return) and node.value
+                node.value
+                for node in _own_nodes(scope.node)
+                if isinstance(node, ast.Return) and node.value
             ]
         return self._returns[key]
 
@@ -223,8 +273,7 @@ class Resolver:
                 return None
         sdk = SHAPE_ONLY.get(tuple(path))
         if sdk and self.ix.imports_module(sdk):
-            kind = "gemini" if sdk == "google.genai" else sdk
-            return ModelCall(kind, None, call)
+            return ModelCall("gemini" if sdk == "google.genai" else sdk, None, call)
         return None
 
     def http_call(self, call: ast.Call, scope: Scope) -> HttpCall | None:
@@ -262,38 +311,57 @@ class Resolver:
             current: Scope | None = scope
             while current is not None:
                 if expr.id in current.assigns:
-                    return " ".join(self.text(v, current, depth + 1) for v in current.assigns[expr.id])
+                    return " ".join(
+                        self.text(v, current, depth + 1) for v in current.assigns[expr.id]
+                    )
                 current = current.parent
         return ""
 
     def is_dispatch(self, call: ast.Call, scope: Scope) -> bool:
         """``TOOLS[name](**args)``, ``fn = tools[name]; fn(...)``, ``getattr(obj, name)(...)``."""
         func = call.func
-        if isinstance(func, ast.Attribute) and func.attr in ("invoke", "ainvoke", "run", "arun"):
-            if isinstance(func.value, ast.Name):  # a LangChain @tool function
-                target = self._function(func.value.id, scope)
-                if target is not None and any(
-                    (self.ix.qualname(d.func if isinstance(d, ast.Call) else d) or "").endswith(".tool")
-                    for d in target.decorators
-                ):
-                    return True
+        if (
+            isinstance(func, ast.Attribute)
+            and func.attr in ("invoke", "ainvoke", "run", "arun")
+            and isinstance(func.value, ast.Name)
+        ):  # a LangChain @tool function
+            target = self._function(func.value.id, scope)
+            if target is not None and any(
+                (self.ix.qualname(d.func if isinstance(d, ast.Call) else d) or "").endswith(".tool")
+                for d in target.decorators
+            ):
+                return True
         if isinstance(func, ast.Subscript):
             return not isinstance(func.slice, ast.Constant | ast.Slice)
-        if isinstance(func, ast.Call) and isinstance(func.func, ast.Name) and func.func.id == "getattr":
+        if (
+            isinstance(func, ast.Call)
+            and isinstance(func.func, ast.Name)
+            and func.func.id == "getattr"
+        ):
             return len(func.args) >= 2 and not isinstance(func.args[1], ast.Constant)
         if isinstance(func, ast.Name):
             values = scope.assigns.get(func.id, [])
             return bool(values) and all(
-                isinstance(v, ast.Subscript) and not isinstance(v.slice, ast.Constant)
-                or (isinstance(v, ast.Call) and isinstance(v.func, ast.Attribute) and v.func.attr == "get"
-                    and _name_hint(v.func.value, ("tool", "function", "handler")))
+                (isinstance(v, ast.Subscript) and not isinstance(v.slice, ast.Constant))
+                or (
+                    isinstance(v, ast.Call)
+                    and isinstance(v.func, ast.Attribute)
+                    and v.func.attr == "get"
+                    and _name_hint(v.func.value, ("tool", "function", "handler"))
+                )
                 for v in values
             )
         return False
 
 
 def _name_hint(expr: ast.expr, hints: tuple[str, ...]) -> bool:
-    name = expr.id if isinstance(expr, ast.Name) else expr.attr if isinstance(expr, ast.Attribute) else ""
+    name = (
+        expr.id
+        if isinstance(expr, ast.Name)
+        else expr.attr
+        if isinstance(expr, ast.Attribute)
+        else ""
+    )
     return any(h in name.lower() for h in hints)
 
 
@@ -320,7 +388,9 @@ def _own_nodes(node: ast.AST) -> Iterator[ast.AST]:
     while stack:
         child = stack.pop()
         yield child
-        if not isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Lambda):
+        if not isinstance(
+            child, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Lambda
+        ):
             stack.extend(ast.iter_child_nodes(child))
 
 

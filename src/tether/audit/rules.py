@@ -103,7 +103,7 @@ _RULES = [
         "A loop (or an except handler calling again) that retries a model or HTTP call by "
         "hand: its attempts are not recorded, its backoff holds a thread, and it usually "
         "retries errors that cannot succeed.",
-        'Let a step own the retries: `ctx.step.llm(...)` (classified errors, Retry-After, '
+        "Let a step own the retries: `ctx.step.llm(...)` (classified errors, Retry-After, "
         'fallbacks) or `ctx.step.options(retries=tether.Retry(max_attempts=4)).run("id", fn)`.',
     ),
     Rule(
@@ -114,7 +114,7 @@ _RULES = [
         "`time.sleep` backoff",
         "A sleep between attempts of a failed call: it blocks a thread (or the event loop for "
         "`time.sleep` in async code), ignores the server's Retry-After and is lost on restart.",
-        "Use `tether.Retry(backoff=\"exponential\", initial=1.0, max_delay=60.0)` on the step: "
+        'Use `tether.Retry(backoff="exponential", initial=1.0, max_delay=60.0)` on the step: '
         "long backoffs suspend the run durably and `RetryAfterError(seconds)` honours the "
         "server's delay.",
     ),

@@ -21,7 +21,10 @@ def _rule(rule_id: str) -> dict[str, Any]:
         "name": "".join(part.capitalize() for part in rule.name.split("-")),
         "shortDescription": {"text": rule.short},
         "fullDescription": {"text": rule.full},
-        "help": {"text": f"{rule.full}\n\nFix: {rule.fix}", "markdown": f"{rule.full}\n\n**Fix:** {rule.fix}"},
+        "help": {
+            "text": f"{rule.full}\n\nFix: {rule.fix}",
+            "markdown": f"{rule.full}\n\n**Fix:** {rule.fix}",
+        },
         "helpUri": f"{INFORMATION_URI}#{rule.id.lower()}",
         "defaultConfiguration": {"level": rule.level},
         "properties": {"tags": ["reliability", rule.area], "area": rule.area},
@@ -51,7 +54,9 @@ def to_sarif(audit: CodeAudit) -> dict[str, Any]:
                         }
                     }
                 ],
-                "partialFingerprints": {"primaryLocationLineHash": f"{digest}:{occurrences[digest]}"},
+                "partialFingerprints": {
+                    "primaryLocationLineHash": f"{digest}:{occurrences[digest]}"
+                },
                 "properties": {"area": f.area},
             }
         )

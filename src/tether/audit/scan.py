@@ -19,8 +19,25 @@ from tether.audit.module import ModuleIndex
 from tether.errors import ConfigurationError
 
 SKIP_DIRS = frozenset(
-    {".git", ".hg", ".svn", ".venv", "venv", "env", "node_modules", "__pycache__", "build", "dist",
-     ".tox", ".nox", ".mypy_cache", ".ruff_cache", ".pytest_cache", "site-packages", ".eggs"}
+    {
+        ".git",
+        ".hg",
+        ".svn",
+        ".venv",
+        "venv",
+        "env",
+        "node_modules",
+        "__pycache__",
+        "build",
+        "dist",
+        ".tox",
+        ".nox",
+        ".mypy_cache",
+        ".ruff_cache",
+        ".pytest_cache",
+        "site-packages",
+        ".eggs",
+    }
 )
 _IGNORE = re.compile(r"#\s*tether:\s*ignore(?:\[([A-Za-z0-9_,\s]+)\])?")
 
@@ -89,7 +106,7 @@ def _root(target: Path, root: str | os.PathLike[str] | None) -> Path:
 
 
 def _python_files(top: Path) -> list[Path]:
-    found = []
+    found: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(top):
         dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS and not d.startswith("."))
         found.extend(Path(dirpath) / name for name in filenames if name.endswith(".py"))
@@ -137,7 +154,9 @@ def ignores(source: str) -> dict[int, frozenset[str] | None]:
         if match:
             rules = match.group(1)
             found[tok.start[0]] = (
-                frozenset(r.strip().upper() for r in rules.split(",") if r.strip()) if rules else None
+                frozenset(r.strip().upper() for r in rules.split(",") if r.strip())
+                if rules
+                else None
             )
     return found
 

@@ -33,7 +33,11 @@ ANTHROPIC = ClientKind("anthropic", ("timeout",), ("max_retries",), 2, False)
 GEMINI = ClientKind("gemini", ("http_options",), ("http_options",), 0, False)
 LITELLM = ClientKind("litellm", ("timeout", "request_timeout"), ("num_retries",), 0, False)
 LANGCHAIN = ClientKind(
-    "langchain", ("timeout", "request_timeout", "default_request_timeout"), ("max_retries",), 2, False
+    "langchain",
+    ("timeout", "request_timeout", "default_request_timeout"),
+    ("max_retries",),
+    2,
+    False,
 )
 LANGCHAIN_GOOGLE = ClientKind("langchain", ("timeout",), ("max_retries",), 6, False)
 HTTPX = ClientKind("httpx", ("timeout",), (), 0, True, model=False)
@@ -182,8 +186,14 @@ TETHER_CALLS: frozenset[str] = frozenset(
 STEP_METHODS: frozenset[str] = frozenset({"run", "llm", "parallel", "invoke"})
 
 HTTP_FUNCTIONS: dict[str, ClientKind] = {
-    **{f"requests.{m}": REQUESTS for m in ("get", "post", "put", "patch", "delete", "head", "request")},
-    **{f"httpx.{m}": HTTPX for m in ("get", "post", "put", "patch", "delete", "head", "request", "stream")},
+    **{
+        f"requests.{m}": REQUESTS
+        for m in ("get", "post", "put", "patch", "delete", "head", "request")
+    },
+    **{
+        f"httpx.{m}": HTTPX
+        for m in ("get", "post", "put", "patch", "delete", "head", "request", "stream")
+    },
 }
 HTTP_METHODS: frozenset[str] = frozenset(
     {"get", "post", "put", "patch", "delete", "head", "request", "send", "stream"}
@@ -261,7 +271,9 @@ INSTRUMENTATION_ATTRS: frozenset[str] = frozenset(
 LOG_METHODS: frozenset[str] = frozenset(
     {"debug", "info", "warning", "warn", "error", "exception", "critical", "log", "msg"}
 )
-METRIC_METHODS: frozenset[str] = frozenset({"inc", "observe", "record", "add", "labels", "timing", "incr", "gauge", "histogram"})
+METRIC_METHODS: frozenset[str] = frozenset(
+    {"inc", "observe", "record", "add", "labels", "timing", "incr", "gauge", "histogram"}
+)
 SPAN_HINTS: tuple[str, ...] = ("span", "trace", "observe", "instrument", "traceable")
 TRIM_HINTS: tuple[str, ...] = (
     "trim",

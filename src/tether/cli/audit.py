@@ -36,10 +36,14 @@ _LEVEL_STYLE = {"error": "red", "warning": "yellow", "note": "cyan"}
 @app.command("code")
 def code_command(
     path: Annotated[Path, typer.Argument(help="A Python file or a directory to scan")],
-    fmt: Annotated[Format, typer.Option("--format", "-f", help="text, json or sarif")] = Format.text,
+    fmt: Annotated[
+        Format, typer.Option("--format", "-f", help="text, json or sarif")
+    ] = Format.text,
     fail_under: Annotated[
         float | None,
-        typer.Option("--fail-under", help="Exit 1 when any area's score (or the overall) is below N"),
+        typer.Option(
+            "--fail-under", help="Exit 1 when any area's score (or the overall) is below N"
+        ),
     ] = None,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write the report to a file")
@@ -59,7 +63,9 @@ def code_command(
         err.print(f"[bold red]error:[/] {escape(str(exc))}")
         raise typer.Exit(2) from None
     if fmt is Format.text:
-        console = Console(file=output.open("w", encoding="utf-8") if output else None, soft_wrap=False)
+        console = Console(
+            file=output.open("w", encoding="utf-8") if output else None, soft_wrap=False
+        )
         render_text(audit, console)
         if fail_under is not None:
             verdict = "passes" if audit.passes(fail_under) else "fails"
@@ -72,7 +78,9 @@ def code_command(
         else:
             typer.echo(text)
     for skipped in audit.skipped:
-        err.print(f"[yellow]warning:[/] {escape(skipped.path)}:{skipped.line}: {escape(skipped.message)}")
+        err.print(
+            f"[yellow]warning:[/] {escape(skipped.path)}:{skipped.line}: {escape(skipped.message)}"
+        )
     if fail_under is not None and not audit.passes(fail_under):
         raise typer.Exit(1)
 
@@ -84,7 +92,9 @@ def render_text(audit: CodeAudit, console: Console) -> None:
     findings.add_column("finding", overflow="fold")
     for f in audit.findings:
         style = _LEVEL_STYLE.get(f.level, "white")
-        findings.add_row(escape(f"{f.path}:{f.line}:{f.col}"), f"[{style}]{f.rule}[/]", escape(f.message))
+        findings.add_row(
+            escape(f"{f.path}:{f.line}:{f.col}"), f"[{style}]{f.rule}[/]", escape(f.message)
+        )
     if audit.findings:
         console.print(findings)
         fixes = Table(title="what to write instead")
