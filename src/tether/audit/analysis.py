@@ -14,6 +14,7 @@ imports between scanned modules, and registries such as ``TOOLS = {"search": sea
 from __future__ import annotations
 
 import ast
+from collections import deque
 from dataclasses import dataclass, field
 
 from tether.audit.module import ModuleIndex, Ref, Scope, Site, StepCall
@@ -120,6 +121,8 @@ class Project:
         self.retry_loops: dict[int, Origin] = {}  # id(loop) -> origin
         self.instrumented: set[int] = set()  # id(ix)
         self.decorated: dict[int, str] = {}  # id(scope) -> "body" | "step"
+        self.relevant: set[int] = set()  # scopes with a model or tool call (direct or not)
+        self.model_scopes: set[int] = set()  # scopes with a model call (direct or not)
         self._build()
 
     # -- cross-module lookups ----------------------------------------------------------
@@ -183,6 +186,13 @@ class Project:
         self.by_call = {id(f.call): f for f in self.facts}
         self._durability()
         self._reach()
+        for ix in self.modules:
+            for scope in ix.scopes:
+                facts = self.scope_facts[id(scope)]
+                if any(self.reaches(f) for f in facts):
+                    self.relevant.add(id(scope))
+                if any(self.reaches(f, tools=False) for f in facts):
+                    self.model_scopes.add(id(scope))
         self._retry_loops()
         self._retries()
 
@@ -263,6 +273,25 @@ class Project:
     def _free_functions(self) -> list[Scope]:
         return [s for ix in self.modules for s in ix.scopes if s.kind == "function"]
 
+    def _owner(self, scope: Scope) -> Scope | None:
+        """The function whose durability (and retries) code in this scope shares."""
+        while scope.kind == "lambda":
+            if scope.step is not None:
+                return None
+            assert scope.parent is not None
+            scope = scope.parent
+        return None if scope.kind == "module" else scope
+
+    def _watchers(self, free: list[Scope]) -> dict[int, list[Scope]]:
+        """Function -> the functions it references (to revisit when it changes)."""
+        watchers: dict[int, list[Scope]] = {}
+        for target in free:
+            for ref in self.refs_to.get(id(target), []):
+                owner = self._owner(ref.where.scope)
+                if owner is not None and owner is not target:
+                    watchers.setdefault(id(owner), []).append(target)
+        return watchers
+
     def _durability(self) -> None:
         free = []
         for scope in self._free_functions():
@@ -275,38 +304,37 @@ class Project:
                 others = [r for r in self.refs_to.get(id(scope), []) if r.where.scope is not scope]
                 self.context[id(scope)] = STEP if others else NONE
                 free.append(scope)
-        changed = True
-        while changed:
-            changed = False
-            for scope in free:
-                current = self.context[id(scope)]
-                if current == NONE:
-                    continue
-                refs = [r for r in self.refs_to.get(id(scope), []) if r.where.scope is not scope]
-                value = min((STEP if r.step else self.effective(r.where.scope)) for r in refs)
-                if value < current:
-                    self.context[id(scope)] = value
-                    changed = True
+        watchers = self._watchers(free)
+        free_ids = {id(s) for s in free}
+        queue = deque(free)
+        while queue:
+            scope = queue.popleft()
+            current = self.context[id(scope)]
+            if current == NONE or id(scope) not in free_ids:
+                continue
+            refs = [r for r in self.refs_to.get(id(scope), []) if r.where.scope is not scope]
+            value = min((STEP if r.step else self.effective(r.where.scope)) for r in refs)
+            if value < current:
+                self.context[id(scope)] = value
+                queue.extend(watchers.get(id(scope), []))
 
     def _reach(self) -> None:
+        callers: dict[int, set[int]] = {}
         for f in self.facts:
-            owner = _function_of(f.scope)
+            owner = id(_function_of(f.scope))
             if f.is_model:
-                self.reach_model.add(id(owner))
+                self.reach_model.add(owner)
             if f.is_tool:
-                self.reach_tool.add(id(owner))
-        changed = True
-        while changed:
-            changed = False
-            for f in self.facts:
-                owner_id = id(_function_of(f.scope))
-                for callee in f.callees:
-                    if id(callee) in self.reach_model and owner_id not in self.reach_model:
-                        self.reach_model.add(owner_id)
-                        changed = True
-                    if id(callee) in self.reach_tool and owner_id not in self.reach_tool:
-                        self.reach_tool.add(owner_id)
-                        changed = True
+                self.reach_tool.add(owner)
+            for callee in f.callees:
+                callers.setdefault(id(callee), set()).add(owner)
+        for reached in (self.reach_model, self.reach_tool):
+            queue = deque(reached)
+            while queue:
+                for caller in callers.get(queue.popleft(), ()):
+                    if caller not in reached:
+                        reached.add(caller)
+                        queue.append(caller)
 
     def reaches(self, f: Facts, tools: bool = True) -> bool:
         """A model (or tool) call, or a call to a function that makes one."""
@@ -322,6 +350,8 @@ class Project:
 
         for ix in self.modules:
             for scope in ix.scopes:
+                if id(scope) not in self.relevant:
+                    continue
                 for loop, line in find_retry_loops(self, ix, scope):
                     self.retry_loops[id(loop)] = Origin("the retry loop", line, ix.path)
 
@@ -331,21 +361,21 @@ class Project:
                 origin = self._decorator_retry(ix, scope)
                 if origin:
                     self.retried[id(scope)] = origin
-        changed = True
-        while changed:
-            changed = False
-            for scope in self._free_functions():
-                if id(scope) in self.retried:
+        free = self._free_functions()
+        watchers = self._watchers(free)
+        queue = deque(free)
+        while queue:
+            scope = queue.popleft()
+            if id(scope) in self.retried:
+                continue
+            for ref in self.refs_to.get(id(scope), []):
+                if ref.where.scope is scope:
                     continue
-                for ref in self.refs_to.get(id(scope), []):
-                    if ref.where.scope is scope:
-                        continue
-                    ix = self.scope_module[id(ref.where.scope)]
-                    origin = self._ref_retry(ix, ref)
-                    if origin:
-                        self.retried[id(scope)] = origin
-                        changed = True
-                        break
+                origin = self._ref_retry(self.scope_module[id(ref.where.scope)], ref)
+                if origin:
+                    self.retried[id(scope)] = origin
+                    queue.extend(watchers.get(id(scope), []))
+                    break
 
     def _decorator_retry(self, ix: ModuleIndex, scope: Scope) -> Origin | None:
         for dec in scope.decorators:

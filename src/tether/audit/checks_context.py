@@ -10,7 +10,7 @@ from tether.audit.analysis import Facts, Project
 from tether.audit.checks import finding
 from tether.audit.model import Finding
 from tether.audit.module import ModuleIndex, Scope
-from tether.audit.resolve import class_of, own_nodes
+from tether.audit.resolve import cached, class_of, own_nodes
 from tether.audit.shapes import TRIM_HINTS
 
 _GROW = frozenset({"append", "extend", "insert", "__iadd__"})
@@ -113,9 +113,11 @@ def _trimmed(nodes: list[ast.AST], key: str) -> bool:
 def context_checks(project: Project) -> Iterator[Finding]:
     for ix in project.modules:
         reported: set[int] = set()
-        for scope in ix.scopes:
+        model_scopes = [s for s in ix.scopes if id(s) in project.model_scopes]
+        for scope in model_scopes:
             yield from _in_loops(project, ix, scope, reported)
-        yield from _across_calls(project, ix, reported)
+        if model_scopes:
+            yield from _across_calls(project, ix, reported)
 
 
 def _in_loops(
@@ -200,7 +202,7 @@ def _across_calls(project: Project, ix: ModuleIndex, reported: set[int]) -> Iter
         nodes = (
             [n for s in related for n in own_nodes(s.node)]
             if owner != "<module>"
-            else list(ast.walk(ix.tree))
+            else cached(ix.tree, lambda: list(ast.walk(ix.tree)))
         )
         if _trimmed(nodes, key):
             continue

@@ -6,7 +6,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterator
 
-from tether.audit.analysis import BODY, STEP, Project
+from tether.audit.analysis import BODY, NONE, STEP, Project
 from tether.audit.checks import finding
 from tether.audit.loops import (
     calls_in,
@@ -41,8 +41,10 @@ def error_checks(project: Project) -> Iterator[Finding]:
         for scope in ix.scopes:
             if scope.kind == "lambda":
                 continue
-            yield from _loops(project, ix, scope)
-            yield from _handlers(project, ix, scope)
+            if id(scope) in project.relevant:
+                yield from _loops(project, ix, scope)
+            if id(scope) in project.relevant or project.effective(scope) != NONE:
+                yield from _handlers(project, ix, scope)
             yield from _decorators(project, ix, scope)
         yield from _retrying_calls(project, ix)
 
@@ -207,6 +209,8 @@ def _decorators(project: Project, ix: ModuleIndex, scope: Scope) -> Iterator[Fin
 def _retrying_calls(project: Project, ix: ModuleIndex) -> Iterator[Finding]:
     """``for attempt in Retrying(...)`` and ``Retrying(...)(fn)`` around model or tool calls."""
     for scope in ix.scopes:
+        if id(scope) not in project.relevant:
+            continue
         for node in own_nodes(scope.node):
             if isinstance(node, ast.For | ast.AsyncFor) and isinstance(node.iter, ast.Call):
                 if (ix.qualname(node.iter.func) or "") in TENACITY_RETRYING and reaches(

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from tether.audit.module import ModuleIndex, Scope
-from tether.audit.resolve import own_nodes
+from tether.audit.resolve import cached, own_nodes
 from tether.audit.shapes import BROAD, NON_RETRIABLE, SLEEPS
 
 if TYPE_CHECKING:
@@ -39,14 +39,20 @@ _STATUS_WORDS = (
 _COUNTER_WORDS = ("attempt", "retr", "tries", "success", "done", "ok")
 
 
-def own_statements(body: list[ast.stmt]) -> Iterator[ast.AST]:
+def own_statements(body: list[ast.stmt]) -> list[ast.AST]:
     """Nodes under ``body`` without entering nested loops, functions or classes."""
-    stack: list[ast.AST] = list(reversed(body))
-    while stack:
-        node = stack.pop()
-        yield node
-        if not isinstance(node, _NESTED):
-            stack.extend(reversed(list(ast.iter_child_nodes(node))))
+
+    def compute() -> list[ast.AST]:
+        found: list[ast.AST] = []
+        stack: list[ast.AST] = list(reversed(body))
+        while stack:
+            node = stack.pop()
+            found.append(node)
+            if not isinstance(node, _NESTED):
+                stack.extend(reversed(list(ast.iter_child_nodes(node))))
+        return found
+
+    return cached(body, compute)
 
 
 def calls_in(nodes: list[ast.stmt]) -> Iterator[ast.Call]:
@@ -135,8 +141,7 @@ def status_branch(loop: ast.AST, ix: ModuleIndex) -> ast.If | None:
 def find_retry_loops(
     project: Project, ix: ModuleIndex, scope: Scope
 ) -> Iterator[tuple[ast.AST, int]]:
-    nodes = own_nodes(scope.node) if scope.kind != "module" else _module_nodes(scope.node)
-    for loop in nodes:
+    for loop in own_nodes(scope.node):
         if not isinstance(loop, _LOOPS) or not retryable_loop_kind(loop, ix):
             continue
         if not success_exit(loop):
@@ -171,10 +176,6 @@ def _reaches(project: Project, stmts: list[ast.stmt]) -> bool:
 
 def reaches(project: Project, stmts: list[ast.stmt]) -> bool:
     return _reaches(project, stmts)
-
-
-def _module_nodes(node: ast.AST) -> Iterator[ast.AST]:
-    return own_nodes(node)
 
 
 def silent(handler: ast.ExceptHandler) -> bool:

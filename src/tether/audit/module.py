@@ -7,11 +7,13 @@ Nothing here decides a finding; ``tether.audit.analysis`` reads the index.
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass, field
 from typing import Literal
 
 from tether.audit.shapes import STEP_METHODS
 
+_DEF = re.compile(r"\bdef\s+([A-Za-z_]\w*)")
 TryPart = Literal["body", "handler", "else", "finally"]
 AnyFunction = ast.FunctionDef | ast.AsyncFunctionDef
 Loop = ast.For | ast.AsyncFor | ast.While
@@ -167,7 +169,7 @@ class _Builder(ast.NodeVisitor):
         self.cls: str | None = None
         self.container: str | None = None
         self.def_names: set[str] = set()
-        self.method_names: dict[str, set[str]] = {}
+        self.source = "\n".join(index.lines)
         self.called: set[int] = set()
 
     def run(self) -> None:
@@ -176,7 +178,11 @@ class _Builder(ast.NodeVisitor):
             self.visit(stmt)
         resolved = []
         for ref in self.ix.refs:
-            if ref.target[0] == "name":
+            if ref.target[0] == "method":
+                if ref.target[1] not in self.ix.functions:
+                    continue
+                ref = Ref(("local", ref.target[1]), ref.node, ref.where, ref.step, ref.retry_wrapper, ref.called)
+            elif ref.target[0] == "name":
                 scope = _lookup(ref.where.scope, ref.target[1])
                 if scope is None:
                     continue
@@ -194,15 +200,9 @@ class _Builder(ast.NodeVisitor):
     # -- pre-pass: the names a reference can point to -------------------------------------
 
     def _prepass(self) -> None:
-        for node in ast.walk(self.ix.tree):
-            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-                self.def_names.add(node.name)
-            elif isinstance(node, ast.ClassDef):
-                self.method_names[node.name] = {
-                    n.name
-                    for n in node.body
-                    if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)
-                }
+        # A superset (names in strings and comments too) is enough: it only filters which
+        # names are recorded as references; they are resolved once every scope is known.
+        self.def_names.update(_DEF.findall(self.source))
         for stmt in self.ix.tree.body:
             if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
                 target = stmt.targets[0]
@@ -476,8 +476,8 @@ class _Builder(ast.NodeVisitor):
         if isinstance(value, ast.Name) and isinstance(node.ctx, ast.Load):
             if value.id in ("self", "cls"):
                 cls = self._method_class()
-                if cls and node.attr in self.method_names.get(cls, ()):
-                    self._ref(("local", f"{cls}.{node.attr}"), node)
+                if cls and node.attr in self.def_names:
+                    self._ref(("method", f"{cls}.{node.attr}"), node)
                     return
             elif value.id in self.ix.imports and not _shadowed(self.where.scope, value.id):
                 self._ref(("import", f"{self.ix.imports[value.id]}.{node.attr}"), node)

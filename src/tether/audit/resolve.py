@@ -5,7 +5,8 @@ call, a tool dispatch. Follows simple assignments, imports, ``self.x``, factory 
 from __future__ import annotations
 
 import ast
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 from tether.audit.module import ModuleIndex, Scope
@@ -382,16 +383,35 @@ def _class_of(scope: Scope | None) -> str | None:
     return None
 
 
-def _own_nodes(node: ast.AST) -> Iterator[ast.AST]:
+# Node lists are computed once per scan: ``scan.code`` sets a cache for its duration.
+CACHE: ContextVar[dict[int, list[ast.AST]] | None] = ContextVar("tether_audit_cache", default=None)
+_NESTED = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
+
+
+def cached(key: object, compute: Callable[[], list[ast.AST]]) -> list[ast.AST]:
+    cache = CACHE.get()
+    if cache is None:
+        return compute()
+    found = cache.get(id(key))
+    if found is None:
+        found = cache[id(key)] = compute()
+    return found
+
+
+def _own_nodes(node: ast.AST) -> list[ast.AST]:
     """The nodes of a function body, without descending into nested functions and classes."""
-    stack = list(ast.iter_child_nodes(node))
-    while stack:
-        child = stack.pop()
-        yield child
-        if not isinstance(
-            child, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Lambda
-        ):
-            stack.extend(ast.iter_child_nodes(child))
+
+    def compute() -> list[ast.AST]:
+        found: list[ast.AST] = []
+        stack = list(ast.iter_child_nodes(node))
+        while stack:
+            child = stack.pop()
+            found.append(child)
+            if not isinstance(child, _NESTED):
+                stack.extend(ast.iter_child_nodes(child))
+        return found
+
+    return cached(node, compute)
 
 
 own_nodes = _own_nodes

@@ -16,6 +16,7 @@ from tether.audit.checks_context import context_checks
 from tether.audit.checks_errors import error_checks
 from tether.audit.model import CodeAudit, Finding, Skipped
 from tether.audit.module import ModuleIndex
+from tether.audit.resolve import CACHE
 from tether.errors import ConfigurationError
 
 SKIP_DIRS = frozenset(
@@ -79,8 +80,12 @@ def code(path: str | os.PathLike[str], *, root: str | os.PathLike[str] | None = 
             continue
         modules.append(ModuleIndex(tree, _module_name(file, base), rel, source))
         sources[rel] = source
-    project = Project(modules)
-    found = [*call_checks(project), *error_checks(project), *context_checks(project)]
+    token = CACHE.set({})
+    try:
+        project = Project(modules)
+        found = [*call_checks(project), *error_checks(project), *context_checks(project)]
+    finally:
+        CACHE.reset(token)
     kept, suppressed = _suppress(_unique(found), sources)
     kept.sort(key=lambda f: (f.path, f.line, f.col, f.rule))
     model_calls = sum(1 for f in project.facts if f.is_model)
