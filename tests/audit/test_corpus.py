@@ -53,3 +53,24 @@ def test_clean_files_get_no_finding() -> None:
         audit = tether.audit.code(file, root=CORPUS)
         assert audit.findings == [], (file.name, audit.findings)
         assert audit.model_calls >= 0
+
+
+def test_the_readme_quotes_the_measured_figures() -> None:
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme[readme.index("## Reliability audit (code)") :]
+    expected = labels()
+    audit = tether.audit.code(CORPUS, root=CORPUS)
+    whole, held = measure(audit, expected), measure(audit, expected, prefix="holdout/")
+    assert f"({len(expected)} labelled faults" in section
+    assert f"precision {whole.precision:.3f} and recall {whole.recall:.3f} overall" in section
+    assert f"precision {held.precision:.3f} and recall {held.recall:.3f} (" in section
+    sample = tether.audit.code(CORPUS / "fastapi_openai.py", root=CORPUS)
+    line = re.search(
+        r"orchestration (\d+) · context (\d+) · retry (\d+) · observability (\d+) · overall (\d+)",
+        section,
+    )
+    assert line is not None
+    assert [int(x) for x in line.groups()] == [*sample.scores.values(), sample.overall]

@@ -181,7 +181,14 @@ class _Builder(ast.NodeVisitor):
             if ref.target[0] == "method":
                 if ref.target[1] not in self.ix.functions:
                     continue
-                ref = Ref(("local", ref.target[1]), ref.node, ref.where, ref.step, ref.retry_wrapper, ref.called)
+                ref = Ref(
+                    ("local", ref.target[1]),
+                    ref.node,
+                    ref.where,
+                    ref.step,
+                    ref.retry_wrapper,
+                    ref.called,
+                )
             elif ref.target[0] == "name":
                 scope = _lookup(ref.where.scope, ref.target[1])
                 if scope is None:
