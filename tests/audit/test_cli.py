@@ -94,3 +94,12 @@ def test_the_command_runs_as_a_subprocess() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["findings"] == []
+
+
+def test_rules_lists_every_rule() -> None:
+    from tether.audit import RULES
+
+    result = runner.invoke(app, ["audit", "rules"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    for rule_id in RULES:
+        assert rule_id in result.stdout
