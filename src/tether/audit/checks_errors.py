@@ -22,7 +22,6 @@ from tether.audit.loops import (
 )
 from tether.audit.model import Finding
 from tether.audit.module import ModuleIndex, Scope
-from tether.audit.resolve import own_nodes
 from tether.audit.shapes import BACKOFF_DECORATORS, TENACITY_DECORATORS, TENACITY_RETRYING
 
 _BAD_STATUS = (
@@ -50,7 +49,7 @@ def error_checks(project: Project) -> Iterator[Finding]:
 
 
 def _loops(project: Project, ix: ModuleIndex, scope: Scope) -> Iterator[Finding]:
-    for loop in own_nodes(scope.node):
+    for loop in scope.loops:
         if id(loop) not in project.retry_loops:
             continue
         assert isinstance(loop, ast.For | ast.AsyncFor | ast.While)
@@ -110,9 +109,7 @@ def _non_retriable(ix: ModuleIndex, node: ast.AST, bad: list[str], by: str) -> F
 def _handlers(project: Project, ix: ModuleIndex, scope: Scope) -> Iterator[Finding]:
     durable = project.effective(scope) in (BODY, STEP)
     in_retry_loop = _retry_loop_tries(project, ix, scope)
-    for node in own_nodes(scope.node):
-        if not isinstance(node, ast.Try):
-            continue
+    for node in scope.trys:
         risky = reaches(project, node.body)
         for handler in node.handlers:
             if handler.type is None and (risky or durable):
@@ -158,7 +155,7 @@ def _handlers(project: Project, ix: ModuleIndex, scope: Scope) -> Iterator[Findi
 
 def _retry_loop_tries(project: Project, ix: ModuleIndex, scope: Scope) -> set[tuple[int, int]]:
     found = set()
-    for loop in own_nodes(scope.node):
+    for loop in scope.loops:
         if id(loop) in project.retry_loops:
             for try_node, handler in retry_tries(project, ix, loop):
                 found.add((id(try_node), id(handler)))
@@ -211,7 +208,8 @@ def _retrying_calls(project: Project, ix: ModuleIndex) -> Iterator[Finding]:
     for scope in ix.scopes:
         if id(scope) not in project.relevant:
             continue
-        for node in own_nodes(scope.node):
+        nodes: list[ast.AST] = [*scope.loops, *(site.call for site in scope.sites)]
+        for node in nodes:
             if isinstance(node, ast.For | ast.AsyncFor) and isinstance(node.iter, ast.Call):
                 if (ix.qualname(node.iter.func) or "") in TENACITY_RETRYING and reaches(
                     project, node.body

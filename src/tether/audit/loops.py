@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from tether.audit.module import ModuleIndex, Scope
-from tether.audit.resolve import cached, own_nodes
+from tether.audit.resolve import cached
 from tether.audit.shapes import BROAD, NON_RETRIABLE, SLEEPS
 
 if TYPE_CHECKING:
@@ -141,8 +141,8 @@ def status_branch(loop: ast.AST, ix: ModuleIndex) -> ast.If | None:
 def find_retry_loops(
     project: Project, ix: ModuleIndex, scope: Scope
 ) -> Iterator[tuple[ast.AST, int]]:
-    for loop in own_nodes(scope.node):
-        if not isinstance(loop, _LOOPS) or not retryable_loop_kind(loop, ix):
+    for loop in scope.loops:
+        if not retryable_loop_kind(loop, ix):
             continue
         if not success_exit(loop):
             continue

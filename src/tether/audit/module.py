@@ -34,6 +34,8 @@ class Scope:
     defaults: dict[str, ast.expr] = field(default_factory=dict)
     defs: dict[str, Scope] = field(default_factory=dict)
     sites: list[Site] = field(default_factory=list)
+    loops: list[Loop] = field(default_factory=list)  # every loop in the scope's own code
+    trys: list[ast.Try] = field(default_factory=list)
     step: StepCall | None = None  # a lambda passed to a durable step
     decorators: list[ast.expr] = field(default_factory=list)
 
@@ -319,6 +321,7 @@ class _Builder(ast.NodeVisitor):
     # -- control flow ------------------------------------------------------------------
 
     def _loop(self, node: Loop) -> None:
+        self.where.scope.loops.append(node)
         if isinstance(node, ast.While):
             self.visit(node.test)
         else:
@@ -337,6 +340,7 @@ class _Builder(ast.NodeVisitor):
     visit_While = _loop
 
     def visit_Try(self, node: ast.Try) -> None:
+        self.where.scope.trys.append(node)
         saved = self.where
         self.where = _extend(saved, trys=(*saved.trys, (node, "body")))
         for stmt in node.body:
