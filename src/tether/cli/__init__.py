@@ -403,3 +403,8 @@ def demo(
     from tether.demo.run import run_demo
 
     raise typer.Exit(run_demo(tickets=tickets, store=store, console=console))
+
+
+from tether.cli.audit import app as audit_app  # noqa: E402
+
+app.add_typer(audit_app, name="audit")
