@@ -9,7 +9,7 @@ import pytest
 from pydantic import BaseModel
 
 from tether import llm
-from tether.llm.fake_server import FakeLLMServer
+from tether.testing import FakeLLMServer
 
 pytestmark = [
     pytest.mark.local_model,

@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from tether import llm
 from tether.llm import CircuitBreaker, ErrorKind, KVCircuitStore, MemoryCircuitStore
-from tether.llm.fake_server import FakeLLMServer
+from tether.testing import FakeLLMServer
 
 PRIMARY = "openai:gpt-4.1-mini"
 FALLBACK = "anthropic:claude-haiku-4-5"

@@ -305,3 +305,8 @@ def demo(
     from tether.demo.run import run_demo
 
     raise typer.Exit(run_demo(tickets=tickets, store=store, console=console))
+
+
+from tether.cli.llm import register as _register_llm  # noqa: E402  (tether llm, tether fake-llm)
+
+_register_llm(app)

@@ -9,9 +9,9 @@ from typing import Any, TypedDict, TypeVar, Unpack
 
 from pydantic import BaseModel, ValidationError
 
+from tether.errors import InvalidOutput, ProviderError, StreamInterrupted
 from tether.llm.circuit import CircuitBreaker, default_breaker
 from tether.llm.classify import Classification, ErrorKind, classify_finish, invalid_output
-from tether.llm.errors import InvalidOutput, ProviderError, StreamInterrupted
 from tether.llm.policy import Budget, CallState, Policy, Route
 from tether.llm.prices import PriceTable, default_prices
 from tether.llm.providers import Provider, Request, Result, resolve

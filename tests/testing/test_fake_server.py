@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tether.llm.fake_server import FakeLLMServer
+from tether.testing import FakeLLMServer
 
 
 def _post(url: str, body: dict[str, Any], timeout: float = 5) -> tuple[int, dict[str, str], bytes]:
