@@ -17,7 +17,6 @@ import pytest
 from tether import llm
 
 
-
 class Served:
     def __init__(self, proc: subprocess.Popen[str], lines: list[str]) -> None:
         self.proc = proc
@@ -127,7 +126,9 @@ def _fails(args: list[str], tmp_path: Path) -> str:
 def test_a_bad_script_is_refused_before_serving(tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text('[{"fault": "meteor [/x]"}]')
-    assert "script entry #1: unknown fault 'meteor [/x]'" in _fails(["--script", str(bad)], tmp_path)
+    assert "script entry #1: unknown fault 'meteor [/x]'" in _fails(
+        ["--script", str(bad)], tmp_path
+    )
     bad.write_text("[{")
     assert "is not JSON" in _fails(["--script", str(bad)], tmp_path)
     assert "cannot read the script" in _fails(["--script", str(tmp_path / "none.json")], tmp_path)
@@ -135,5 +136,3 @@ def test_a_bad_script_is_refused_before_serving(tmp_path: Path) -> None:
 
 def test_fake_llm_binds_loopback_only(tmp_path: Path) -> None:
     assert "loopback only" in _fails(["--host", "0.0.0.0"], tmp_path)
-
-

@@ -16,10 +16,13 @@ from tether.testing import FakeLLMServer
 
 def _chat(url: str, text: str, model: str = "m") -> tuple[int, str]:
     status, _, body = _post(
-        f"{url}/v1/chat/completions", {"model": model, "messages": [{"role": "user", "content": text}]}
+        f"{url}/v1/chat/completions",
+        {"model": model, "messages": [{"role": "user", "content": text}]},
     )
     data = json.loads(body)
-    return status, data["choices"][0]["message"]["content"] if status == 200 else data["error"]["type"]
+    return status, data["choices"][0]["message"]["content"] if status == 200 else data["error"][
+        "type"
+    ]
 
 
 def _post(url: str, body: dict[str, Any], timeout: float = 5) -> tuple[int, dict[str, str], bytes]:
@@ -64,7 +67,11 @@ def test_match_reads_every_wire_format() -> None:
         srv.fault("auth", match="secret word", times=2)
         status, _, _ = _post(
             f"{srv.url}/v1/messages",
-            {"model": "c", "system": "the secret word", "messages": [{"role": "user", "content": "x"}]},
+            {
+                "model": "c",
+                "system": "the secret word",
+                "messages": [{"role": "user", "content": "x"}],
+            },
         )
         assert status == 401
         status, _, _ = _post(
