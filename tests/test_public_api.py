@@ -3,6 +3,22 @@
 import tether
 import tether.testing
 
+#: the errors of section 3 (LLM calls), part of the one tree
+LLM_ERRORS = [
+    "LLMError",
+    "ProviderError",
+    "LLMCallFailed",
+    "ContextLengthExceeded",
+    "ContentFiltered",
+    "InvalidOutput",
+    "LLMDeadlineExceeded",
+    "CostLimitExceeded",
+    "StreamInterrupted",
+    "MissingExtra",
+    "MissingAPIKey",
+    "UnknownProvider",
+]
+
 
 def test_all_is_sorted_and_importable() -> None:
     assert list(tether.__all__) == sorted(tether.__all__)
@@ -30,18 +46,7 @@ def test_design_names_exist() -> None:
         "NonRetriableError",
         "RetryAfterError",
         "NonDeterminismError",
-        "LLMError",
-        "ProviderError",
-        "LLMCallFailed",
-        "ContextLengthExceeded",
-        "ContentFiltered",
-        "InvalidOutput",
-        "LLMDeadlineExceeded",
-        "CostLimitExceeded",
-        "StreamInterrupted",
-        "MissingExtra",
-        "MissingAPIKey",
-        "UnknownProvider",
+        *LLM_ERRORS,
         "on_event",
     ]:
         assert name in tether.__all__, name
@@ -74,19 +79,7 @@ def test_llm_errors_are_one_tree_importable_from_tether_and_tether_llm() -> None
     import tether.errors
     import tether.llm
 
-    for name in [
-        "LLMError",
-        "LLMCallFailed",
-        "ContextLengthExceeded",
-        "ContentFiltered",
-        "InvalidOutput",
-        "LLMDeadlineExceeded",
-        "CostLimitExceeded",
-        "StreamInterrupted",
-        "MissingExtra",
-        "MissingAPIKey",
-        "UnknownProvider",
-    ]:
+    for name in LLM_ERRORS:
         cls = getattr(tether, name)
         assert cls is getattr(tether.errors, name) is getattr(tether.llm, name), name
         assert issubclass(cls, tether.TetherError)

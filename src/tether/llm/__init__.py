@@ -12,12 +12,14 @@ from tether.errors import (
     LLMError,
     MissingAPIKey,
     MissingExtra,
+    ProviderError,
     StreamInterrupted,
     UnknownProvider,
 )
 from tether.llm.call import LLMStream, acomplete, aembed, astream
 from tether.llm.circuit import (
     CircuitBreaker,
+    CircuitStatus,
     CircuitStore,
     KVCircuitStore,
     MemoryCircuitStore,
@@ -45,6 +47,7 @@ __all__ = [
     "AttemptRecord",
     "Budget",
     "CircuitBreaker",
+    "CircuitStatus",
     "CircuitStore",
     "Classification",
     "ContentFiltered",
@@ -66,6 +69,7 @@ __all__ = [
     "ModelInfo",
     "PriceTable",
     "Provider",
+    "ProviderError",
     "StreamChunk",
     "StreamInterrupted",
     "SyncStream",

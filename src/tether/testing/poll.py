@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Callable, Generator
+from typing import TypeVar, cast
 
 T = TypeVar("T")
 
@@ -26,12 +26,21 @@ def _describe(fn: Callable[[], object], message: str | None) -> str:
     return f"the condition {name}"
 
 
-def _timed_out(
-    fn: Callable[[], object], message: str | None, timeout: float, last: object
-) -> TimeoutError:
-    return TimeoutError(
-        f"{_describe(fn, message)} did not hold within {timeout:g}s (last value: {last!r})"
-    )
+def _waits(
+    fn: Callable[[], T], timeout: float, interval: float, message: str | None
+) -> Generator[float, None, T]:
+    """Yields how long to wait before the next call of ``fn``; returns its truthy value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fn()
+        if value:
+            return value
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(
+                f"{_describe(fn, message)} did not hold within {timeout:g}s (last value: {value!r})"
+            )
+        yield min(interval, left)
 
 
 def poll(
@@ -43,15 +52,12 @@ def poll(
 ) -> T:
     """Call ``fn`` every ``interval`` seconds until it returns a truthy value (returned), or
     raise ``TimeoutError`` after ``timeout`` seconds. ``fn`` runs at least once."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value:
-            return value
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise _timed_out(fn, message, timeout, value)
-        time.sleep(min(interval, left))
+    waits = _waits(fn, timeout, interval, message)
+    try:
+        while True:
+            time.sleep(next(waits))
+    except StopIteration as done:
+        return cast(T, done.value)
 
 
 async def apoll(
@@ -63,15 +69,12 @@ async def apoll(
 ) -> T:
     """``poll`` for async code: waits with ``asyncio.sleep``, never blocking the loop
     (``fn`` itself must be quick)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value:
-            return value
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise _timed_out(fn, message, timeout, value)
-        await asyncio.sleep(min(interval, left))
+    waits = _waits(fn, timeout, interval, message)
+    try:
+        while True:
+            await asyncio.sleep(next(waits))
+    except StopIteration as done:
+        return cast(T, done.value)
 
 
 __all__ = ["apoll", "poll"]
