@@ -150,9 +150,11 @@ def fake_llm(
         ),
     ] = None,
 ) -> None:
-    """Serve FakeLLMServer in the foreground (OpenAI, Anthropic and Gemini wire formats)
-    until SIGINT/SIGTERM. Script it with --script, or at run time through its admin
-    endpoints: POST /_tether/script, POST /_tether/reset, GET /_tether/requests."""
+    """Serve FakeLLMServer in the foreground, for testing apps of several processes.
+
+    It speaks the OpenAI, Anthropic and Gemini wire formats on loopback until SIGINT or
+    SIGTERM. Script it with --script, or at run time through its admin endpoints:
+    POST /_tether/script, POST /_tether/reset, GET /_tether/requests."""
     from tether.testing.fake_server import ADMIN, FakeLLMServer
 
     if host not in _LOOPBACK:
