@@ -4,6 +4,8 @@ rate-limit hold is capped and explained. Every test runs on SQLite and PostgreSQ
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -11,6 +13,7 @@ from typing import Any
 import pytest
 
 import tether
+from tether import llm
 from tether.testing import FakeLLMServer, poll
 
 BACKENDS = pytest.mark.parametrize("backend", ["sqlite", "postgres"], indirect=True)
@@ -154,3 +157,44 @@ def test_one_long_retry_after_holds_the_model_for_at_most_max_hold(
         assert th.run(again, {"model": model, "prompt": "three"})["model"] == model
     finally:
         th.close()
+
+
+class _Recording:
+    """The real store's kv, noting which thread each breaker read or write runs on."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self.threads: set[int] = set()
+
+    def kv_get(self, key: str) -> str | None:
+        self.threads.add(threading.get_ident())
+        value: str | None = self.store.kv_get(key)
+        return value
+
+    def kv_set(self, key: str, value: str) -> None:
+        self.threads.add(threading.get_ident())
+        self.store.kv_set(key, value)
+
+
+@BACKENDS
+def test_breaker_state_in_the_store_is_never_read_on_the_event_loop(
+    store_url: str, fake: FakeLLMServer
+) -> None:
+    model = f"openai-compatible:{fake.url}/v1#tiny"
+    fake.fault("rate_limit", retry_after_ms=20).fault("server_error").reply("fine")
+    th = tether.Harness(store_url)
+    recording = _Recording(th.store)
+    breaker = llm.CircuitBreaker(llm.KVCircuitStore(recording), failure_threshold=1)
+
+    async def main() -> tuple[str, int]:
+        resp = await llm.acomplete(model, "hi", circuit=breaker, deadline=10)
+        return resp.text, threading.get_ident()
+
+    try:
+        text, loop_thread = asyncio.run(main())
+        assert text == "fine"
+        # the 500 opened it, the success closed it (read past the recording)
+        assert th.circuit_breaker.state(model) == "closed"
+    finally:
+        th.close()
+    assert recording.threads and loop_thread not in recording.threads

@@ -180,6 +180,12 @@ class CircuitBreaker:
         self.clock = clock
         self._indexed: set[str] = set()
 
+    @property
+    def blocking(self) -> bool:
+        """Whether reading or writing the state may block (anything but process memory):
+        async callers then reach it from a worker thread."""
+        return not isinstance(self.store, MemoryCircuitStore)
+
     # ---------------------------------------------------------------- state
 
     def _load(self, key: str) -> _State:

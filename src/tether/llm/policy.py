@@ -23,10 +23,13 @@ Re-asks for invalid output are counted apart from all of this.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from tether.errors import (
     ContentFiltered,
@@ -40,6 +43,8 @@ from tether.llm.classify import CIRCUIT_KINDS, Action, Classification, ErrorKind
 from tether.llm.prices import PriceTable
 from tether.llm.providers import Provider
 from tether.llm.types import AttemptRecord, Usage
+
+T = TypeVar("T")
 
 _BACKOFF_BASE = {ErrorKind.OVERLOADED: 1.0, ErrorKind.RATE_LIMITED: 1.0}
 _BACKOFF_CAP = 8.0
@@ -206,7 +211,7 @@ class CallState:
                 for r in rested:
                     r.rested, r.round_failures, r.timeouts = False, 0, 0
                 continue
-            chosen = self._admit(live, now)
+            chosen = await self._admit(live, now)
             if chosen is not None:
                 return chosen
             now = self.p.clock()
@@ -225,7 +230,7 @@ class CallState:
                 )
             await self._sleep(wake - now)
 
-    def _admit(self, live: list[Route], now: float) -> tuple[Route, Permit] | None:
+    async def _admit(self, live: list[Route], now: float) -> tuple[Route, Permit] | None:
         """The first route of the chain that may go now, or None. An open circuit keeps a
         route aside only while another route is not held back by its own circuit."""
         breaker = self.p.breaker
@@ -236,7 +241,7 @@ class CallState:
                 continue
             if breaker is None:
                 return route, Permit(True)
-            permit = breaker.before_call(route.key)
+            permit = await self._ask(functools.partial(breaker.before_call, route.key))
             if permit.allowed:
                 route.blocked = None
                 return route, permit
@@ -262,13 +267,19 @@ class CallState:
             return max(route.ready_at, route.circuit_until)
         return route.ready_at
 
+    async def _ask(self, fn: Callable[[], T]) -> T:
+        """Call the breaker: on a worker thread when its state lives in a store that can
+        block (a PostgreSQL round trip, a locked SQLite file), never on the event loop."""
+        breaker = self.p.breaker
+        if breaker is not None and breaker.blocking:
+            return await asyncio.to_thread(fn)
+        return fn()
+
     async def _sleep(self, seconds: float) -> None:
         self.slept += seconds
         if self.p.sleep is not None:
             await self.p.sleep(seconds)
         else:
-            import asyncio
-
             await asyncio.sleep(seconds)
 
     def attempt_timeout(self) -> float:
@@ -276,11 +287,12 @@ class CallState:
 
     # ---------------------------------------------------------------- outcomes
 
-    def success(self, route: Route, permit: Permit) -> None:
+    async def success(self, route: Route, permit: Permit) -> None:
         if self.p.breaker is not None:
-            self.p.breaker.record_success(route.key)
+            breaker = self.p.breaker
+            await self._ask(lambda: breaker.record_success(route.key))
 
-    def failed(
+    async def failed(
         self,
         route: Route,
         permit: Permit,
@@ -292,7 +304,10 @@ class CallState:
         raise_on_fail: bool = True,
     ) -> str:
         """Record a failed attempt and act on it; raises when the call must stop now."""
-        action = self.failure(route, permit, cls)
+        breaker = self.p.breaker
+        if breaker is not None:
+            await self._ask(lambda: self._tell(breaker, route, permit, cls))
+        action = self.failure(route, cls)
         error_type = type(exc.__cause__ or exc).__name__ if exc is not None else None
         self.record(
             route, started, ok=False, usage=usage, cls=cls, action=action, error_type=error_type
@@ -301,21 +316,23 @@ class CallState:
             raise self.fail(cls, "the error is not retriable") from exc
         return action
 
-    def failure(self, route: Route, permit: Permit, cls: Classification) -> str:
+    @staticmethod
+    def _tell(breaker: CircuitBreaker, route: Route, permit: Permit, cls: Classification) -> None:
+        """What a failure says about the provider, for every caller of the breaker."""
+        unhealthy = cls.kind in CIRCUIT_KINDS or (
+            cls.kind is ErrorKind.RATE_LIMITED and cls.retry_after is None
+        )
+        if unhealthy:
+            breaker.record_failure(route.key, probe=permit.probe)
+        elif cls.kind is ErrorKind.RATE_LIMITED and cls.retry_after:
+            breaker.hold(route.key, cls.retry_after)
+        elif permit.probe:
+            breaker.release_probe(route.key)
+
+    def failure(self, route: Route, cls: Classification) -> str:
         """Act on a failed attempt; returns the action taken (for the attempt record)."""
         self.last = cls
         now = self.p.clock()
-        breaker = self.p.breaker
-        if breaker is not None:
-            unhealthy = cls.kind in CIRCUIT_KINDS or (
-                cls.kind is ErrorKind.RATE_LIMITED and cls.retry_after is None
-            )
-            if unhealthy:
-                breaker.record_failure(route.key, probe=permit.probe)
-            elif cls.kind is ErrorKind.RATE_LIMITED and cls.retry_after:
-                breaker.hold(route.key, cls.retry_after)
-            elif permit.probe:
-                breaker.release_probe(route.key)
         action = cls.action
         if action is Action.FAIL or action is Action.REASK:
             return action.value
