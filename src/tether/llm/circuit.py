@@ -179,6 +179,9 @@ class CircuitBreaker:
         self.max_hold = max_hold
         self.clock = clock
         self._indexed: set[str] = set()
+        # Read-modify-write of one process's callers in turn (threads reach the store in
+        # parallel); across processes, writes stay last-writer-wins.
+        self._lock = threading.RLock()
 
     @property
     def blocking(self) -> bool:
@@ -248,9 +251,10 @@ class CircuitBreaker:
 
     def clear(self, key: str) -> CircuitStatus:
         """Close the circuit of ``key`` and drop its hold; returns what it was before."""
-        before = self.status(key)
-        self._save(key, _State())
-        return before
+        with self._lock:
+            before = self.status(key)
+            self._save(key, _State())
+            return before
 
     def clear_hint(self, key: str) -> str:
         if isinstance(self.store, KVCircuitStore):
@@ -261,24 +265,28 @@ class CircuitBreaker:
 
     def before_call(self, key: str) -> Permit:
         st = self._load(key)
-        now = self.clock()
-        if st.hold_until > now:
-            return Permit(
-                False, retry_at=st.hold_until, reason="hold", detail=self._held(key, st, now)
-            )
-        if st.state == "closed":
-            return Permit(True)
-        if st.state == "open" and now < st.open_until:
-            detail = f"the circuit of {key} is open until {_iso(st.open_until)}"
-            return Permit(False, retry_at=st.open_until, reason="open", detail=detail)
-        if st.state == "half_open" and now < st.probe_until:
-            detail = f"another caller is probing the half-open circuit of {key}"
-            return Permit(False, retry_at=st.probe_until, reason="probing", detail=detail)
-        # The cooldown is over (or the last probe never reported): this caller probes.
-        st.state = "half_open"
-        st.probe_until = now + self.probe_timeout
-        self._save(key, st)
-        return Permit(True, probe=True)
+        if st.state == "closed" and st.hold_until <= self.clock():
+            return Permit(True)  # a healthy model: one read, no lock, no write
+        with self._lock:
+            st = self._load(key)
+            now = self.clock()
+            if st.hold_until > now:
+                return Permit(
+                    False, retry_at=st.hold_until, reason="hold", detail=self._held(key, st, now)
+                )
+            if st.state == "closed":
+                return Permit(True)
+            if st.state == "open" and now < st.open_until:
+                detail = f"the circuit of {key} is open until {_iso(st.open_until)}"
+                return Permit(False, retry_at=st.open_until, reason="open", detail=detail)
+            if st.state == "half_open" and now < st.probe_until:
+                detail = f"another caller is probing the half-open circuit of {key}"
+                return Permit(False, retry_at=st.probe_until, reason="probing", detail=detail)
+            # The cooldown is over (or the last probe never reported): this caller probes.
+            st.state = "half_open"
+            st.probe_until = now + self.probe_timeout
+            self._save(key, st)
+            return Permit(True, probe=True)
 
     def _held(self, key: str, st: _State, now: float) -> str:
         asked = st.hold_asked or st.hold_until - now
@@ -294,56 +302,60 @@ class CircuitBreaker:
         this breaker waits it out or fails over, for at most ``max_hold`` seconds. Not a
         failure: the circuit stays closed. With ``share_rate_limits=False`` only the call
         that got the 429 waits."""
-        if not self.share_rate_limits or self.max_hold <= 0:
-            return
-        st = self._load(key)
-        until = self.clock() + min(seconds, self.max_hold)
-        if until > st.hold_until:
-            st.hold_until, st.hold_asked = until, seconds
-            self._save(key, st)
+        with self._lock:
+            if not self.share_rate_limits or self.max_hold <= 0:
+                return
+            st = self._load(key)
+            until = self.clock() + min(seconds, self.max_hold)
+            if until > st.hold_until:
+                st.hold_until, st.hold_asked = until, seconds
+                self._save(key, st)
 
     def record_success(self, key: str) -> None:
-        st = self._load(key)
-        if st.state != "closed":
-            self._save(key, _State(hold_until=st.hold_until, hold_asked=st.hold_asked))
-        elif st.failures and self.clock() - st.window_start < self.window:
-            st.successes += 1
-            self._save(key, st)
+        with self._lock:
+            st = self._load(key)
+            if st.state != "closed":
+                self._save(key, _State(hold_until=st.hold_until, hold_asked=st.hold_asked))
+            elif st.failures and self.clock() - st.window_start < self.window:
+                st.successes += 1
+                self._save(key, st)
 
     def record_failure(self, key: str, *, probe: bool = False) -> bool:
         """Count a provider failure; returns True when this failure opened the circuit.
 
         While the circuit is open or half-open, only the probe's failure counts (it reopens
         the circuit for longer); calls let through without a fallback do not extend it."""
-        st = self._load(key)
-        now = self.clock()
-        if st.state == "open":
-            return False
-        if st.state == "half_open":
-            if not probe:
+        with self._lock:
+            st = self._load(key)
+            now = self.clock()
+            if st.state == "open":
                 return False
-            st.cooldown = min(self.max_cooldown, max(st.cooldown, self.cooldown) * 2)
-            st.state, st.open_until = "open", now + st.cooldown
+            if st.state == "half_open":
+                if not probe:
+                    return False
+                st.cooldown = min(self.max_cooldown, max(st.cooldown, self.cooldown) * 2)
+                st.state, st.open_until = "open", now + st.cooldown
+                self._save(key, st)
+                return True
+            if now - st.window_start >= self.window:
+                st.window_start, st.failures, st.successes = now, 0, 0
+            st.failures += 1
+            rate = st.failures / (st.failures + st.successes)
+            opened = st.failures >= self.failure_threshold and rate >= self.failure_rate
+            if opened:
+                st.state, st.open_until, st.cooldown = "open", now + self.cooldown, self.cooldown
+                st.failures = st.successes = 0
             self._save(key, st)
-            return True
-        if now - st.window_start >= self.window:
-            st.window_start, st.failures, st.successes = now, 0, 0
-        st.failures += 1
-        rate = st.failures / (st.failures + st.successes)
-        opened = st.failures >= self.failure_threshold and rate >= self.failure_rate
-        if opened:
-            st.state, st.open_until, st.cooldown = "open", now + self.cooldown, self.cooldown
-            st.failures = st.successes = 0
-        self._save(key, st)
-        return opened
+            return opened
 
     def release_probe(self, key: str) -> None:
         """A probe ended without telling anything about the provider (e.g. a 4xx): let the
         next caller probe at once."""
-        st = self._load(key)
-        if st.state == "half_open":
-            st.probe_until = 0.0
-            self._save(key, st)
+        with self._lock:
+            st = self._load(key)
+            if st.state == "half_open":
+                st.probe_until = 0.0
+                self._save(key, st)
 
 
 _default = CircuitBreaker()
