@@ -22,9 +22,10 @@ def context_window(model: str, prices: PriceTable | None = None) -> int | None:
     provider, _, name = model.partition(":")
     if not name:
         provider, name = "", model
-    if provider == "openai-compatible" and "#" in name:
-        name = name.split("#", 1)[1]
     table = prices or default_prices()
+    if provider == "openai-compatible":  # a server of open models: known by the model's name
+        name = name.split("#", 1)[1] if "#" in name else name
+        return table.context_window(provider, name) or table.context_window("openai", name)
     return table.context_window(provider, name)
 
 

@@ -74,7 +74,7 @@ def build(
     )
     while live and live[0].role != "user":  # a conversation starts with a user message
         live = live[1:]
-    conv = Conversation(live, costs, settings)
+    conv = Conversation(live, costs, _stub_sized(settings, budget))
     room = budget - head.tokens()
     reserve = int(settings.memory_share * budget)
     memory_room = fit(conv, room, reserve)
@@ -110,6 +110,15 @@ def build(
     built = BuiltContext(messages=messages, report=report, sources=sources)
     check_build(built, system=system, pins=view.pins)
     return built
+
+
+def _stub_sized(settings: ContextSettings, budget: int) -> ContextSettings:
+    """A stub shows at most about 5% of the budget (at four characters a token)."""
+    cap = max(90, int(budget * 0.05 * 4))
+    head, tail = min(settings.stub_head_chars, cap * 2 // 3), min(settings.stub_tail_chars, cap // 3)
+    if (head, tail) == (settings.stub_head_chars, settings.stub_tail_chars):
+        return settings
+    return settings.model_copy(update={"stub_head_chars": head, "stub_tail_chars": tail})
 
 
 def _search(

@@ -10,7 +10,7 @@ _PATH = re.compile(
 )
 _ID = re.compile(r"\b(?=[\w-]*\d)(?=[\w-]*[A-Za-z])[A-Za-z0-9]+(?:[-_][A-Za-z0-9]+)*\b")
 _HEX = re.compile(r"\b[0-9a-fA-F]{8,}(?:-[0-9a-fA-F]{4,})*\b")
-_NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,:]\d+)*(?![\w])")
+_NUMBER = re.compile(r"(?<![\w./-])\d+(?:[.,:]\d+)*(?![\w])")
 
 
 def identifiers(text: str) -> set[str]:
