@@ -8,12 +8,22 @@ from tether.llm.types import Message, ToolCall
 COUNTER = ApproxCounter()
 
 
-def window(budget: int = 4000, system: str | None = "You are a careful assistant.", **kw: object) -> WindowCore:
+def window(
+    budget: int = 4000, system: str | None = "You are a careful assistant.", **kw: object
+) -> WindowCore:
     return WindowCore(MemoryWindowLog(), budget=budget, system=system, **kw)  # type: ignore[arg-type]
 
 
-def tool_turn(w: WindowCore, call_id: str, result: str, *, name: str = "search", text: str = "") -> None:
-    w.add(Message(role="assistant", content=text, tool_calls=[ToolCall(id=call_id, name=name, arguments={"q": call_id})]))
+def tool_turn(
+    w: WindowCore, call_id: str, result: str, *, name: str = "search", text: str = ""
+) -> None:
+    w.add(
+        Message(
+            role="assistant",
+            content=text,
+            tool_calls=[ToolCall(id=call_id, name=name, arguments={"q": call_id})],
+        )
+    )
     w.add("tool", result, tool_call_id=call_id, name=name)
 
 

@@ -126,7 +126,13 @@ def test_tool_pairs_are_never_split() -> None:
 def test_unanswered_calls_are_left_out() -> None:
     w = window()
     w.add("user", "look up two things")
-    w.add(Message(role="assistant", content="Checking both.", tool_calls=[ToolCall(id="ok", name="f"), ToolCall(id="lost", name="g")]))
+    w.add(
+        Message(
+            role="assistant",
+            content="Checking both.",
+            tool_calls=[ToolCall(id="ok", name="f"), ToolCall(id="lost", name="g")],
+        )
+    )
     w.add("tool", "answer", tool_call_id="ok")
     w.add("user", "and now?")
     w.add(Message(role="assistant", content="", tool_calls=[ToolCall(id="pending", name="h")]))
@@ -182,7 +188,10 @@ def test_consecutive_user_messages_are_merged() -> None:
     c = w.add("assistant", "and more")
     built = w.build()
     assert_valid(built)
-    assert [m.content for m in built.messages[1:]] == ["first part\n\nsecond part", "ok\n\nand more"]
+    assert [m.content for m in built.messages[1:]] == [
+        "first part\n\nsecond part",
+        "ok\n\nand more",
+    ]
     assert built.sources[1] == [a.seq, b.seq] and c.seq in built.sources[2]
 
 
@@ -201,7 +210,17 @@ def test_summary_stands_for_the_turns_it_covers() -> None:
     w.log = log
     chat(w, 6)
     items = log.items()
-    log.append([ContextItem(kind="summary", text="Goal: greet.\nProgress: six exchanges.", from_seq=1, through_seq=items[5].seq, meta={"previous": None})])
+    log.append(
+        [
+            ContextItem(
+                kind="summary",
+                text="Goal: greet.\nProgress: six exchanges.",
+                from_seq=1,
+                through_seq=items[5].seq,
+                meta={"previous": None},
+            )
+        ]
+    )
     built = w.build()
     assert_valid(built)
     assert "Goal: greet." in built.messages[0].content
@@ -261,7 +280,9 @@ def test_injected_retrievers_fill_the_memory_slot() -> None:
     assert "The user prefers metric units." in built.messages[0].content
     built = w.build(query="units")
     assert mem.queries[-1] == "units"
-    fused = window(budget=900, retriever=[mem, Memories([Hit(id="memory:m2", text="Lives in Oslo.", score=3)])])
+    fused = window(
+        budget=900, retriever=[mem, Memories([Hit(id="memory:m2", text="Lives in Oslo.", score=3)])]
+    )
     chat(fused, 30)
     assert set(fused.build().report.retrieved) == {"memory:m1", "memory:m2"}
 
@@ -296,3 +317,15 @@ def test_recall_of_unknown_handles() -> None:
     for handle in ("art_123456789abc", "item:99", "item:x", "nonsense"):
         with pytest.raises(ArtifactNotFound, match="report.stubbed"):
             recall(w.log, handle)
+
+
+def test_a_result_is_named_after_its_call() -> None:
+    """Gemini matches function responses to calls by name: a result's name follows its call."""
+    w = window()
+    w.add("user", "weather?")
+    w.add(Message(role="assistant", tool_calls=[ToolCall(id="w1", name="get_weather")]))
+    w.add("tool", "sunny", tool_call_id="w1", name="weather_tool_v2")
+    w.add("user", "thanks")
+    built = w.build()
+    assert_valid(built)
+    assert [m.name for m in built.messages if m.role == "tool"] == ["get_weather"]

@@ -49,14 +49,27 @@ def test_the_plan_folds_whole_units_and_keeps_the_newest_turns() -> None:
     plan = plan_compaction(w.log, budget=w.budget, system=w.system)
     assert plan is not None
     items = {i.seq: i for i in w.items()}
-    folded = {items[s].message.tool_call_id for s in plan.folded if items[s].message and items[s].message.role == "tool"}
-    calls = {c.id for s in plan.folded for c in (items[s].message.tool_calls if items[s].message else [])}
+    folded = {
+        items[s].message.tool_call_id
+        for s in plan.folded
+        if items[s].message and items[s].message.role == "tool"
+    }
+    calls = {
+        c.id for s in plan.folded for c in (items[s].message.tool_calls if items[s].message else [])
+    }
     assert folded == calls  # every folded call goes with its result
     newest = max(items)
     assert newest not in plan.folded and all(items[s].kind != "pin" for s in plan.folded)
     assert plan.through_seq < newest and plan.previous is None
     system, user = plan.request.messages
-    for section in ("Goal", "Constraints", "Progress", "Decisions", "Next steps", "Critical context"):
+    for section in (
+        "Goal",
+        "Constraints",
+        "Progress",
+        "Decisions",
+        "Next steps",
+        "Critical context",
+    ):
         assert section in system.content
     assert "ACC-7781" in plan.required  # pinned and present in the folded turns
     assert f"#{plan.folded[0]} user: Our account is ACC-7781" in user.content
@@ -64,7 +77,9 @@ def test_the_plan_folds_whole_units_and_keeps_the_newest_turns() -> None:
     assert again is not None and again.key == plan.key  # idempotency key: same range, same key
     other = plan_compaction(w.log, budget=w.budget, system=w.system, model="local:smollm2-135m")
     assert other is not None and other.key != plan.key
-    tighter = plan_compaction(w.log, budget=w.budget, system=w.system, settings=ContextSettings(min_saving=0.5))
+    tighter = plan_compaction(
+        w.log, budget=w.budget, system=w.system, settings=ContextSettings(min_saving=0.5)
+    )
     assert tighter is not None and tighter.key != plan.key
 
 
@@ -125,7 +140,9 @@ def test_a_summary_that_drops_a_protected_term_is_refused() -> None:
     with pytest.raises(CompactionRejected, match="drops protected terms: ACC-7781"):
         apply(w.log, plan, StructuredSummary(goal="Check the servers.", progress=["all healthy"]))
     assert w.log.summary() is None
-    ok = apply(w.log, plan, StructuredSummary(goal="Check servers for ACC-7781.", progress=["all healthy"]))
+    ok = apply(
+        w.log, plan, StructuredSummary(goal="Check servers for ACC-7781.", progress=["all healthy"])
+    )
     assert w.log.summary() is not None and ok.summary_seq == w.log.summary().seq  # type: ignore[union-attr]
 
 
@@ -143,7 +160,10 @@ def test_the_previous_summary_identifiers_carry_over() -> None:
         apply(w.log, second, "Goal: servers for ACC-7781.")
 
 
-@pytest.mark.parametrize("answer", ["", "   ", "Error generating summary: 429 Too Many Requests", "I'm sorry, I cannot help."])
+@pytest.mark.parametrize(
+    "answer",
+    ["", "   ", "Error generating summary: 429 Too Many Requests", "I'm sorry, I cannot help."],
+)
 def test_error_text_is_never_a_summary(answer: str) -> None:
     w = busy()
     plan = plan_compaction(w.log, budget=w.budget, system=w.system)

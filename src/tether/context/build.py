@@ -70,14 +70,17 @@ def build(
     head.check_fits(budget)
     live = view.live_units()
     full_tokens = head.tokens() + sum(
-        costs.of(i.message) for u in live for i in u.items if i.message
+        costs.of(u.message) + sum(costs.of(m) for m in u.sent_results) for u in live
     )
     while live and live[0].role != "user":  # a conversation starts with a user message
         live = live[1:]
-    conv = Conversation(live, costs, _stub_sized(settings, budget))
-    room = budget - head.tokens()
     reserve = int(settings.memory_share * budget)
-    memory_room = fit(conv, room, reserve)
+    conv = Conversation(live, costs, _stub_sized(settings, budget))
+    memory_room = fit(conv, budget - head.tokens(), reserve)
+    if memory_room < 0 and head.summary:  # the newest turn matters more than the summary
+        head.summary = ""
+        conv = Conversation(live, costs, _stub_sized(settings, budget))
+        memory_room = fit(conv, budget - head.tokens(), reserve)
     if memory_room < 0:
         raise ContextBudgetError(
             f"the budget of {budget} tokens cannot hold the system prompt and pins "
@@ -115,7 +118,10 @@ def build(
 def _stub_sized(settings: ContextSettings, budget: int) -> ContextSettings:
     """A stub shows at most about 5% of the budget (at four characters a token)."""
     cap = max(90, int(budget * 0.05 * 4))
-    head, tail = min(settings.stub_head_chars, cap * 2 // 3), min(settings.stub_tail_chars, cap // 3)
+    head, tail = (
+        min(settings.stub_head_chars, cap * 2 // 3),
+        min(settings.stub_tail_chars, cap // 3),
+    )
     if (head, tail) == (settings.stub_head_chars, settings.stub_tail_chars):
         return settings
     return settings.model_copy(update={"stub_head_chars": head, "stub_tail_chars": tail})

@@ -364,7 +364,7 @@ async def abuild(
 
 
 def _unit_cost(costs: MessageCosts, unit: Unit) -> int:
-    return costs.of(unit.message) + sum(costs.of(r.message) for r in unit.results if r.message)
+    return costs.of(unit.message) + sum(costs.of(m) for m in unit.sent_results)
 
 
 def _system_tokens(costs: MessageCosts, system: str | None, *sections: str) -> int:

@@ -52,9 +52,7 @@ class Conversation:
         self.shown: list[Shown] = []
         for unit in units:
             parts = [Part(unit.head, unit.message, unit.message, costs.of(unit.message))]
-            for result in unit.results:
-                m = result.message
-                assert m is not None
+            for result, m in zip(unit.results, unit.sent_results, strict=True):
                 parts.append(Part(result, m, m, costs.of(m)))
             self.shown.append(Shown(unit, parts))
         self.total = sum(s.cost for s in self.shown)

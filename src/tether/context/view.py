@@ -30,6 +30,7 @@ class Unit:
     results: list[ContextItem] = field(default_factory=list)
     omitted: list[str] = field(default_factory=list)
     turn: int = -1
+    sent_results: list[Message] = field(default_factory=list)  # named after their call
 
     @property
     def items(self) -> list[ContextItem]:
@@ -115,8 +116,16 @@ def _units(messages: list[ContextItem]) -> tuple[list[Unit], list[str]]:
         if paired:
             sent = m if not omitted else m.model_copy(update={"tool_calls": paired})
             answers = [results[c.id] for c in paired]
-            units.append(Unit(item.seq, "tools", item, sent, answers, omitted, turn))
+            named = [_named(r, c.name) for r, c in zip(answers, paired, strict=True)]
+            units.append(Unit(item.seq, "tools", item, sent, answers, omitted, turn, named))
         elif m.content.strip():
             sent = m.model_copy(update={"tool_calls": []}) if m.tool_calls else m
             units.append(Unit(item.seq, "assistant", item, sent, [], omitted, turn))
     return units, omitted_all
+
+
+def _named(result: ContextItem, name: str) -> Message:
+    """A result carries its call's function name (Gemini matches responses by name)."""
+    m = result.message
+    assert m is not None
+    return m if m.name == name else m.model_copy(update={"name": name})

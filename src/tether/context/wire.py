@@ -31,9 +31,12 @@ from tether.llm.types import Message
 
 
 def check_openai_chat(messages: Sequence[Message]) -> None:
-    fail = _fail("openai-chat")
+    _check_chat_pairs(chat_messages(list(messages)), _fail("openai-chat"))
+
+
+def _check_chat_pairs(wire: list[dict[str, Any]], fail: Callable[[str], NoReturn]) -> None:
     pending: set[str] = set()
-    for i, d in enumerate(chat_messages(list(messages))):
+    for i, d in enumerate(wire):
         if d["role"] == "tool":
             if d["tool_call_id"] not in pending:
                 fail(
@@ -180,7 +183,7 @@ def check_llamacpp(messages: Sequence[Message]) -> None:
         prev = role
     if turns and turns[0] != "user":
         fail("the conversation must start with a user message")
-    check_openai_chat(messages)
+    _check_chat_pairs(wire, fail)
 
 
 FAMILIES: dict[str, Callable[[Sequence[Message]], None]] = {
