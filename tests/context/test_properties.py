@@ -5,6 +5,7 @@ keeps every invariant, for every provider family."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from dataclasses import dataclass, field
 
@@ -81,14 +82,12 @@ class Sim:
             call_id = self.pending.pop(self.n % len(self.pending))  # any order, maybe late
             w.add("tool", text(arg, self.n), tool_call_id=call_id)
         elif kind == "pin":
-            try:
+            with contextlib.suppress(ContextBudgetError):  # refused: the pins would not fit
                 w.pin(f"p{arg}", f"fact {arg}: " + text(5 + arg, self.n))
-            except ContextBudgetError:
-                pass  # refused, nothing written: the pins would not fit this budget
         elif kind == "unpin" and f"p{arg}" in w.log.pins():
             w.unpin(f"p{arg}")
         elif kind == "compact":
-            try:
+            with contextlib.suppress(CompactionRejected):  # refused: the window is unchanged
                 asyncio.run(
                     acompact(
                         w.log,
@@ -98,8 +97,6 @@ class Sim:
                         force=True,
                     )
                 )
-            except CompactionRejected:
-                pass  # the window is unchanged: still a valid log to build
 
 
 @settings(
