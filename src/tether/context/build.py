@@ -30,8 +30,8 @@ from tether.context.render import (
 )
 from tether.context.retrieval import Retriever, fuse, window_retriever
 from tether.context.settings import DEFAULT_SETTINGS, ContextSettings
-from tether.context.tokens import DEFAULT_COUNTER, MessageCosts, TokenCounter
-from tether.context.view import LogView
+from tether.context.tokens import DEFAULT_COUNTER, MessageCosts, TokenCounter, costs_for
+from tether.context.view import LogView, Unit
 from tether.llm.types import Message
 
 #: a memory slot smaller than this is not worth a retrieval
@@ -63,8 +63,9 @@ def build(
     (or the newest user message once shortened): the error names the numbers and the fix.
     """
     settings = settings or DEFAULT_SETTINGS
-    costs = MessageCosts(counter or DEFAULT_COUNTER)
     items = snapshot(log)
+    costs = costs_for(counter or DEFAULT_COUNTER, None if isinstance(log, Sequence) else log)
+    costs.bound(len(items))
     view = LogView.of(items)
     head = _Head(system, view, costs)
     head.check_fits(budget)
@@ -72,15 +73,13 @@ def build(
     full_tokens = head.tokens() + sum(
         costs.of(u.message) + sum(costs.of(m) for m in u.sent_results) for u in live
     )
-    while live and live[0].role != "user":  # a conversation starts with a user message
-        live = live[1:]
     reserve = int(settings.memory_share * budget)
-    conv = Conversation(live, costs, _stub_sized(settings, budget))
-    memory_room = fit(conv, budget - head.tokens(), reserve)
+    conv, left = _conversation(live, costs, budget - head.tokens(), settings, budget)
+    memory_room = fit(conv, budget - head.tokens(), reserve, left=left)
     if memory_room < 0 and head.summary:  # the newest turn matters more than the summary
         head.summary = ""
-        conv = Conversation(live, costs, _stub_sized(settings, budget))
-        memory_room = fit(conv, budget - head.tokens(), reserve)
+        conv, left = _conversation(live, costs, budget - head.tokens(), settings, budget)
+        memory_room = fit(conv, budget - head.tokens(), reserve, left=left)
     if memory_room < 0:
         raise ContextBudgetError(
             f"the budget of {budget} tokens cannot hold the system prompt and pins "
@@ -113,6 +112,34 @@ def build(
     built = BuiltContext(messages=messages, report=report, sources=sources)
     check_build(built, system=system, pins=view.pins)
     return built
+
+
+def _conversation(
+    live: list[Unit], costs: MessageCosts, room: int, settings: ContextSettings, budget: int
+) -> tuple[Conversation, bool]:
+    """The conversation of the units that could be shown, and whether some could not."""
+    shown = _candidates(live, costs, room)
+    users = [u for u in live if u.role == "user"]
+    first = live.index(users[0]) if users else len(live)
+    left = len(shown) < len(live) - first
+    return Conversation(shown, costs, _stub_sized(settings, budget)), left
+
+
+def _candidates(live: list[Unit], costs: MessageCosts, room: int) -> list[Unit]:
+    """The units that could be shown: the newest ones whose texts alone fit the room (an
+    older one could never be), the newest turn's user message, from a user message on."""
+    start, used = len(live), 0
+    while start > 0 and used + costs.of(live[start - 1].message) <= room:
+        start -= 1
+        used += costs.of(live[start].message)
+    shown = live[start:]
+    newest = live[-1].turn if live else -1
+    anchor = next((u for u in live[:start] if u.role == "user" and u.turn == newest), None)
+    if anchor is not None and newest >= 0:
+        shown = [anchor, *(u for u in shown if u.turn == newest)]
+    while shown and shown[0].role != "user":  # a conversation starts with a user message
+        shown = shown[1:]
+    return shown
 
 
 def _stub_sized(settings: ContextSettings, budget: int) -> ContextSettings:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from pydantic import BaseModel
@@ -37,7 +37,7 @@ from tether.context.render import pins_block, summary_block, system_text
 from tether.context.retrieval import Retriever
 from tether.context.settings import DEFAULT_SETTINGS, ContextSettings
 from tether.context.terms import identifiers, missing, protected
-from tether.context.tokens import DEFAULT_COUNTER, MessageCosts, TokenCounter
+from tether.context.tokens import DEFAULT_COUNTER, MessageCosts, TokenCounter, costs_for
 from tether.context.transcript import REFUSALS, SUMMARIZER_PROMPT, transcript_line
 from tether.context.view import LogView, Unit
 from tether.llm.types import Message
@@ -76,8 +76,10 @@ def plan_compaction(
     """The compaction to run now, or None: below the soft trigger (unless ``force``), or
     when less than ``min_fold_share`` of the budget (any amount with ``force``) can fold."""
     settings = settings or DEFAULT_SETTINGS
-    costs = MessageCosts(counter or DEFAULT_COUNTER)
-    view = LogView.of(snapshot(log))
+    items = snapshot(log)
+    costs = costs_for(counter or DEFAULT_COUNTER, None if isinstance(log, Sequence) else log)
+    costs.bound(len(items))
+    view = LogView.of(items)
     live = view.live_units()
     if not live:
         return None

@@ -116,15 +116,17 @@ class Conversation:
             yield from s.parts
 
 
-def fit(conv: Conversation, room: int, reserve: int) -> int:
-    """Reduce ``conv`` until it fits ``room`` (or ``room - reserve`` once turns must go),
-    cheapest action first. Returns the room the memory slot may use (0 if none)."""
+def fit(conv: Conversation, room: int, reserve: int, *, left: bool = False) -> int:
+    """Reduce ``conv`` until it fits ``room`` (or ``room - reserve`` once turns must go, or
+    already went: ``left``), cheapest action first. Returns the room left (-1: no fit)."""
     keep = conv.settings.keep_tool_results
+    limit = room - reserve
+    target = limit if left else room
 
-    def fits(limit: int) -> bool:
-        return conv.total <= limit
+    def fits(n: int) -> bool:
+        return conv.total <= n
 
-    if fits(room):
+    if fits(target):
         return room - conv.total
     results = conv.results()
     newest_turn = conv.newest_turn()
@@ -134,14 +136,13 @@ def fit(conv: Conversation, room: int, reserve: int) -> int:
     for part in results:  # (1) large tool results become stubs, oldest first
         if id(part) not in protected:
             conv.stub(part)
-            if fits(room):
+            if fits(target):
                 return room - conv.total
     for part in results:  # (2) older tool results are cleared, the newest few kept
         if id(part) not in recent:
             conv.clear(part)
-            if fits(room):
+            if fits(target):
                 return room - conv.total
-    limit = room - reserve
     while not fits(limit) and conv.shown and conv.shown[0].unit.turn != newest_turn:
         first_turn = conv.shown[0].unit.turn  # (3) older turns leave, whole
         while conv.shown and conv.shown[0].unit.turn == first_turn:

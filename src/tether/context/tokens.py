@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import weakref
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
@@ -59,7 +60,9 @@ class ApproxCounter:
 
 
 class MessageCosts:
-    """Per-message counts from any counter, cached by the message's identity within one build."""
+    """Per-message counts from any counter, cached by the message object (kept alive by the
+    cache, so an id is never reused while cached). ``costs_for`` keeps one per log, so a
+    window's messages are counted once, not at every build."""
 
     def __init__(self, counter: TokenCounter) -> None:
         self.counter = counter
@@ -76,6 +79,28 @@ class MessageCosts:
 
     def total(self, messages: Sequence[Message]) -> int:
         return self.counter.count_messages(messages)
+
+    def bound(self, n: int) -> None:
+        """Forget everything when the cache holds far more than ``n`` live messages (a log
+        that returns new objects at every read)."""
+        if len(self._cache) > 4 * n + 1000:
+            self._cache.clear()
+
+
+_by_owner: weakref.WeakKeyDictionary[object, MessageCosts] = weakref.WeakKeyDictionary()
+
+
+def costs_for(counter: TokenCounter, owner: object | None) -> MessageCosts:
+    """The cached ``MessageCosts`` of ``owner`` (a log) for ``counter``, or a fresh one."""
+    if owner is None:
+        return MessageCosts(counter)
+    try:
+        cached = _by_owner.get(owner)
+    except TypeError:  # an owner that cannot be weakly referenced
+        return MessageCosts(counter)
+    if cached is None or cached.counter is not counter:
+        cached = _by_owner[owner] = MessageCosts(counter)
+    return cached
 
 
 DEFAULT_COUNTER = ApproxCounter()
