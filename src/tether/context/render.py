@@ -7,17 +7,16 @@ its prefix while only the memory slot changes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Collection, Sequence
 
 from tether.context.records import ContextItem, Hit
+from tether.context.retrieval import terms
 from tether.context.settings import ContextSettings
 
 PINS_TITLE = "Pinned facts (current; they override anything older):"
 SUMMARY_TITLE = "Summary of the earlier conversation:"
-MEMORY_TITLE = (
-    "Retrieved for this question from earlier in the conversation and from long-term memory "
-    "(#n is the message number; a later number supersedes an earlier one):"
-)
+MEMORY_TITLE = "Retrieved from earlier (#n: message number; a later one supersedes):"
 
 
 def pins_block(pins: Sequence[ContextItem]) -> str:
@@ -52,16 +51,45 @@ def system_text(system: str | None, *sections: str) -> str:
     return "\n\n".join(part for part in (system or "", *sections) if part)
 
 
-def memory_line(hit: Hit, item: ContextItem | None, max_chars: int) -> str:
-    text = " ".join(hit.text.split())
-    if len(text) > max_chars:
-        text = text[: max_chars - 1].rstrip() + "…"
+def memory_line(
+    hit: Hit, item: ContextItem | None, max_chars: int, focus: Collection[str] = ()
+) -> str:
+    text = snippet(hit.text, focus, max_chars)
     if item is not None and item.message is not None:
         role: str = item.message.role
         if role == "tool":
             role = f"tool result {item.message.name or ''}".rstrip()
         return f"- #{item.seq} {role}: {text}"
     return f"- {hit.id}: {text}"
+
+
+def snippet(text: str, focus: Collection[str], max_chars: int) -> str:
+    """At most ``max_chars`` of ``text`` (whitespace folded): all of it when it fits, else
+    the passage around the line or sentence that holds the most ``focus`` terms."""
+    flat = " ".join(text.split())
+    if len(flat) <= max_chars:
+        return flat
+    pieces = [p for p in re.split(r"\n+|(?<=[.!?])\s+", text) if p.strip()]
+    best = max(range(len(pieces)), key=lambda i: (_overlap(pieces[i], focus), -i))
+    lo = hi = best
+    out = " ".join(pieces[best].split())
+    while True:
+        grown = False
+        for j in (hi + 1, lo - 1):
+            if 0 <= j < len(pieces):
+                piece = " ".join(pieces[j].split())
+                if len(out) + len(piece) + 1 <= max_chars - 2:
+                    out = f"{out} {piece}" if j > hi else f"{piece} {out}"
+                    lo, hi, grown = min(lo, j), max(hi, j), True
+        if not grown:
+            break
+    if len(out) > max_chars - 2:
+        out = out[: max_chars - 3].rstrip()
+    return ("…" if lo > 0 else "") + out + ("…" if hi < len(pieces) - 1 else "")
+
+
+def _overlap(piece: str, focus: Collection[str]) -> int:
+    return len(set(terms(piece)) & set(focus))
 
 
 def stub_text(content: str, handle: str, settings: ContextSettings) -> str:

@@ -107,14 +107,17 @@ STOPWORDS = frozenset(
 
 
 def _stem(word: str) -> str:
+    """A light suffix stripper: plurals, -ing, -ed, and a final -e (live, lived, living)."""
     if len(word) > 4 and word.endswith("ies"):
-        return word[:-3] + "y"
-    if len(word) > 5 and word.endswith("ing"):
-        return word[:-3]
-    if len(word) > 4 and word.endswith("ed"):
-        return word[:-2]
-    if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
-        return word[:-1]
+        word = word[:-3] + "y"
+    elif len(word) > 5 and word.endswith("ing"):
+        word = word[:-3]
+    elif len(word) > 4 and word.endswith("ed"):
+        word = word[:-2]
+    elif len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+        word = word[:-1]
+    if len(word) > 3 and word.endswith("e"):
+        word = word[:-1]
     return word
 
 
@@ -166,12 +169,33 @@ class BM25Index:
 
 
 def indexable(item: ContextItem) -> str:
-    """The text of an item worth retrieving ("" for pins, summaries and empty messages)."""
-    m = item.message
-    if m is None:
-        return ""
-    calls = " ".join(f"{c.name} {c.arguments}" for c in m.tool_calls)
-    return f"{m.content} {calls}".strip()
+    """The text of an item worth retrieving: a message's content ("" for pins, summaries
+    and an assistant message that only calls tools)."""
+    return item.message.content.strip() if item.message is not None else ""
+
+
+#: a text longer than this is indexed as passages of about this size
+PASSAGE_CHARS = 400
+
+
+def passages(text: str, size: int = PASSAGE_CHARS) -> list[str]:
+    """``text`` whole when short, else split at lines and sentences into passages of about
+    ``size`` characters: a fact in a long tool result scores as a short document."""
+    if len(text) <= size:
+        return [text]
+    out: list[str] = []
+    current = ""
+    for piece in re.split(r"\n+|(?<=[.!?])\s+", text):
+        piece = piece.strip()
+        if not piece:
+            continue
+        if current and len(current) + len(piece) + 1 > size:
+            out.append(current)
+            current = ""
+        current = f"{current}\n{piece}" if current else piece[: size * 2]
+    if current:
+        out.append(current)
+    return out
 
 
 class WindowRetriever:
@@ -188,14 +212,17 @@ class WindowRetriever:
             self.index, self.first_seq, self.last_seq = BM25Index(), first, 0
         for item in items:
             if item.seq > self.last_seq:
-                text = indexable(item)
-                if text:
-                    self.index.add(f"item:{item.seq}", text)
+                for passage in passages(indexable(item)):
+                    self.index.add(f"item:{item.seq}", passage)
                 self.last_seq = item.seq
         return self
 
     def search(self, query: str, k: int) -> list[Hit]:
-        return self.index.search(query, k)
+        """The best passage of each of the ``k`` best items."""
+        best: dict[str, Hit] = {}
+        for hit in self.index.search(query, k * 3):
+            best.setdefault(hit.id, hit)
+        return list(best.values())[:k]
 
 
 _by_log: weakref.WeakKeyDictionary[object, WindowRetriever] = weakref.WeakKeyDictionary()
