@@ -175,7 +175,7 @@ def indexable(item: ContextItem) -> str:
 
 
 #: a text longer than this is indexed as passages of about this size
-PASSAGE_CHARS = 400
+PASSAGE_CHARS = 200
 
 
 def passages(text: str, size: int = PASSAGE_CHARS) -> list[str]:
