@@ -11,7 +11,11 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def test_context_sample_runs(capsys: pytest.CaptureFixture[str]) -> None:
-    code = next(b for b in re.findall(r"```python\n(.*?)```", README.read_text(), re.S) if "WindowCore(" in b)
+    code = next(
+        b
+        for b in re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+        if "WindowCore(" in b
+    )
     namespace: dict[str, object] = {}
     exec(compile(code, "README.md", "exec"), namespace)
     built = namespace["built"]

@@ -22,7 +22,7 @@ from tether.llm.types import Message
 Form = Literal["full", "stub", "cleared", "cut"]
 
 
-@dataclass
+@dataclass(slots=True, eq=False)
 class Part:
     item: ContextItem
     full: Message
@@ -35,7 +35,7 @@ class Part:
         return self.full.role == "tool"
 
 
-@dataclass
+@dataclass(slots=True, eq=False)
 class Shown:
     unit: Unit
     parts: list[Part]

@@ -21,7 +21,7 @@ from tether.llm.types import Message
 UnitRole = Literal["user", "assistant", "tools"]
 
 
-@dataclass
+@dataclass(slots=True, eq=False)
 class Unit:
     key: int  # seq of the unit's first message: what a summary's range counts
     role: UnitRole
@@ -108,7 +108,7 @@ def _units(messages: list[ContextItem]) -> tuple[list[Unit], list[str]]:
         if m.role == "user":
             if m.content.strip():
                 turn += 1
-                units.append(Unit(item.seq, "user", item, m, turn=turn))
+                units.append(Unit(item.seq, "user", item, m, [], [], turn, []))
             continue
         paired = [c for c in m.tool_calls if c.id in results]
         omitted = [c.id for c in m.tool_calls if c.id not in results]
@@ -120,7 +120,7 @@ def _units(messages: list[ContextItem]) -> tuple[list[Unit], list[str]]:
             units.append(Unit(item.seq, "tools", item, sent, answers, omitted, turn, named))
         elif m.content.strip():
             sent = m.model_copy(update={"tool_calls": []}) if m.tool_calls else m
-            units.append(Unit(item.seq, "assistant", item, sent, [], omitted, turn))
+            units.append(Unit(item.seq, "assistant", item, sent, [], omitted, turn, []))
     return units, omitted_all
 
 
