@@ -4,7 +4,7 @@ Each conversation has several sessions and hundreds of turns: chit-chat on varie
 personal facts introduced early (some phrased so that the later question shares few words
 with them), facts updated later, assistant tool calls with large results (one of which holds
 a fact), and questions asked later, each labelled with the turns that hold its current
-answer. The assistant's reply to a question never repeats the answer, so the labels stay
+answer (and the values it superseded). The assistant's reply to a question never repeats the answer, so the labels stay
 exact. JSON out:
 
     python bench/context_data.py --seed 7 --conversations 5 --pairs 300 > data.json
@@ -237,6 +237,7 @@ def generate(seed: int, index: int, pairs: int) -> Conversation:
     facts = rng.sample(FACTS, 8)
     slots = sorted(rng.sample(range(2, int(pairs * 0.3)), len(facts)))
     state: dict[str, tuple[str, list[int]]] = {}  # fact -> (current value, evidence turns)
+    old: dict[str, list[str]] = {}  # fact -> the values it had before
     events: dict[int, list[tuple[str, Fact]]] = {}
     for fact, at in zip(facts, slots, strict=True):
         events.setdefault(at, []).append(("intro", fact))
@@ -260,6 +261,8 @@ def generate(seed: int, index: int, pairs: int) -> Conversation:
                 value = rng.choice(values)
                 text = rng.choice(fact.intro) if kind == "intro" else fact.update or ""
                 _add(conv, session, "user", text.format(v=value))
+                if fact.key in state:
+                    old.setdefault(fact.key, []).append(state[fact.key][0])
                 state[fact.key] = (value, [len(conv.turns) - 1])
                 _add(conv, session, "assistant", "Noted, I will keep that in mind.")
             elif kind == "ask" and fact.key in state:
@@ -271,6 +274,7 @@ def generate(seed: int, index: int, pairs: int) -> Conversation:
                         "answer": value,
                         "evidence": evidence,
                         "fact": fact.key,
+                        "superseded": list(old.get(fact.key, [])),
                     }
                 )
                 _add(conv, session, "user", conv.questions[-1]["question"])
@@ -304,6 +308,7 @@ def generate(seed: int, index: int, pairs: int) -> Conversation:
                         "answer": tracking,
                         "evidence": state["order"][1],
                         "fact": "order",
+                        "superseded": [],
                     }
                 )
                 _add(conv, session, "user", conv.questions[-1]["question"])
