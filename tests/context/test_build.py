@@ -329,3 +329,31 @@ def test_a_result_is_named_after_its_call() -> None:
     built = w.build()
     assert_valid(built)
     assert [m.name for m in built.messages if m.role == "tool"] == ["get_weather"]
+
+
+class Greedy:
+    """A counter that charges a lot for every list of two or more messages."""
+
+    def count(self, text: str) -> int:
+        return COUNTER.count(text)
+
+    def count_messages(self, messages: Sequence[Message]) -> int:
+        return COUNTER.count_messages(messages) + (400 if len(messages) > 2 else 0)
+
+
+def test_a_greedy_counter_trims_to_the_newest_user_message_or_refuses() -> None:
+    w = window(budget=500, counter=Greedy())
+    chat(w, 10)
+    w.add("user", "the newest question")
+    built = w.build()
+    assert [m.role for m in built.messages] == ["system", "user"]
+    assert built.messages[-1].content == "the newest question"
+    tight = window(budget=240, counter=Surcharge(), system="S" * 160)
+    tight.add("user", "hi")
+    with pytest.raises(ContextBudgetError, match="counts more than the sum"):
+        tight.build()
+
+
+class Surcharge(Greedy):
+    def count_messages(self, messages: Sequence[Message]) -> int:
+        return COUNTER.count_messages(messages) + (200 if len(messages) > 1 else 0)

@@ -104,10 +104,22 @@ def build(
         head.drop_memory_line()
         messages, sources = _assemble(head, conv)
         total = costs.total(messages)
-    while total > budget and len(conv.shown) > 1:
-        conv.drop_at(0 if conv.shown[0].unit.role != "user" or len(conv.shown) < 3 else 1)
+    while total > budget and len(conv.shown) > 1:  # older turns first, then the newest
+        if conv.shown[0].unit.turn != conv.newest_turn():  # turn's units after its question
+            conv.drop_first()
+            while len(conv.shown) > 1 and conv.shown[0].unit.role != "user":
+                conv.drop_first()
+        else:
+            conv.drop_at(1)
         messages, sources = _assemble(head, conv)
         total = costs.total(messages)
+    if total > budget:
+        raise ContextBudgetError(
+            f"the budget of {budget} tokens cannot hold these messages ({total} tokens by the "
+            "counter, which counts more than the sum of the messages): raise budget=",
+            budget=budget,
+            needed=total,
+        )
     report = _report(budget, total, full_tokens, head, conv, view, messages, settings)
     built = BuiltContext(messages=messages, report=report, sources=sources)
     check_build(built, system=system, pins=view.pins)
