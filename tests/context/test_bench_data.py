@@ -32,7 +32,9 @@ def test_seeded_long_and_labelled() -> None:
         assert any(t["role"] == "tool" and len(t["content"]) > 2000 for t in turns)
         assert [t["i"] for t in turns] == list(range(len(turns)))
         for q in conv["questions"]:
-            assert turns[q["turn"]]["content"] == q["question"] and turns[q["turn"]]["role"] == "user"
+            assert (
+                turns[q["turn"]]["content"] == q["question"] and turns[q["turn"]]["role"] == "user"
+            )
             for e in q["evidence"]:
                 assert e < q["turn"] and q["answer"] in turns[e]["content"]
             later = turns[max(q["evidence"]) + 1 : q["turn"]]

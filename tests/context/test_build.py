@@ -357,3 +357,15 @@ def test_a_greedy_counter_trims_to_the_newest_user_message_or_refuses() -> None:
 class Surcharge(Greedy):
     def count_messages(self, messages: Sequence[Message]) -> int:
         return COUNTER.count_messages(messages) + (200 if len(messages) > 1 else 0)
+
+
+def test_builds_of_item_lists_can_share_a_cache() -> None:
+    from tether.context.retrieval import _by_log
+
+    w = window(budget=600)
+    chat(w, 20)
+    owner = type("Window", (), {})()
+    first = build(w.items(), budget=600, cache=owner)
+    assert owner in _by_log
+    assert build(w.items(), budget=600, cache=owner).messages == first.messages
+    assert first.messages == build(w.log, budget=600).messages

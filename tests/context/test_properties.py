@@ -127,8 +127,10 @@ def test_every_build_keeps_every_invariant(
         built = window.build(query)
     except ContextBudgetError as exc:
         event("budget too small")
-        assert exc.budget == budget and exc.needed > budget
-        assert COUNTER.count(head) + 20 > budget * 0.5  # only a budget this tight refuses
+        assert exc.budget == budget and exc.needed > budget  # the error's numbers are honest
+        # only a tight budget refuses: the system prompt, three short pins and the newest
+        # user message shortened to a stub take under 300 tokens here
+        assert budget < 300 and COUNTER.count(head) < exc.needed
         return
     messages = built.messages
     if all(m.role == "system" for m in messages):

@@ -54,8 +54,13 @@ def build(
     query: str | None = None,
     retriever: Retriever | Sequence[Retriever] | None = None,
     settings: ContextSettings | None = None,
+    cache: object | None = None,
 ) -> BuiltContext:
     """Build the messages of a window (a ``WindowLog`` or its items) within ``budget`` tokens.
+
+    Token counts and the default BM25 index are kept per log between builds; when ``log`` is
+    a list of items, ``cache`` is the (weakly referenced) object to keep them on, e.g. the
+    window object that read the items.
 
     ``retriever`` fills the memory slot (several are fused by rank); by default a BM25
     index of the window's own messages. ``query`` defaults to the last user message.
@@ -64,7 +69,8 @@ def build(
     """
     settings = settings or DEFAULT_SETTINGS
     items = snapshot(log)
-    costs = costs_for(counter or DEFAULT_COUNTER, None if isinstance(log, Sequence) else log)
+    owner = cache if cache is not None else (None if isinstance(log, Sequence) else log)
+    costs = costs_for(counter or DEFAULT_COUNTER, owner)
     costs.bound(len(items))
     view = LogView.of(items)
     head = _Head(system, view, costs)
@@ -95,7 +101,7 @@ def build(
             q = query if query is not None else view.last_user_text()
             if q:
                 k = min(settings.retrieve_k * 2 + len(conv.seqs()), 200)
-                hits = _search(retriever, items, log, q, k)
+                hits = _search(retriever, items, owner, q, k)
             head.fill_memory(hits, conv.seqs(), view, room_for_memory, settings, q or "")
     _refill(conv, budget - head.tokens())
     messages, sources = _assemble(head, conv)
@@ -169,12 +175,11 @@ def _stub_sized(settings: ContextSettings, budget: int) -> ContextSettings:
 def _search(
     retriever: Retriever | Sequence[Retriever] | None,
     items: list[ContextItem],
-    log: Any,
+    owner: object | None,
     query: str,
     k: int,
 ) -> list[Hit]:
     if retriever is None:
-        owner = None if isinstance(log, Sequence) else log
         return window_retriever(items, owner).search(query, k)
     if isinstance(retriever, Sequence):
         return fuse((r.search(query, k) for r in retriever), k)
