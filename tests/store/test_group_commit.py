@@ -38,7 +38,7 @@ def test_synchronous_setting_per_mode(tmp_path: Path) -> None:
     for durability, expected in (("process", 1), ("power", 2)):
         store = SQLiteStore(str(tmp_path / f"{durability}.db"), durability=durability)
         store.migrate()
-        (level,) = store._write.execute("PRAGMA synchronous").fetchone()
+        (level,) = store._writer.execute("PRAGMA synchronous").fetchone()
         assert level == expected  # NORMAL=1, FULL=2
         store.close()
 
@@ -49,9 +49,9 @@ def test_accepted_events_are_synced_in_process_mode(tmp_path: Path) -> None:
     store = th.store
     assert isinstance(store, SQLiteStore)
     statements: list[str] = []
-    store._write.set_trace_callback(statements.append)
+    store._writer.set_trace_callback(statements.append)
     th.send(tether.Event("x", {}))
-    store._write.set_trace_callback(None)
+    store._writer.set_trace_callback(None)
     assert statements[0] == "PRAGMA synchronous=FULL"
     assert "COMMIT" in statements and statements[-1] == "PRAGMA synchronous=NORMAL"
     th.close()
