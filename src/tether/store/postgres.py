@@ -26,14 +26,13 @@ READ COMMITTED by what this backend adds (docs/scaling.md tells the whole story)
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Unpack
 
 from tether.errors import StoreCorrupt
 from tether.store.dialect import POSTGRES
 from tether.store.executor import Tx
-from tether.store.payloads import PayloadCodec
 from tether.store.postgres_conn import PgConnections, Statement
-from tether.store.sql import SQLStore
+from tether.store.sql import SQLStore, StoreOptions
 
 T = TypeVar("T")
 TABLES = {"functions", "events", "runs", "steps", "attempts", "kv", "cancel_waits"}
@@ -54,22 +53,22 @@ def lock_keys(conn: Any, keys: Iterable[str]) -> None:
 
 
 class PostgresStore(SQLStore):
+    """A store in a PostgreSQL database (a schema of it with ``?schema=name``); the
+    connections, LISTEN and retries are ``PgConnections``'."""
+
     dialect = POSTGRES
 
     def __init__(
         self,
         url: str,
-        durability: str = "process",
+        *,
         pool_size: int = 8,
         connect_timeout: float = 5.0,
-        *,
-        create: bool = True,
-        codec: PayloadCodec | None = None,
+        **options: Unpack[StoreOptions],
     ) -> None:
-        self._db = PgConnections(url, durability, self.notify, pool_size, connect_timeout)
-        super().__init__(codec=codec, create=create)
+        super().__init__(**options)
+        self._db = PgConnections(url, self.durability, self.notify, pool_size, connect_timeout)
         self.url = self._db.url
-        self.durability = durability
 
     def _describe(self) -> str:
         where = f" (schema {self._db.schema})" if self._db.schema else ""

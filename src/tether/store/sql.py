@@ -52,7 +52,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar
 
 from tether.codec import dumps, loads
 from tether.errors import ConfigurationError, SchemaVersionError, StoreNotFound
@@ -92,13 +92,28 @@ from tether.store.rows import build_run
 T = TypeVar("T")
 
 
+class StoreOptions(TypedDict, total=False):
+    """The options every SQL backend takes (``open_store`` passes them on)."""
+
+    durability: str  # "process" (the default) or "power"
+    create: bool  # False: refuse to create a store that is not there (reading commands)
+    codec: PayloadCodec | None  # how payload columns are kept (identity by default)
+
+
 class SQLStore(Store):
     """The shared SQL store (see the module docstring); subclassed per backend."""
 
     dialect: Dialect
     codec: PayloadCodec
 
-    def __init__(self, *, codec: PayloadCodec | None = None, create: bool = True) -> None:
+    def __init__(
+        self, *, durability: str = "process", create: bool = True, codec: PayloadCodec | None = None
+    ) -> None:
+        if durability not in ("process", "power"):
+            raise ConfigurationError(
+                f"durability={durability!r} is not a mode: use 'process' (the default) or 'power'"
+            )
+        self.durability = durability
         self.codec = codec or IDENTITY
         self.create = create  # False: migrate() refuses to create a store that is not there
         self._fresh: set[str] = set()  # runs this process created already claimed

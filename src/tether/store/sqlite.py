@@ -19,11 +19,10 @@ import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Unpack
 from urllib.parse import quote
 
 from tether.errors import (
-    ConfigurationError,
     StoreCorrupt,
     StoreError,
     StoreFull,
@@ -34,8 +33,7 @@ from tether.store import migrations
 from tether.store.committer import GroupCommitter, Op
 from tether.store.dialect import SQLITE
 from tether.store.executor import Tx
-from tether.store.payloads import PayloadCodec
-from tether.store.sql import SQLStore
+from tether.store.sql import SQLStore, StoreOptions
 
 T = TypeVar("T")
 DEFAULT_FOLDER = ".tether"  # a new project's store folder: created when missing
@@ -116,28 +114,18 @@ def check_path(path: str, create: bool) -> bool:
 
 
 class SQLiteStore(SQLStore):
+    """A store in one SQLite file; ``timeout``: how long a write waits for the file's
+    lock (seconds) before ``StoreLocked``."""
+
     dialect = SQLITE
 
-    def __init__(
-        self,
-        path: str,
-        durability: str = "process",
-        timeout: float = 10.0,
-        *,
-        create: bool = True,
-        codec: PayloadCodec | None = None,
-    ) -> None:
-        if durability not in ("process", "power"):
-            raise ConfigurationError(
-                f"durability={durability!r} is not a mode: use 'process' (the default) or 'power'"
-            )
-        super().__init__(codec=codec, create=create)
+    def __init__(self, path: str, timeout: float = 10.0, **options: Unpack[StoreOptions]) -> None:
+        super().__init__(**options)
         self.path = path
         self.url = f"sqlite:///{path}"
-        self.durability = durability
         self._timeout = timeout
         # Only the first connection may create the file; the others open what it made.
-        self._target = self._uri(path, "rwc" if not check_path(path, create) else "rw")
+        self._target = self._uri(path, "rw" if check_path(path, self.create) else "rwc")
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._conns_lock = threading.Lock()
