@@ -47,7 +47,9 @@ def _only_run(th: tether.Harness, function_id: str) -> tether.Run:
     return run
 
 
-def test_max_wait_caps_the_first_delay(clock_th: tuple[tether.Harness, tether.VirtualClock]) -> None:
+def test_max_wait_caps_the_first_delay(
+    clock_th: tuple[tether.Harness, tether.VirtualClock],
+) -> None:
     """Defect: with Debounce(period=30, max_wait=1) a lone event waited 30 s."""
     th, _ = clock_th
 
