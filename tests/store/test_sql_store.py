@@ -144,3 +144,22 @@ def test_a_description_that_is_not_json_is_refused(store: Store) -> None:
     with pytest.raises(ConfigurationError, match=r"function 'bad'.*plain JSON"):
         store.register_functions([{"id": "bad", "triggers": [], "key": object()}], now=1.0)
     assert store.registered_functions() == []
+
+
+def test_a_run_claimed_again_loads_the_steps_another_worker_wrote(
+    store: Store, store_url: str
+) -> None:
+    """A run this process created already claimed skips its first load (it has no steps),
+    but once another worker took it over and checkpointed, claiming it back loads them."""
+    rid, _, first = store.create_run(_run("r1"), now=1.0, owner="w1", ttl=5.0)
+    assert first is not None  # claimed at creation; this process never executed it
+    other = open_store(store_url)
+    try:
+        (takeover,) = other.claim("w2", 1, ["f"], 10.0, 5.0)  # the lease ran out
+        assert not other.save_step(rid, takeover.token, _step("s1"))
+        other.release(rid, takeover.token, 11.0)
+    finally:
+        other.close()
+    (again,) = store.claim("w1", 1, ["f"], 12.0, 5.0)
+    assert again.token > takeover.token
+    assert list(store.load_steps(rid)) == ["s1"]

@@ -410,19 +410,30 @@ class SQLStore(Store):
             return []
         fids, busy = list(function_ids), list(exclude)
         if keyed:
-            return self.write(
+            got = self.write(
                 lambda tx: claims.from_rows(
                     tx, claims.keyed(tx, owner, limit, fids, now, ttl, busy)
                 )
             )
-        return self.write(
-            lambda tx: claims.from_rows(tx, claims.plain(tx, owner, limit, fids, now, ttl, busy)),
-            single=True,
-        )
+        else:
+            got = self.write(
+                lambda tx: claims.from_rows(
+                    tx, claims.plain(tx, owner, limit, fids, now, ttl, busy)
+                ),
+                single=True,
+            )
+        return self._not_fresh(got)
 
     def claim_run(self, run_id: str, owner: str, now: float, ttl: float) -> Claim | None:
         got = self.write(lambda tx: claims.from_rows(tx, claims.one(tx, run_id, owner, now, ttl)))
-        return got[0] if got else None
+        return self._not_fresh(got)[0] if got else None
+
+    def _not_fresh(self, got: list[Claim]) -> list[Claim]:
+        """A run claimed again may have steps by now: its next load reads them."""
+        if self._fresh:
+            for claim in got:
+                self._fresh.discard(claim.run_id)
+        return got
 
     def next_due(self, function_ids: Sequence[str]) -> float | None:
         if not function_ids:
