@@ -102,90 +102,85 @@ def _timed(phase: str, total: int, one_run: Callable[[], Any]) -> float:
     return _sequential(total, one_run) if phase == "seq" else _timed_lanes(total, LANES, one_run)
 
 
-def bench_raw(db: Path, phase: str, runs: int, warmup: int, sync: str) -> dict[str, Any]:
-    """One INSERT + commit per step, WAL, the given ``synchronous`` level."""
+_RAW_TABLE = (
+    "CREATE TABLE IF NOT EXISTS steps (run_id INTEGER, step_id TEXT, output TEXT,"
+    " PRIMARY KEY (run_id, step_id))"
+)
+_RAW_INSERT = "INSERT INTO steps (run_id, step_id, output) VALUES (?, ?, ?)"
+
+
+def _raw_loop(
+    connect: Callable[[], Any],
+    commit_step: Callable[[Any, int, int], None],
+    phase: str,
+    runs: int,
+    warmup: int,
+) -> float:
+    """Time ``runs`` runs of STEPS commits, each ``commit_step(conn, run_id, i)`` on the
+    lane's own connection (``connect()`` once per thread)."""
     local = threading.local()
     counter = iter(range(10**9))
     lock = threading.Lock()
 
-    def conn() -> sqlite3.Connection:
-        c: sqlite3.Connection | None = getattr(local, "conn", None)
+    def one_run() -> None:
+        c = getattr(local, "conn", None)
         if c is None:
-            c = sqlite3.connect(db, timeout=30, check_same_thread=False)
-            c.execute("PRAGMA journal_mode=WAL")
-            c.execute(f"PRAGMA synchronous={sync}")
-            local.conn = c
+            c = local.conn = connect()
+        with lock:
+            run_id = next(counter)
+        for i in range(STEPS):
+            t0 = time.perf_counter_ns()
+            commit_step(c, run_id, i)
+            SAMPLES.append(time.perf_counter_ns() - t0)
+
+    _sequential(warmup, one_run)
+    SAMPLES.clear()
+    return _timed(phase, runs, one_run)
+
+
+def bench_raw(db: Path, phase: str, runs: int, warmup: int, sync: str) -> dict[str, Any]:
+    """One INSERT + commit per step, WAL, the given ``synchronous`` level."""
+
+    def connect() -> sqlite3.Connection:
+        c = sqlite3.connect(db, timeout=30, check_same_thread=False)
+        c.execute("PRAGMA journal_mode=WAL")
+        c.execute(f"PRAGMA synchronous={sync}")
         return c
 
-    setup = conn()
-    setup.execute(
-        "CREATE TABLE IF NOT EXISTS steps (run_id INTEGER, step_id TEXT, output TEXT,"
-        " PRIMARY KEY (run_id, step_id))"
-    )
+    def commit_step(c: sqlite3.Connection, run_id: int, i: int) -> None:
+        c.execute(_RAW_INSERT, (run_id, f"s{i}", json.dumps(i)))
+        c.commit()
+
+    setup = connect()
+    setup.execute(_RAW_TABLE)
     setup.commit()
     pragmas = {
         "journal_mode": setup.execute("PRAGMA journal_mode").fetchone()[0],
         "synchronous": setup.execute("PRAGMA synchronous").fetchone()[0],
     }
-
-    def one_run() -> None:
-        c = conn()
-        with lock:
-            run_id = next(counter)
-        for i in range(STEPS):
-            t0 = time.perf_counter_ns()
-            c.execute(
-                "INSERT INTO steps (run_id, step_id, output) VALUES (?, ?, ?)",
-                (run_id, f"s{i}", json.dumps(i)),
-            )
-            c.commit()
-            SAMPLES.append(time.perf_counter_ns() - t0)
-
-    _sequential(warmup, one_run)
-    SAMPLES.clear()
-    return {"wall": _timed(phase, runs, one_run), "pragmas": pragmas}
+    setup.close()
+    return {"wall": _raw_loop(connect, commit_step, phase, runs, warmup), "pragmas": pragmas}
 
 
 def bench_raw_apsw(db: Path, phase: str, runs: int, warmup: int) -> dict[str, Any]:
     """``bench_raw``'s NORMAL loop on apsw (its own API: no DB-API module to swap in)."""
     import apsw
 
-    local = threading.local()
-    counter = iter(range(10**9))
-    lock = threading.Lock()
-
-    def conn() -> Any:
-        c = getattr(local, "conn", None)
-        if c is None:
-            c = apsw.Connection(str(db))
-            c.set_busy_timeout(30_000)
-            c.execute("PRAGMA journal_mode=WAL")
-            c.execute("PRAGMA synchronous=NORMAL")
-            local.conn = c
+    def connect() -> Any:
+        c = apsw.Connection(str(db))
+        c.set_busy_timeout(30_000)
+        c.execute("PRAGMA journal_mode=WAL")
+        c.execute("PRAGMA synchronous=NORMAL")
         return c
 
-    conn().execute(
-        "CREATE TABLE IF NOT EXISTS steps (run_id INTEGER, step_id TEXT, output TEXT,"
-        " PRIMARY KEY (run_id, step_id))"
-    )
+    def commit_step(c: Any, run_id: int, i: int) -> None:
+        c.execute("BEGIN")
+        c.execute(_RAW_INSERT, (run_id, f"s{i}", json.dumps(i)))
+        c.execute("COMMIT")
 
-    def one_run() -> None:
-        c = conn()
-        with lock:
-            run_id = next(counter)
-        for i in range(STEPS):
-            t0 = time.perf_counter_ns()
-            c.execute("BEGIN")
-            c.execute(
-                "INSERT INTO steps (run_id, step_id, output) VALUES (?, ?, ?)",
-                (run_id, f"s{i}", json.dumps(i)),
-            )
-            c.execute("COMMIT")
-            SAMPLES.append(time.perf_counter_ns() - t0)
-
-    _sequential(warmup, one_run)
-    SAMPLES.clear()
-    return {"wall": _timed(phase, runs, one_run), "sqlite": apsw.sqlite_lib_version()}
+    connect().execute(_RAW_TABLE)
+    wall = _raw_loop(connect, commit_step, phase, runs, warmup)
+    return {"wall": wall, "sqlite": apsw.sqlite_lib_version()}
 
 
 DRIVERS = ("pysqlite3", "sqlean", "apsw")
