@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tether.records import Run
+from tether.store.payloads import IDENTITY, PayloadCodec
 from tether.store.queries import RunQuery
 
 
@@ -153,6 +154,8 @@ class Store(abc.ABC):
 
     url: str
     durability: str
+    # Every payload column is written and read through it (``payloads.py``).
+    codec: PayloadCodec = IDENTITY
 
     # -- lifecycle ---------------------------------------------------------------------
     @abc.abstractmethod
