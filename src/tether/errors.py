@@ -8,6 +8,7 @@
     │   └── UnknownProvider         a model string with no known ``provider:`` prefix
     ├── InvalidEventError           an event that is not {name: str, data: JSON object}
     ├── StoreError                  the store cannot be used
+    │   ├── StoreNotFound           there is no store at this path or URL (opened to read)
     │   ├── StoreCorrupt            the database file is damaged or not a tether store
     │   ├── StoreLocked             another process holds the database lock for too long
     │   ├── StoreFull               the disk is full: nothing was written
@@ -76,6 +77,10 @@ class InvalidEventError(TetherError):
 
 class StoreError(TetherError):
     """The store cannot be read or written."""
+
+
+class StoreNotFound(StoreError):
+    """There is no store where one was opened without ``create`` (a reading command)."""
 
 
 class StoreCorrupt(StoreError):

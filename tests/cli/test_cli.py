@@ -93,7 +93,7 @@ def test_cancel_check_replay_prune_doctor(env: tuple[CliRunner, Path, str]) -> N
     assert result.exit_code == 0 and "ok" in result.output and "extra postgres" in result.output
 
     result = runner.invoke(app, ["migrate"])
-    assert result.exit_code == 0 and "schema version 2" in result.output
+    assert result.exit_code == 0 and "schema version 3" in result.output
 
 
 def test_bad_input_gives_clear_errors(env: tuple[CliRunner, Path, str]) -> None:

@@ -229,7 +229,7 @@ def test_racing_migrations_apply_once(schema: str) -> None:
         t.start()
     for t in threads:
         t.join(30)
-    assert errors == [] and versions == [2, 2, 2, 2]
+    assert errors == [] and versions == [3, 3, 3, 3]
 
 
 def test_a_newer_schema_is_refused_with_the_fix(schema: str) -> None:
@@ -379,6 +379,6 @@ def test_tether_migrate_on_postgres_names_the_store_without_its_password(schema:
     result = CliRunner().invoke(app, ["migrate", "--store", url])
     assert result.exit_code == 0, result.output
     output = " ".join(result.output.split())
-    assert "schema version 2" in output and "s3cret" not in output and ":***@" in output
+    assert "schema version 3" in output and "s3cret" not in output and ":***@" in output
     with _raw(schema) as raw:
-        assert raw.execute("SELECT value FROM tether_meta").fetchone() == ("2",)
+        assert raw.execute("SELECT value FROM tether_meta").fetchone() == ("3",)

@@ -14,6 +14,7 @@ from typing import Any
 
 from tether.errors import Fenced as Fenced  # re-exported: the backends raise it
 from tether.records import Run
+from tether.store.payloads import IDENTITY, PayloadCodec
 from tether.store.queries import RunQuery
 
 
@@ -150,6 +151,8 @@ class Store(abc.ABC):
 
     url: str
     durability: str
+    # Every payload column is written and read through it (``payloads.py``).
+    codec: PayloadCodec = IDENTITY
     # True when every write is a short local commit that may run on an event loop (SQLite
     # in process durability); else the engine makes its store calls from I/O threads.
     loop_safe: bool = False

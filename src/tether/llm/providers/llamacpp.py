@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 from tether.errors import ConfigurationError, MissingExtra, ProviderError
 from tether.llm.classify import classify_local
 from tether.llm.providers.base import Delta, Provider, Request, Result, finish_from, parse_arguments
-from tether.llm.types import FinishReason, ToolCall, Usage
+from tether.llm.types import FinishReason, Message, ToolCall, Usage
 
 FINISH: dict[str, FinishReason] = {"stop": "stop", "length": "length", "tool_calls": "tool_calls"}
 
@@ -100,6 +100,14 @@ def _load(name: str) -> tuple[Any, threading.Lock]:
         return _instances[name]
 
 
+def llama_messages(messages: list[Message]) -> list[dict[str, Any]]:
+    """The chat messages llama.cpp's chat templates render: OpenAI's shape, with a
+    tool-calling turn's content "" (templates concatenate content; None raises)."""
+    from tether.llm.providers.openai_chat import chat_messages
+
+    return [{**m, "content": m["content"] or ""} for m in chat_messages(messages)]
+
+
 class LlamaCpp(Provider):
     provider = "local"
     price_provider = "local"
@@ -119,12 +127,12 @@ class LlamaCpp(Provider):
             atexit.register(_close_all)
 
     def _params(self, req: Request) -> dict[str, Any]:
-        from tether.llm.providers.openai_chat import chat_messages, chat_tools
+        from tether.llm.providers.openai_chat import chat_tools
 
         params: dict[str, Any] = {"max_tokens": req.max_tokens or 512}
         params["temperature"] = 0.2 if req.temperature is None else req.temperature
         if MODELS[self.model].chat:
-            params["messages"] = chat_messages(req.messages)
+            params["messages"] = llama_messages(req.messages)
             if req.tools:
                 params["tools"] = chat_tools(req.tools)
             if req.schema is not None:
