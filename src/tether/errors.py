@@ -14,6 +14,7 @@
     │   ├── StoreFull               the disk is full: nothing was written
     │   └── SchemaVersionError      the store was written by a newer tether
     ├── Fenced                      (internal) a write dropped: the run's lease moved on
+    ├── WouldBlock                  (internal) a write tried on an event loop found the lock taken
     ├── NonRetriableError           raise it from a step: no further attempts
     │   ├── StepOutputError         a step result that cannot be stored (not JSON, too large)
     │   └── LLMCallFailed           a logical LLM call failed for good (``.kind``, ``.attempts``)
@@ -102,6 +103,11 @@ class SchemaVersionError(StoreError):
 class Fenced(TetherError):
     """A fenced write was dropped: the run's lease moved to another worker. Internal: the
     engine turns it into ``LeaseLost`` and stops the run in this process."""
+
+
+class WouldBlock(TetherError):
+    """A write attempted without waiting (on an event loop) found the store's lock taken.
+    Internal: the engine hands the call to an I/O thread, where it waits as usual."""
 
 
 class NonRetriableError(TetherError):

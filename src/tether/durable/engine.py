@@ -36,6 +36,7 @@ from tether.errors import (
     StepOutputError,
     StoreError,
     TetherError,
+    WouldBlock,
 )
 from tether.observe import observer_for
 from tether.records import TERMINAL_STATUSES
@@ -132,12 +133,16 @@ class Engine:
         items = [(r, t, w) for r, t, w, _ in batch]
         if self.store.loop_safe:
             try:
-                results = self.store.save_steps(items)
+                with self.store.nowait():
+                    results = self.store.save_steps(items)
+            except WouldBlock:
+                pass  # the file is locked: commit from an I/O thread, where waiting is fine
             except BaseException as exc:
                 _settle(batch, exc)
+                return
             else:
                 _settle(batch, results)
-            return
+                return
         done = self.loop.run_in_executor(self.io_pool, self.store.save_steps, items)
 
         def settle(f: asyncio.Future[list[bool | Fenced]]) -> None:
@@ -147,10 +152,15 @@ class Engine:
         done.add_done_callback(settle)
 
     async def io(self, fn: Callable[..., T], *args: Any) -> T:
-        """Call a store method from the loop: inline when the store's writes are short
-        local commits (SQLite, process durability), else on the I/O threads."""
+        """Call store methods from the loop: inline when the store's writes are short
+        local commits (SQLite, process durability) and its lock is free, else on the I/O
+        threads. ``fn`` makes at most one write (it may run again on a thread)."""
         if self.store.loop_safe:
-            return fn(*args)
+            try:
+                with self.store.nowait():
+                    return fn(*args)
+            except WouldBlock:
+                pass
         return await self.loop.run_in_executor(self.io_pool, fn, *args)
 
     def target(self, fn: Any) -> FunctionSpec:

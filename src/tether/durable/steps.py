@@ -25,7 +25,7 @@ from tether.durable.retry import NO_RETRY, Retry
 from tether.durable.runs import input_json
 from tether.durable.signals import Suspend
 from tether.durations import Duration, seconds
-from tether.errors import ConfigurationError, RunTimeout, StepFailed
+from tether.errors import ConfigurationError, RunTimeout, StepFailed, WouldBlock
 from tether.flow.expr import compile_expr, evaluate
 from tether.flow.keys import event_dict, match_value, read_path
 from tether.records import Event
@@ -361,10 +361,16 @@ class AsyncSteps(_StepsBase):
                     CURRENT_STEP.reset(token)
                 write = StepWrite(sid, seq, "run", "completed", started, ex.clock.now(), encoded)
                 engine = ex.engine
-                if loop is engine.loop and (len(engine.active) > 1 or not engine.store.loop_safe):
+                if loop is not engine.loop:
+                    ex.save(write)
+                elif len(engine.active) > 1 or not engine.store.loop_safe:
                     await ex.asave(write)  # shares a commit with the other runs in flight
                 else:
-                    ex.save(write)
+                    try:  # a lone run commits inline, unless the file's lock is taken
+                        with engine.store.nowait():
+                            ex.save(write)
+                    except WouldBlock:
+                        await ex.asave(write)
                 return value
         finally:
             ex.step_left()

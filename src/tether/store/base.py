@@ -8,11 +8,13 @@ taken the run over, so a worker that lost its lease can commit nothing for that 
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from tether.errors import Fenced as Fenced  # re-exported: the backends raise it
+from tether.errors import WouldBlock
 from tether.records import Run
 from tether.store.payloads import IDENTITY, PayloadCodec
 from tether.store.queries import RunQuery
@@ -156,6 +158,13 @@ class Store(abc.ABC):
     # True when every write is a short local commit that may run on an event loop (SQLite
     # in process durability); else the engine makes its store calls from I/O threads.
     loop_safe: bool = False
+
+    @contextlib.contextmanager
+    def nowait(self) -> Iterator[None]:
+        """Writes of this thread inside the block never wait for a lock: they raise
+        ``WouldBlock`` instead (backends without a fast local path always raise it)."""
+        raise WouldBlock()
+        yield  # pragma: no cover
 
     # -- lifecycle ---------------------------------------------------------------------
     @abc.abstractmethod

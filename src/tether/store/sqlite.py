@@ -28,6 +28,7 @@ from tether.errors import (
     StoreFull,
     StoreLocked,
     StoreNotFound,
+    WouldBlock,
 )
 from tether.store import migrations
 from tether.store.committer import GroupCommitter, Op
@@ -131,6 +132,7 @@ class SQLiteStore(SQLStore):
         self._all: list[sqlite3.Connection] = []
         self._conns_lock = threading.Lock()
         self._writer = self._connect()
+        self._writer_nowait: sqlite3.Connection | None = None  # busy timeout 0, on loops
         self._target = self._uri(path, "rw")
         self._committer: GroupCommitter[sqlite3.Connection] = GroupCommitter(self._run_batch)
         self._closed = False
@@ -145,11 +147,11 @@ class SQLiteStore(SQLStore):
         return f"the SQLite store {self.path}"
 
     # -- connections --------------------------------------------------------------------
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self, busy_timeout: float | None = None) -> sqlite3.Connection:
         try:
             conn = sqlite3.connect(
                 self._target,
-                timeout=self._timeout,
+                timeout=self._timeout if busy_timeout is None else busy_timeout,
                 isolation_level=None,
                 check_same_thread=False,
                 uri=True,
@@ -190,8 +192,27 @@ class SQLiteStore(SQLStore):
         with self._errors():
             return fn(self._reader())
 
-    def _run_batch(self, ops: list[Op[sqlite3.Connection]]) -> None:
-        conn = self._writer
+    @contextlib.contextmanager
+    def nowait(self) -> Iterator[None]:
+        self._local.nowait = True
+        try:
+            yield
+        finally:
+            self._local.nowait = False
+
+    def _run_nowait(self, ops: list[Op[sqlite3.Connection]]) -> None:
+        conn = self._writer_nowait
+        if conn is None:
+            conn = self._writer_nowait = self._connect(busy_timeout=0.0)
+        try:
+            self._run_batch(ops, conn)
+        except StoreLocked:
+            raise WouldBlock() from None
+
+    def _run_batch(
+        self, ops: list[Op[sqlite3.Connection]], conn: sqlite3.Connection | None = None
+    ) -> None:
+        conn = conn or self._writer
         raise_sync = self.durability != "power" and any(op.sync for op in ops)
         try:
             if raise_sync:
@@ -222,6 +243,8 @@ class SQLiteStore(SQLStore):
     def _submit(self, fn: Callable[[Any], T], sync: bool, single: bool) -> T:
         if self._closed:
             raise StoreError(f"the store {self.path} is closed")
+        if not sync and getattr(self._local, "nowait", False):
+            return self._committer.try_submit(fn, self._run_nowait)
         return self._committer.submit(fn, sync=sync)
 
     def close(self) -> None:
