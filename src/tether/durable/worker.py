@@ -23,6 +23,9 @@ if TYPE_CHECKING:
     from tether.store.base import Claim
 
 log = logging.getLogger("tether.worker")
+# A live worker schedules a cron tick within a poll interval of it; a tick first seen this
+# late was missed (no worker ran), which ``on_cron(..., skip_missed=True)`` skips.
+MISSED_AFTER = 30.0
 
 
 class Worker:
@@ -178,6 +181,7 @@ class Worker:
                     lambda last, c=cron: c.ticks(last, now),  # type: ignore[misc]
                     lambda tick, f=fdef, c=cron, n=name: engine.factory.cron(f, c, n, tick),  # type: ignore[misc]
                     now,
+                    MISSED_AFTER if cron.skip_missed else None,
                 )
                 self._cron_next[name] = cursor
 

@@ -237,9 +237,14 @@ class Store(abc.ABC):
         ticks: Callable[[float], list[float]],
         make: Callable[[float], NewRun],
         now: float,
+        skip_late: float | None = None,
     ) -> tuple[list[str], float]:
         """Create the runs of a cron function's due ticks (and the next one), exactly once
-        across workers; return the ids created and the next tick already scheduled."""
+        across workers; return the ids created and the next tick already scheduled.
+
+        ``skip_late``: when the tick already scheduled passed more than this many seconds
+        ago (no scheduler saw it in time: no worker ran), its run is ``skipped`` unless it
+        started (``on_cron(..., skip_missed=True)``)."""
 
     @abc.abstractmethod
     def claim_run(self, run_id: str, owner: str, now: float, ttl: float) -> Claim | None: ...

@@ -369,6 +369,7 @@ class SQLStore(Store):
         ticks: Callable[[float], list[float]],
         make: Callable[[float], NewRun],
         now: float,
+        skip_late: float | None = None,
     ) -> tuple[list[str], float]:
         key = f"cron:{function_id}"
 
@@ -378,6 +379,17 @@ class SQLStore(Store):
             last = float(row[0]) if row else now
             if row is not None and last > now:
                 return [], last  # the next tick is already scheduled
+            if row is not None and skip_late is not None and now - last > skip_late:
+                tx.execute(
+                    "UPDATE runs SET status='skipped', reason=?, ended_at=?, due_at=NULL "
+                    "WHERE id=? AND status='queued' AND started_at IS NULL",
+                    (
+                        f"missed: no worker ran at its tick ({now - last:.0f}s ago) and the "
+                        "trigger says skip_missed=True",
+                        now,
+                        make(last).id,
+                    ),
+                )
             created = []
             due = ticks(last)
             for tick in due:
