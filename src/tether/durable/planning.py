@@ -33,6 +33,7 @@ def flow_plan(fdef: FunctionSpec, event: Event) -> FlowPlan | None:
         plan.concurrency.append((_key(fdef, "concurrency", c.key, event, c.scope), c.limit))
     if len(plan.concurrency) == 1 and fdef.concurrency[0].scope is not None:
         plan.concurrency.insert(0, ("", 0))
+    plan.hold = any(c.hold for c in fdef.concurrency)
     if fdef.singleton is not None:
         plan.singleton = (_key(fdef, "singleton", fdef.singleton.key, event), fdef.singleton.mode)
     if fdef.throttle is not None:

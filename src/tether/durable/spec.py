@@ -135,7 +135,12 @@ class FunctionSpec:
         flow: dict[str, Any] = {}
         if self.concurrency:
             flow["concurrency"] = [
-                {"limit": c.limit, "key": key(c.key, "its concurrency key"), "scope": c.scope}
+                {
+                    "limit": c.limit,
+                    "key": key(c.key, "its concurrency key"),
+                    "scope": c.scope,
+                    "hold": c.hold,
+                }
                 for c in self.concurrency
             ]
         if self.singleton is not None:
@@ -222,7 +227,7 @@ class FunctionSpec:
             timeout=row.get("timeout"),
             idempotency=row.get("idempotency"),
             concurrency=tuple(
-                Concurrency(c["limit"], c.get("key"), c.get("scope"))
+                Concurrency(c["limit"], c.get("key"), c.get("scope"), bool(c.get("hold")))
                 for c in flow.get("concurrency") or ()
             ),
             singleton=opt("singleton", lambda s: Singleton(s.get("key"), s.get("mode", "skip"))),

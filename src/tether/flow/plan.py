@@ -38,6 +38,11 @@ def check_flow(flow: dict[str, Any]) -> dict[str, Any]:
         raise ConfigurationError(
             "concurrency= takes at most two limits (a function-wide one and a keyed or scoped one)"
         )
+    if len({c.hold for c in limits}) > 1:
+        raise ConfigurationError(
+            "concurrency=: hold= must be the same on both limits (a run keeps all its slots "
+            "through sleeps and waits, or none)"
+        )
     for name, cls in [
         ("singleton", Singleton),
         ("throttle", Throttle),

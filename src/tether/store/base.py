@@ -33,6 +33,7 @@ class FlowPlan:
     """Flow-control decisions to take when a run is created (keys already evaluated)."""
 
     concurrency: list[tuple[str, int]] = field(default_factory=list)  # (key, limit), <= 2
+    hold: bool = False  # the concurrency slots are kept through sleeps and waits
     singleton: tuple[str, str] | None = None  # (key, mode)
     throttle: tuple[str, int, float] | None = None  # (key, limit, period)
     rate: tuple[str, int, float] | None = None  # (key, limit, period)

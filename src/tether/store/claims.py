@@ -34,21 +34,36 @@ SET = (
     "status='running', lease_owner=:owner, lease_token={next_token}, due_at=:until, "
     "started_at=coalesce(started_at, :now), deadline_at=coalesce(deadline_at, :now + timeout_s)"
 )
+# A run of a key with ``Concurrency(hold=True)`` that started keeps its slot while it
+# sleeps, waits or is queued to resume: it counts as running for the keys, and resuming it
+# takes no new slot.
+_HOLDING = "(chold=1 AND started_at IS NOT NULL)"
+_HELD = "r.chold=1 AND r.started_at IS NOT NULL AND r.status IN ('queued', 'sleeping', 'waiting')"
 _CANDIDATE = (
-    "id, status, ckey1, climit1, ckey2, climit2, throttle_key, throttle_limit, throttle_period"
+    f"id, CASE WHEN {_HOLDING} THEN 'running' ELSE status END, ckey1, climit1, ckey2, "
+    "climit2, throttle_key, throttle_limit, throttle_period"
 )
 # Scoped (shared) concurrency keys always sit in ckey2, unscoped ones in ckey1, so a key
 # is counted in one column only.
-_COUNT1 = "(SELECT count(*) FROM runs r WHERE r.ckey1=runs.ckey1 AND r.status='running')"
-_COUNT2 = "(SELECT count(*) FROM runs r WHERE r.ckey2=runs.ckey2 AND r.status='running')"
+_COUNT1 = (
+    "((SELECT count(*) FROM runs r WHERE r.ckey1=runs.ckey1 AND r.status='running') + "
+    f"CASE WHEN runs.chold=1 THEN (SELECT count(*) FROM runs r WHERE r.ckey1=runs.ckey1 "
+    f"AND {_HELD}) ELSE 0 END)"
+)
+_COUNT2 = (
+    "((SELECT count(*) FROM runs r WHERE r.ckey2=runs.ckey2 AND r.status='running') + "
+    f"CASE WHEN runs.chold=1 THEN (SELECT count(*) FROM runs r WHERE r.ckey2=runs.ckey2 "
+    f"AND {_HELD}) ELSE 0 END)"
+)
 _STARTS = (
     "(SELECT count(*) FROM runs r WHERE r.throttle_key=runs.throttle_key "
     "AND r.started_at > :now - runs.throttle_period)"
 )
 # A run may start when each of its concurrency keys has a free slot and its throttle key
-# has a start left in the period (a takeover of a running run is already counted).
+# has a start left in the period (a takeover of a running run, or a run resuming a slot it
+# holds, is already counted).
 KEYS_FREE = (
-    f"(status='running' OR ((ckey1 IS NULL OR {_COUNT1} < climit1) AND "
+    f"(status='running' OR {_HOLDING} OR ((ckey1 IS NULL OR {_COUNT1} < climit1) AND "
     f"(ckey2 IS NULL OR {_COUNT2} < climit2) AND "
     f"(throttle_key IS NULL OR {_STARTS} < throttle_limit)))"
 )
@@ -183,8 +198,8 @@ def usage(tx: Tx, rows: Sequence[Sequence[Any]], now: float) -> dict[Slot, int]:
         if found:
             where, params = tx.in_(column, found)
             for key, count in tx.all(
-                f"SELECT {column}, count(*) FROM runs WHERE {where} "
-                f"AND status='running' GROUP BY {column}",
+                f"SELECT {column}, count(*) FROM runs r WHERE {where} "
+                f"AND (r.status='running' OR ({_HELD})) GROUP BY {column}",
                 params,
             ):
                 counts[(slot, key)] = count

@@ -168,7 +168,7 @@ def after_insert(tx: Tx, run: NewRun, now: float) -> None:
         )
     throttle, debounce = flow.throttle, flow.debounce
     tx.execute(
-        "UPDATE runs SET ckey1=?, climit1=?, ckey2=?, climit2=?, singleton_key=?, "
+        "UPDATE runs SET ckey1=?, climit1=?, ckey2=?, climit2=?, chold=?, singleton_key=?, "
         "throttle_key=?, scheduled_at=?, throttle_limit=?, throttle_period=?, rate_key=?, "
         "debounce_key=?, debounce_until=?, batch_key=?, batch_events=?, batch_size=? "
         "WHERE id=?",
@@ -177,6 +177,7 @@ def after_insert(tx: Tx, run: NewRun, now: float) -> None:
             c1[1],
             c2[0],
             c2[1],
+            1 if flow.hold and flow.concurrency else None,
             flow.singleton[0] if flow.singleton else None,
             throttle[0] if throttle else None,
             run.due_at if throttle else None,
