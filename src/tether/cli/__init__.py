@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from tether.cli.eval import command as eval_command
 from tether.cli.loader import load_app
 from tether.errors import TetherError
 from tether.harness import Harness
@@ -25,6 +26,7 @@ app = typer.Typer(
 )
 console = Console()
 err = Console(stderr=True)
+app.command("eval")(eval_command)
 
 StoreOpt = Annotated[
     str | None,

@@ -97,9 +97,8 @@ class Contains(Scorer):
         needle = self.text if self.text is not None else as_text(expected_of(case, "contains"))
         hay = as_text(output)
         if self.ignore_case:
-            found = needle.casefold() in hay.casefold()
-        else:
-            found = needle in hay
+            needle, hay = needle.casefold(), hay.casefold()
+        found = needle in hay
         return _verdict(found, f"{needle[:200]!r} not found in the output")
 
     def describe(self) -> str:

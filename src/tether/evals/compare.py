@@ -164,7 +164,9 @@ def sign_flip_p(diffs: Sequence[float]) -> float | None:
     return (hits + 1) / (DRAWS + 1)
 
 
-def _values(store: Store, experiment: str, cid: str, repeat: int, scorers: list[str]) -> dict[str, list[float]]:
+def _values(
+    store: Store, experiment: str, cid: str, repeat: int, scorers: list[str]
+) -> dict[str, list[float]]:
     out: dict[str, list[float]] = {name: [] for name in scorers}
     for r in range(repeat):
         record = read_record(store, case_run_id(experiment, cid, r))

@@ -70,7 +70,7 @@ def write_junit(results: Sequence[EvalResult], path: str | Path) -> None:
                         group = []
                 total = sum(counts.values())
                 f.write(
-                    f"  <testsuite name={quoteattr(result.experiment)} tests=\"{total}\" "
+                    f'  <testsuite name={quoteattr(result.experiment)} tests="{total}" '
                     f'failures="{counts["failure"]}" errors="{counts["error"]}" '
                     f'skipped="{counts["skipped"]}">\n'
                 )

@@ -300,7 +300,9 @@ def online_scores(
         if name is not None and d.get("online") != name:
             continue
         scores = {k: Score.from_dict(v) for k, v in (d.get("scores") or {}).items()}
-        out.append(OnlineScore(d.get("run_id", ""), run.ended_at, scores, d.get("online", ""), run.id))
+        out.append(
+            OnlineScore(d.get("run_id", ""), run.ended_at, scores, d.get("online", ""), run.id)
+        )
     return out
 
 

@@ -206,7 +206,9 @@ class CaseResults(Sequence[CaseResult]):
 
     def __iter__(self) -> Iterator[CaseResult]:
         res = self._result
-        for _i, cid, r, rid, record in case_records(res._store, res.experiment, res._ids, res.repeat):
+        for _i, cid, r, rid, record in case_records(
+            res._store, res.experiment, res._ids, res.repeat
+        ):
             yield res._build(cid, r, rid, record)
 
 

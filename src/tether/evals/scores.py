@@ -51,7 +51,9 @@ class Score:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Score:
-        return cls(data.get("value"), data.get("passed"), data.get("reason") or "", data.get("error"))
+        return cls(
+            data.get("value"), data.get("passed"), data.get("reason") or "", data.get("error")
+        )
 
 
 def check_threshold(value: Any, what: str) -> float:
@@ -98,6 +100,14 @@ def _bad_value(value: Any) -> str:
     if not 0.0 <= value <= 1.0:
         return "outside 0..1"
     return ""
+
+
+def is_async(fn: Any) -> bool:
+    """A coroutine function, or an object whose ``__call__`` is one."""
+    if inspect.iscoroutinefunction(fn):
+        return True
+    call = type(fn).__dict__.get("__call__")
+    return call is not None and inspect.iscoroutinefunction(call)
 
 
 def error_text(exc: BaseException) -> str:
@@ -174,9 +184,7 @@ class FunctionScorer(Scorer):
         return self.fn(case, output)
 
     def _is_async(self) -> bool:
-        return inspect.iscoroutinefunction(self.fn) or inspect.iscoroutinefunction(
-            getattr(self.fn, "__call__", None)
-        )
+        return is_async(self.fn)
 
     async def acompute(self, case: Case, output: Any) -> dict[str, Any]:
         try:
@@ -212,7 +220,9 @@ def scorer(
     return FunctionScorer(fn, name, threshold)
 
 
-def resolve_scorers(items: Sequence[Any], builtins: dict[str, Callable[[], Scorer]]) -> list[Scorer]:
+def resolve_scorers(
+    items: Sequence[Any], builtins: dict[str, Callable[[], Scorer]]
+) -> list[Scorer]:
     """Scorer objects for ``scorers=[...]``: ``Scorer`` instances, callables, or the names of
     built-in scorers that need no arguments. Names must be unique."""
     if isinstance(items, str | Scorer) or not isinstance(items, Sequence):

@@ -23,7 +23,9 @@ if TYPE_CHECKING:
 Threshold = float | Mapping[str, float] | None
 
 
-def check_thresholds(threshold: Threshold, scorers: Sequence[str] | None = None) -> dict[str, float]:
+def check_thresholds(
+    threshold: Threshold, scorers: Sequence[str] | None = None
+) -> dict[str, float]:
     """``{"*": x}`` for one number, the mapping itself otherwise; every value in 0..1 and,
     when ``scorers`` is given, every name one of them."""
     if threshold is None:
@@ -143,7 +145,9 @@ def assert_experiment(
         worst = ", ".join(
             f"{c.case}/{c.scorer} {c.baseline:.2f}->{c.value:.2f}" for c in baseline.regressions[:5]
         )
-        problems.append(f"{len(baseline.regressions)} regressions against {baseline.baseline}: {worst}")
+        problems.append(
+            f"{len(baseline.regressions)} regressions against {baseline.baseline}: {worst}"
+        )
     if problems:
         raise AssertionError(
             f"experiment {result.experiment!r}:\n  " + "\n  ".join(problems) + _examples(result)

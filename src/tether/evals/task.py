@@ -21,6 +21,7 @@ from tether.durable.function import DurableFunction, source_hash
 from tether.errors import ConfigurationError, FunctionNotFound, RunCancelled, RunFailed, RunTimeout
 from tether.evals.dataset import Case
 from tether.evals.records import task_run_id
+from tether.evals.scores import is_async
 
 if TYPE_CHECKING:
     from tether.harness import Harness
@@ -71,10 +72,7 @@ class Task:
 
     @property
     def is_async(self) -> bool:
-        fn = self.fn
-        return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
-            getattr(fn, "__call__", None)
-        )
+        return is_async(self.fn)
 
     def describe(self) -> str:
         """What identifies the task's code (part of the experiment's code version)."""

@@ -65,10 +65,15 @@ def emit_scores(
             },
         )
         for scorer, score in scores.items():
-            attrs: dict[str, Any] = {"gen_ai.evaluation.name": scorer, "tether.run.id": evaluated_run}
+            attrs: dict[str, Any] = {
+                "gen_ai.evaluation.name": scorer,
+                "tether.run.id": evaluated_run,
+            }
             if score.get("error") is not None:
                 attrs["gen_ai.evaluation.score.label"] = "unscored"
-                attrs["gen_ai.evaluation.explanation"] = observer.redactor.text(score["error"])[:500]
+                attrs["gen_ai.evaluation.explanation"] = observer.redactor.text(score["error"])[
+                    :500
+                ]
             else:
                 attrs["gen_ai.evaluation.score.value"] = float(score["value"])
                 attrs["gen_ai.evaluation.score.label"] = "pass" if score.get("passed") else "fail"
