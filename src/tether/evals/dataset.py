@@ -181,15 +181,15 @@ class Dataset(Sequence[Case]):
             for lineno, line in enumerate(f, start=1):
                 if not line.strip():
                     continue
-                where = f"{p}:{lineno}"
+                where = f"{p}, line {lineno}"
                 try:
                     row = json.loads(line)
                 except json.JSONDecodeError as exc:
                     raise ConfigurationError(
-                        f"{where}: line {lineno} is not JSON ({exc.msg} at column {exc.colno}); "
-                        'each line must be an object such as {"input": ..., "expected": ...}'
+                        f"{where} is not JSON ({exc.msg} at column {exc.colno}); each line "
+                        'must be an object such as {"input": ..., "expected": ...}'
                     ) from None
-                cases.append((_case_from_mapping(row, f"{where}: line {lineno}"), where))
+                cases.append((_case_from_mapping(row, where), where))
         return cls(_checked_ids(cases, p), name=p.name)
 
     @classmethod
@@ -212,7 +212,7 @@ class Dataset(Sequence[Case]):
                     continue
                 if len(row) != len(header):
                     raise ConfigurationError(
-                        f"{p}:{lineno}: line {lineno} has {len(row)} fields but the header has "
+                        f"{p}, line {lineno} has {len(row)} fields but the header has "
                         f"{len(header)} ({', '.join(header)}); quote cells that contain commas"
                     )
                 cases.append(_case_from_row(dict(zip(header, row, strict=True)), p, lineno))
@@ -267,7 +267,7 @@ def _case_from_mapping(row: Any, where: str) -> Case:
 
 
 def _case_from_row(row: dict[str, str], path: Path, lineno: int) -> tuple[Case, str]:
-    where = f"{path}:{lineno}"
+    where = f"{path}, line {lineno}"
     meta: dict[str, Any] = {}
     raw_meta = row.get("metadata", "").strip()
     if raw_meta:
@@ -275,15 +275,15 @@ def _case_from_row(row: dict[str, str], path: Path, lineno: int) -> tuple[Case, 
             meta = json.loads(raw_meta)
         except json.JSONDecodeError as exc:
             raise ConfigurationError(
-                f"{where}: line {lineno}: the metadata cell is not JSON ({exc.msg}); write a "
+                f"{where}: the metadata cell is not JSON ({exc.msg}); write a "
                 "JSON object or leave it empty"
             ) from None
         if not isinstance(meta, dict):
-            raise ConfigurationError(f"{where}: line {lineno}: metadata must be a JSON object")
+            raise ConfigurationError(f"{where}: metadata must be a JSON object")
     rest = {k: v for k, v in row.items() if k not in CASE_KEYS}
     value: Any
     if "input" in row:
-        value = _cell(row["input"], where, lineno)
+        value = _cell(row["input"], where)
         meta = {**rest, **meta}
     else:
         if not rest:
@@ -294,14 +294,14 @@ def _case_from_row(row: dict[str, str], path: Path, lineno: int) -> tuple[Case, 
     return Case(value, expected if expected not in (None, "") else None, meta, case_id), where
 
 
-def _cell(text: str, where: str, lineno: int) -> Any:
+def _cell(text: str, where: str) -> Any:
     stripped = text.strip()
     if stripped.startswith("{") and stripped.endswith("}"):
         try:
             return json.loads(stripped)
         except json.JSONDecodeError as exc:
             raise ConfigurationError(
-                f"{where}: line {lineno}: the input cell looks like a JSON object but is not "
+                f"{where}: the input cell looks like a JSON object but is not "
                 f"valid JSON ({exc.msg} at column {exc.colno})"
             ) from None
     return text

@@ -215,12 +215,12 @@ class Experiment:
     # -- driving --------------------------------------------------------------------------------
     async def execute(self, inner: Harness) -> EvalResult:
         """Drive the experiment's runs on ``inner``'s engine loop."""
-        engine = inner.engine
         store = inner.store
         rid = experiment_run_id(self.experiment)
         if store.run_status(rid) is None:
             inner.enqueue(EXPERIMENT_FN, self.definition, run_id=rid)
         await _drive_until(inner, rid, ("waiting", "completed"))
+        totals = None
         state = store.run_status(rid)
         if state is None or state[0] != "completed":
             bar = _Progress(self.progress, f"{self.name} ({self.experiment})", self._total())
@@ -235,8 +235,8 @@ class Experiment:
                 id=f"{rid}:finished",
             )
             inner.send(event)
-            await engine.adrive(rid, None, None)
-        return self.result()
+            await inner.engine.adrive(rid, None, None)
+        return self.result(totals)
 
     def _total(self) -> int:
         return len(self.dataset) * self.repeat
@@ -245,10 +245,12 @@ class Experiment:
         names = [s.name for s in self.scorers]
         return summarize(self.th.store, self.experiment, self.dataset.ids, self.repeat, names)
 
-    def result(self) -> EvalResult:
+    def result(self, totals: dict[str, Any] | None = None) -> EvalResult:
         info = find_experiment(self.th.store, self.experiment)
         assert info is not None
-        return EvalResult(self.th.store, info, self.dataset.ids, self._totals(), self.dataset)
+        if totals is None:
+            totals = info.summary or self._totals()
+        return EvalResult(self.th.store, info, self.dataset.ids, totals, self.dataset)
 
     async def _cases(self, inner: Harness, bar: _Progress) -> None:
         pending: set[asyncio.Future[None]] = set()
@@ -275,12 +277,13 @@ class Experiment:
     async def _one(self, inner: Harness, item: Case, repeat: int) -> None:
         rid = case_run_id(self.experiment, item.id, repeat)
         state = inner.store.run_status(rid)
-        if state is None:
+        if state is not None and state[0] in TERMINAL_STATUSES:
+            return  # recorded: nothing runs again
+        claim = None
+        if state is None:  # created and claimed in one write
             data = {"experiment": self.experiment, "case": item.to_dict(), "repeat": repeat}
-            inner.enqueue(CASE_FN, data, run_id=rid)
-        elif state[0] in TERMINAL_STATUSES:
-            return
-        await inner.engine.adrive(rid, None, None)
+            _, rid, claim = inner._create(CASE_FN, data, rid, claim=True)
+        await inner.engine.adrive(rid, claim, None)
 
 
 async def _drive_until(inner: Harness, rid: str, statuses: tuple[str, ...]) -> None:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
+from tether.codec import loads
 from tether.durable.function import DurableFunction, source_hash
 from tether.errors import ConfigurationError, FunctionNotFound, RunCancelled, RunFailed, RunTimeout
 from tether.evals.dataset import Case
@@ -86,6 +87,8 @@ class Task:
         assert self.function is not None
         rid = task_run_id(case_run)
         record: dict[str, Any] = {"status": "ok", "output": None, "error": None, "run_id": rid}
+        fresh = self.th.store.run_status(rid) is None
+        started = time.perf_counter()
         try:
             record["output"] = await self.th.arun(
                 self.function, case.run_data(), run_id=rid, timeout=self.timeout
@@ -99,25 +102,35 @@ class Task:
         except RunTimeout as exc:
             record["status"] = "error"
             record["error"] = {"type": "RunTimeout", "message": str(exc)}
-        record.update(await asyncio.to_thread(self._measure, rid))
+        if fresh:  # started here: its latency is this wait; its LLM usage is in its steps
+            record["latency_s"] = time.perf_counter() - started
+            record.update(self._usage(rid))
+        else:  # started before a crash: read its timeline
+            record.update(await asyncio.to_thread(self._measure, rid))
         return record
 
-    def _measure(self, rid: str) -> dict[str, Any]:
-        """Latency of the task's run, and the tokens and cost of its LLM steps."""
-        run = self.th.store.get_run(rid)
-        latency = None
+    def _usage(self, rid: str) -> dict[str, Any]:
+        """The tokens and cost of the task run's LLM steps."""
         usage: dict[str, int] = {}
         cost: float | None = None
-        if run is not None:
+        for row in self.th.store.load_steps(rid).values():
+            if row.output is None or '"attempts"' not in row.output:
+                continue
+            value = loads(row.output)
+            if is_llm_output(value):
+                add_usage(usage, value.get("usage") or {})
+                if value.get("cost_usd") is not None:
+                    cost = (cost or 0.0) + float(value["cost_usd"])
+        return {"usage": usage, "cost_usd": cost}
+
+    def _measure(self, rid: str) -> dict[str, Any]:
+        """Latency of the task's run from its timeline, with its usage."""
+        run = self.th.store.get_run(rid)
+        latency = None
+        if run is not None and run.ended_at is not None:
             start = run.started_at or run.created_at
-            if run.ended_at is not None:
-                latency = max(0.0, (run.ended_at - start).total_seconds())
-            for step in run.steps:
-                if is_llm_output(step.output):
-                    add_usage(usage, step.output.get("usage") or {})
-                    if step.output.get("cost_usd") is not None:
-                        cost = (cost or 0.0) + float(step.output["cost_usd"])
-        return {"latency_s": latency, "usage": usage, "cost_usd": cost}
+            latency = max(0.0, (run.ended_at - start).total_seconds())
+        return {"latency_s": latency, **self._usage(rid)}
 
     # -- a plain callable: the ``task`` step of the case's run --------------------------------
     def plain_step(self) -> Callable[..., Any]:
