@@ -26,7 +26,7 @@ def test_jsonl_cases_ids_and_a_hash_stable_across_loads(tmp_path: Path) -> None:
         ],
     )
     first = evals.Dataset.from_file(path)
-    assert [c.id for c in first][0] == "a" and len(first) == 2
+    assert first[0].id == "a" and len(first) == 2
     assert first[0].input == {"text": "refund please"} and first[0].expected == "billing"
     assert first[1].metadata == {"lang": "en"} and first[1].expected is None
     # the same content elsewhere: the same ids and hash

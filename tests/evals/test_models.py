@@ -106,7 +106,9 @@ def test_the_local_model_judges_offline(th: tether.Harness) -> None:
     pytest.importorskip("llama_cpp")
     cases = evals.Dataset([evals.Case("What is 2 + 2?", "4", id="sum")])
     judge = evals.judge("Does the output answer the question correctly?", max_tokens=64)
-    result = evals.run(th, "local-judge", task=lambda q: "2 + 2 = 4", dataset=cases, scorers=[judge])
+    result = evals.run(
+        th, "local-judge", task=lambda q: "2 + 2 = 4", dataset=cases, scorers=[judge]
+    )
     score = result.cases[0].scores["judge"]
     # a 135M model's verdict is not reliable, but it is a recorded pass/fail or an explained gap
     assert (score.value in (0.0, 1.0) and score.passed is (score.value == 1.0)) or score.unscored

@@ -165,11 +165,15 @@ def test_the_same_code_on_the_same_data_returns_the_same_experiment(th: tether.H
 
 
 def test_an_explicit_experiment_with_another_dataset_is_refused(th: tether.Harness) -> None:
-    evals.run(th, "named", task=classify, dataset=dataset(), scorers=[evals.exact()], experiment="v1")
+    evals.run(
+        th, "named", task=classify, dataset=dataset(), scorers=[evals.exact()], experiment="v1"
+    )
     before = len(th.list_runs(limit=500))
     other = evals.Dataset([evals.Case({"text": "x"}, "y", id="x")])
     with pytest.raises(ConfigurationError, match="already exists with dataset_hash"):
-        evals.run(th, "named", task=classify, dataset=other, scorers=[evals.exact()], experiment="v1")
+        evals.run(
+            th, "named", task=classify, dataset=other, scorers=[evals.exact()], experiment="v1"
+        )
     assert len(th.list_runs(limit=500)) == before
 
 
