@@ -149,6 +149,7 @@ class Experiment:
         mine = self.definition
         theirs = {
             "evaluation": info.evaluation,
+            "code_version": info.code_version,
             "dataset_hash": info.dataset_hash,
             "scorers": info.scorers,
             "repeat": info.repeat,

@@ -10,6 +10,7 @@ step of the case's run, so a resumed experiment does not compute it again.
 from __future__ import annotations
 
 import abc
+import hashlib
 import inspect
 import math
 from collections.abc import Callable, Sequence
@@ -110,6 +111,29 @@ def is_async(fn: Any) -> bool:
     return call is not None and inspect.iscoroutinefunction(call)
 
 
+def code_hash(fn: Any) -> str:
+    """What identifies a callable's code: its source for a ``def``; for a lambda (whose
+    "source" is the whole statement around it) or a callable object, its bytecode."""
+    from tether.durable.function import source_hash
+
+    code = getattr(fn, "__code__", None)
+    if code is None or getattr(fn, "__name__", "") != "<lambda>":
+        return source_hash(fn)
+    parts: list[str] = []
+
+    def walk(c: Any) -> None:
+        parts.append(c.co_code.hex())
+        parts.append(repr(c.co_names))
+        for const in c.co_consts:
+            if hasattr(const, "co_code"):
+                walk(const)
+            else:
+                parts.append(repr(const))
+
+    walk(code)
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
 def error_text(exc: BaseException) -> str:
     if isinstance(exc, StepFailed):
         return f"{exc.error_type}: {exc.error_message}"
@@ -193,9 +217,7 @@ class FunctionScorer(Scorer):
             return Score.failed_scoring(error_text(exc)).to_dict()
 
     def describe(self) -> str:
-        from tether.durable.function import source_hash
-
-        return f"fn:{self.name}:{source_hash(self.fn)}:{self.threshold}"
+        return f"fn:{self.name}:{code_hash(self.fn)}:{self.threshold}"
 
 
 def _check_signature(fn: Callable[..., Any], name: str | None) -> None:

@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 
 from tether.codec import loads
-from tether.durable.function import DurableFunction, source_hash
+from tether.durable.function import DurableFunction
 from tether.errors import ConfigurationError, FunctionNotFound, RunCancelled, RunFailed, RunTimeout
 from tether.evals.dataset import Case
 from tether.evals.records import task_run_id
-from tether.evals.scores import is_async
+from tether.evals.scores import code_hash, is_async
 
 if TYPE_CHECKING:
     from tether.harness import Harness
@@ -80,7 +80,7 @@ class Task:
         if self.function is not None:
             return f"function:{self.function.id}:{self.function.source_hash}"
         assert self.fn is not None
-        return f"callable:{self.name}:{source_hash(self.fn)}"
+        return f"callable:{self.name}:{code_hash(self.fn)}"
 
     # -- a registered function: its own durable run -----------------------------------------
     async def call_function(self, case_run: str, case: Case) -> dict[str, Any]:
