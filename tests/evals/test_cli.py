@@ -133,3 +133,40 @@ def test_the_real_command_exits_with_the_gate(tmp_path: Path) -> None:
     assert ok.returncode == 0, ok.stderr.decode()
     low = subprocess.run([*cmd, "--suite", "weak"], cwd=tmp_path, env=env, capture_output=True)
     assert low.returncode == 1, low.stderr.decode()
+
+
+BROKEN = """
+from tether import evals
+
+def answer(text):
+    if text == "boom":
+        raise RuntimeError("the model is down")
+    return text.upper()
+
+def picky(case, output):
+    if case.id == "b":
+        raise ValueError("cannot score b")
+    return 1.0
+
+broken = evals.Suite("broken", task=answer, scorers=[picky],
+                     dataset=[evals.Case("a", id="a"), evals.Case("b", id="b"),
+                              evals.Case("boom", id="boom")])
+"""
+
+
+def test_junit_errors_and_skips_and_a_file_without_a_harness(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    (tmp_path / "broken.py").write_text(textwrap.dedent(BROKEN))  # no Harness: a default one
+    result = runner.invoke(app, ["eval", "broken.py", "--junit", "broken.xml"])
+    assert result.exit_code == 0, result.output  # no threshold, no baseline: a report
+    [testsuite] = ET.parse(tmp_path / "broken.xml").getroot().findall("testsuite")
+    assert (testsuite.get("tests"), testsuite.get("errors"), testsuite.get("skipped")) == (
+        "3",
+        "1",
+        "1",
+    )
+    outcome = {c.get("name"): [child.tag for child in c] for c in testsuite.findall("testcase")}
+    assert outcome == {"a": [], "b": ["skipped"], "boom": ["error"]}
+    error = testsuite.find("testcase[@name='boom']/error")
+    assert error is not None and "RuntimeError: the model is down" in str(error.get("message"))

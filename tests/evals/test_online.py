@@ -127,3 +127,24 @@ def test_bad_online_arguments(th: tether.Harness) -> None:
     with pytest.raises(ConfigurationError, match="unknown scorer"):
         evals.online(th, function=f, scorers=["nope"])
     assert th.list_runs() == []
+
+
+def test_experiment_cases_emit_evaluation_events(
+    th: tether.Harness, exporter: InMemorySpanExporter
+) -> None:
+    cases = evals.Dataset([evals.Case("a", "A", id="a"), evals.Case("b", "B", id="b")])
+
+    def broken(case: evals.Case, output: str) -> float:
+        raise ValueError("cannot score")
+
+    result = evals.run(th, "traced", task=str.upper, dataset=cases, scorers=["exact", broken])
+    spans = evaluation_spans(exporter)
+    assert sorted(s.attributes["tether.run.id"] for s in spans) == sorted(
+        c.run_id for c in result.cases
+    )
+    for span in spans:
+        by_name = {e.attributes["gen_ai.evaluation.name"]: e.attributes for e in span.events}
+        assert by_name["exact"]["gen_ai.evaluation.score.label"] == "pass"
+        assert by_name["broken"]["gen_ai.evaluation.score.label"] == "unscored"
+        assert "ValueError: cannot score" in by_name["broken"]["gen_ai.evaluation.explanation"]
+        assert span.parent is not None  # under the case run's span

@@ -235,3 +235,48 @@ def test_bad_input_is_a_clear_error_and_stores_nothing(th: tether.Harness, tmp_p
         evals.run(th, "bad", task=classify, dataset=cases, scorers=[evals.similarity(threshold=3)])
     assert th.list_runs(limit=10) == []
     assert evals.list_experiments(th) == []
+
+
+def test_a_task_over_its_timeout_is_an_error(th: tether.Harness) -> None:
+    @th.function()
+    async def stuck(ctx: tether.Context) -> str:
+        await ctx.step.wait_for_event("never", event="never.sent")
+        return "unreachable"
+
+    cases = evals.Dataset([evals.Case({"text": "x"}, "y", id="x")])
+    result = evals.run(th, "stuck", task=stuck, dataset=cases, scorers=["exact"], timeout=0.3)
+    [entry] = result.cases
+    assert entry.status == "error" and entry.error is not None
+    assert entry.error["type"] == "RunTimeout" and entry.scores["exact"].value == 0.0
+
+
+def test_a_callable_returning_an_llm_response_has_its_usage_counted(
+    th: tether.Harness, server: FakeLLMServer
+) -> None:
+    import tether.llm
+
+    server.set_default(Reply("billing", usage={"input_tokens": 5, "output_tokens": 1}))
+    llm = model(server, "tiny")
+
+    async def ask(value: dict[str, Any]) -> Any:
+        return await tether.llm.acomplete(llm, value["text"])
+
+    cases = evals.Dataset(dataset()[:1])
+    result = evals.run(th, "resp", task=ask, dataset=cases, scorers=[evals.contains("billing")])
+    [entry] = result.cases
+    assert entry.usage == {"input_tokens": 5, "output_tokens": 1} | {
+        k: 0 for k in ("cached_input_tokens", "cache_write_tokens", "reasoning_tokens")
+    }
+    assert entry.output["text"] == "billing" and entry.scores["contains"].passed
+
+
+def test_read_functions_for_the_dashboard(th: tether.Harness) -> None:
+    result = evals.run(th, "pages", task=classify, dataset=dataset(), scorers=["exact"], repeat=2)
+    page = evals.experiment_cases(th, result.experiment, offset=2, limit=3)
+    assert [(c.case.id, c.repeat) for c in page] == [("crash", 0), ("crash", 1), ("hello", 0)]
+    assert all(th.get_run(c.case_run_id).function_id == "tether.eval.case" for c in page)
+    lazy = evals.load_lazy(th, result.experiment)
+    assert lazy.summary == result.summary and len(lazy.cases) == 6
+    assert lazy.cases[0].case == dataset()[0]  # rebuilt from the case run's input
+    [info] = evals.list_experiments(th)
+    assert info.to_dict()["summary"]["scorers"]["exact"]["n"] == 6 and info.cases == 3
