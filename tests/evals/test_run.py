@@ -225,6 +225,8 @@ def test_bad_input_is_a_clear_error_and_stores_nothing(th: tether.Harness, tmp_p
         ({"scorers": [evals.contains("a"), evals.contains("b")]}, "two scorers are named"),
         ({"repeat": 0}, "repeat must be an integer >= 1"),
         ({"concurrency": 0}, "concurrency must be an integer >= 1"),
+        ({"timeout": -1}, "timeout= must be a number of seconds > 0"),
+        ({"dataset": str(tmp_path / "missing.jsonl")}, "does not exist"),
     ]
     for override, message in attempts:
         options: dict[str, Any] = {"task": classify, "dataset": cases, "scorers": [evals.exact()]}
@@ -280,3 +282,17 @@ def test_read_functions_for_the_dashboard(th: tether.Harness) -> None:
     assert lazy.cases[0].case == dataset()[0]  # rebuilt from the case run's input
     [info] = evals.list_experiments(th)
     assert info.to_dict()["summary"]["scorers"]["exact"]["n"] == 6 and info.cases == 3
+
+
+def test_a_dataset_file_path_and_a_suite(th: tether.Harness, tmp_path: Path) -> None:
+    path = tmp_path / "cases.jsonl"
+    path.write_text(
+        '{"input": "refund", "expected": "billing"}\n{"input": "hi", "expected": "x"}\n'
+    )
+    result = evals.run(th, "file", task=classify, dataset=str(path), scorers=["exact"])
+    assert result.summary["exact"].n == 2 and result.summary["exact"].mean == 0.5
+    suite = evals.Suite("file", task=classify, dataset=path, scorers=["exact"], threshold=0.5)
+    again = suite.run(th)
+    assert again.experiment == result.experiment  # the same code on the same data
+    with pytest.raises(ConfigurationError, match="between 0 and 1"):
+        evals.Suite("bad", task=classify, dataset=path, scorers=["exact"], threshold=2)

@@ -87,7 +87,7 @@ class Experiment:
         name: str,
         *,
         task: Any,
-        dataset: Dataset | Sequence[Case | dict[str, Any]],
+        dataset: Dataset | Sequence[Case | dict[str, Any]] | str | os.PathLike[str],
         scorers: Sequence[Any],
         repeat: int,
         concurrency: int,
@@ -110,8 +110,14 @@ class Experiment:
             raise ConfigurationError(f"concurrency must be an integer >= 1, got {concurrency!r}")
         if experiment is not None and (not isinstance(experiment, str) or not experiment):
             raise ConfigurationError(f"experiment= must be a non-empty string, got {experiment!r}")
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0
+        ):
+            raise ConfigurationError(f"timeout= must be a number of seconds > 0, got {timeout!r}")
         self.th = th
         self.name = name
+        if isinstance(dataset, str | os.PathLike):
+            dataset = Dataset.from_file(os.fspath(dataset))
         self.dataset = dataset if isinstance(dataset, Dataset) else Dataset(dataset)
         self.scorers: list[Scorer] = resolve_scorers(scorers, builtin_scorers())
         self.task = Task(th, task, timeout)
@@ -349,7 +355,7 @@ def run(
     name: str,
     *,
     task: Any,
-    dataset: Dataset | Sequence[Case | dict[str, Any]],
+    dataset: Dataset | Sequence[Case | dict[str, Any]] | str | os.PathLike[str],
     scorers: Sequence[Any],
     repeat: int = 1,
     concurrency: int = 4,
@@ -392,7 +398,7 @@ async def arun(
     name: str,
     *,
     task: Any,
-    dataset: Dataset | Sequence[Case | dict[str, Any]],
+    dataset: Dataset | Sequence[Case | dict[str, Any]] | str | os.PathLike[str],
     scorers: Sequence[Any],
     repeat: int = 1,
     concurrency: int = 4,
