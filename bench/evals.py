@@ -221,7 +221,10 @@ class Model:
     """FakeLLMServer answering "answer i" to "question i" (one in ten wrong) after a delay."""
 
     def __init__(self, latency: float) -> None:
-        from tether.llm.fake_server import FakeLLMServer, RecordedRequest, Reply
+        try:  # tether.testing exports the wire types once FakeLLMServer lives there
+            from tether.testing import FakeLLMServer, RecordedRequest, Reply
+        except ImportError:
+            from tether.llm.fake_server import FakeLLMServer, RecordedRequest, Reply
 
         def reply(request: RecordedRequest) -> Reply:
             messages = request.body.get("messages") or [{"content": "unexpected -1"}]

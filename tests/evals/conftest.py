@@ -9,6 +9,13 @@ import pytest
 from tether.llm import MemoryCircuitStore, default_breaker
 from tether.testing import FakeLLMServer
 
+try:  # tether.testing exports the wire types once FakeLLMServer lives there
+    from tether.testing import RecordedRequest, Reply  # type: ignore[attr-defined]
+except ImportError:
+    from tether.llm.fake_server import RecordedRequest, Reply
+
+__all__ = ["FakeLLMServer", "RecordedRequest", "Reply", "model"]
+
 
 @pytest.fixture(autouse=True)
 def _fresh_breaker() -> Iterator[None]:

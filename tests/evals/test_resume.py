@@ -18,10 +18,9 @@ import pytest
 
 import tether
 from tether import evals
-from tether.llm.fake_server import RecordedRequest, Reply
 from tether.testing import FakeLLMServer
 
-from .conftest import model
+from .conftest import RecordedRequest, Reply, model
 
 CASES = 24
 CONCURRENCY = 4

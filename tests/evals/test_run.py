@@ -12,10 +12,9 @@ import pytest
 
 import tether
 from tether import ConfigurationError, evals
-from tether.llm.fake_server import Reply
 from tether.testing import FakeLLMServer
 
-from .conftest import model
+from .conftest import Reply, model
 
 
 def dataset() -> evals.Dataset:
