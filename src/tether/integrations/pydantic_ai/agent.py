@@ -40,6 +40,7 @@ _SERIALIZABLE = (
     "metadata",
     "run_id",
 )
+_IGNORED = ("infer_name",)  # naming the agent from the caller's frame: not an input
 _PROMPT = TypeAdapter(Any)
 _LIMITS = TypeAdapter(UsageLimits)
 
@@ -154,7 +155,11 @@ class TetherAgent(WrapperAgent[Any, Any]):
 
     # -- outside a tether function: a function of its own ---------------------------------
     async def _own_run(self, user_prompt: Any, kwargs: dict[str, Any]) -> AgentRunResult[Any]:
-        unknown = sorted(k for k, v in kwargs.items() if v is not None and k not in _SERIALIZABLE)
+        unknown = sorted(
+            k
+            for k, v in kwargs.items()
+            if v is not None and k not in _SERIALIZABLE and k not in _IGNORED
+        )
         if unknown:
             raise ConfigurationError(
                 f"TetherAgent.run outside a tether function starts a run of {self.function_id!r}, "
