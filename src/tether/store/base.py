@@ -342,6 +342,12 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def kv_set(self, key: str, value: str) -> None: ...
 
+    def run_sql(self, fn: Callable[[Any, Any], Any], *, write: bool) -> Any:
+        """Run ``fn(connection, dialect)``: in a write transaction (group-committed with
+        other writes) when ``write``, else on a reader connection. For statements written
+        once with ``?`` parameters (``store/langgraph_sql.py``); ``dialect`` adapts them."""
+        raise NotImplementedError(f"{type(self).__name__} does not run shared SQL statements")
+
     # -- dashboard reads (shared SQL in store/queries.py) ----------------------------------
     @abc.abstractmethod
     def query_runs(self, query: RunQuery) -> list[Run]:

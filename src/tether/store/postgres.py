@@ -899,6 +899,11 @@ class PostgresStore(Store):
         rows = self._read("SELECT value FROM kv WHERE key=%s", (key,))
         return rows[0][0] if rows else None
 
+    def run_sql(self, fn: Callable[[Any, Any], T], *, write: bool) -> T:
+        if write:
+            return self._write_op(lambda conn: fn(conn, POSTGRES))
+        return self._db.reading(lambda conn: fn(conn, POSTGRES))
+
     def kv_set(self, key: str, value: str) -> None:
         self._write_op(
             lambda c: c.execute(

@@ -994,6 +994,12 @@ class SQLiteStore(Store):
         rows = self._read("SELECT value FROM kv WHERE key=?", (key,))
         return rows[0][0] if rows else None
 
+    def run_sql(self, fn: Callable[[sqlite3.Connection, Any], T], *, write: bool) -> T:
+        if write:
+            return self._write_op(lambda conn: fn(conn, SQLITE))
+        with self._errors():
+            return fn(self._reader(), SQLITE)
+
     def kv_set(self, key: str, value: str) -> None:
         self._write_op(
             lambda c: c.execute(
