@@ -118,10 +118,15 @@ def run_child(variant: str, url: str, folder: Path, runs: int, kill_at: int) -> 
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     done = subprocess.run(
         [sys.executable, __file__, "child", variant, url, str(folder), str(runs), str(kill_at)],
-        capture_output=True, text=True, env=env, timeout=600,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
     )
     out = done.stdout.strip().splitlines()
-    return done.returncode, json.loads(out[-1]) if done.returncode == 0 and out else done.stderr[-2000:]
+    return done.returncode, json.loads(out[-1]) if done.returncode == 0 and out else done.stderr[
+        -2000:
+    ]
 
 
 def main() -> None:
