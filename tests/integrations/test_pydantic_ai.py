@@ -4,6 +4,7 @@ structured output and the context-window seam."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -133,13 +134,14 @@ def test_outside_a_tether_function_a_run_is_a_function_of_its_own(
     fake.reply("", tool_calls=[call("add", a=1, b=1)])
     fake.reply("", tool_calls=[call("final_result", name="Paris", country="FR")])
 
-    result = durable.run_sync("where?", run_id="trip-1")
+    # asyncio.run, not run_sync: pydantic-ai's run_sync leaves its event loop open.
+    result = asyncio.run(durable.run("where?", run_id="trip-1"))
     assert result.output == City(name="Paris", country="FR")
     run = th.get_run("trip-1")
     assert run.function_id == "agent:calc" and run.input["user_prompt"] == "where?"
     assert [s.id for s in run.steps] == ["calc.model", "calc.tool:add#call_0", "calc.model:1"]
     # The same run id again: the recorded run, no request sent, no tool called.
-    again = durable.run_sync("where?", run_id="trip-1")
+    again = asyncio.run(durable.run("where?", run_id="trip-1"))
     assert again.output == result.output and len(again.all_messages()) == 5
     assert fake.request_count() == 2 and calls == [(1, 1)]
 
@@ -149,7 +151,7 @@ def test_a_run_input_that_cannot_be_stored_is_refused_and_creates_nothing(
 ) -> None:
     durable = TetherAgent(calculator(fake, []), harness=th)
     with pytest.raises(tether.ConfigurationError, match="event_stream_handler"):
-        durable.run_sync("x", event_stream_handler=lambda ctx, events: None)
+        asyncio.run(durable.run("x", event_stream_handler=lambda ctx, events: None))
     assert th.list_runs() == [] and fake.request_count() == 0
     with pytest.raises(tether.ConfigurationError, match="needs a name"):
         TetherAgent(Agent(chat_model(fake)), harness=th)
