@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 
 # The extras (the demo and the tests share them) include llama-cpp-python, which compiles
 # from source the first time (about 11 minutes on 2 cores; pip caches the wheel afterwards).
-TEST_EXTRAS ?= dev,postgres,openai,anthropic,google,local,otel,dashboard
+TEST_EXTRAS ?= dev,postgres,openai,anthropic,google,local,otel,dashboard,pydantic-ai,openai-agents,langgraph
 # Portable CPU flags: a native (-march=native) build dies with SIGILL on this CPU.
 export CMAKE_ARGS ?= -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
 

@@ -66,7 +66,7 @@ def test_concurrent_writers_share_commits() -> None:
         f"{n}-{i}" for n in range(threads) for i in range(per_thread)
     )
     # while one commit holds the lock the others queue up and go together in the next
-    assert len(rec.batches) < threads * per_thread / 2, len(rec.batches)
+    assert len(rec.batches) < threads * per_thread * 0.8, len(rec.batches)
     assert max(len(b) for b in rec.batches) > 1
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from contextvars import ContextVar
 from typing import Any
 
 from tether.durable.execution import CURRENT_STEP, RunExecution
@@ -11,6 +12,18 @@ from tether.records import Event
 from tether.store.base import StepWrite
 
 _logger = logging.getLogger("tether.run")
+
+# The context of the durable function body running in this task or thread: what
+# integrations (``tether.integrations``) use to find the run they are called in.
+CURRENT_CONTEXT: ContextVar[Context | SyncContext | None] = ContextVar(
+    "tether_context", default=None
+)
+
+
+def current_context() -> Context | SyncContext | None:
+    """The ``Context`` (or ``SyncContext``) of the durable function running in this task or
+    thread, or None outside durable functions."""
+    return CURRENT_CONTEXT.get()
 
 
 class RunLogger:

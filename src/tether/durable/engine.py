@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from tether.clock import Clock
 from tether.codec import dumps, encode_result
-from tether.durable.context import Context, SyncContext
+from tether.durable.context import CURRENT_CONTEXT, Context, SyncContext
 from tether.durable.execution import CheckStop, DeadlineExceeded, RunExecution, error_dict
 from tether.durable.intake import Intake
 from tether.durable.registry import Registry
@@ -268,14 +268,23 @@ class Engine:
         return RunExecution(self, claim, function, self.store.load_steps(claim.run_id))
 
     def body_sync(self, ex: RunExecution) -> Outcome:
+        ctx = SyncContext(ex)
+        token = CURRENT_CONTEXT.set(ctx)
         try:
-            output = ex.function.fn(SyncContext(ex))
+            output = ex.function.fn(ctx)
         except BaseException as exc:
             return self._classify(ex, exc)
+        finally:
+            CURRENT_CONTEXT.reset(token)
         return self._after_body(ex, output)
 
     async def body_async(self, ex: RunExecution) -> Outcome:
-        task = asyncio.ensure_future(ex.function.fn(Context(ex)))
+        ctx = Context(ex)
+        token = CURRENT_CONTEXT.set(ctx)  # copied into the body's task, then reset here
+        try:
+            task = asyncio.ensure_future(ex.function.fn(ctx))
+        finally:
+            CURRENT_CONTEXT.reset(token)
         ex.task = task
         try:
             if ex.deadline is not None:

@@ -164,6 +164,14 @@ class SQLStore(Store):
         statement, or fenced ones), so alone in its batch it may skip BEGIN/COMMIT."""
         return self._submit(lambda conn: fn(Tx(conn, self)), sync, single)
 
+    def run_sql(self, fn: Callable[[Any, Dialect], T], *, write: bool) -> T:
+        """Run ``fn(connection, dialect)`` for modules of shared statements that take a raw
+        connection (``store/langgraph_sql.py``): in a group-committed write transaction when
+        ``write``, else on a read connection."""
+        if write:
+            return self.write(lambda tx: fn(tx.conn, tx.d))
+        return self.reading(lambda tx: fn(tx.conn, tx.d))
+
     # -- schema ------------------------------------------------------------------------
     def migrate(self) -> int:
         scripts = migrations.scripts(self.dialect)
