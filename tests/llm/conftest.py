@@ -56,3 +56,19 @@ WIRES = {
     "anthropic": "anthropic:claude-haiku-4-5",
     "gemini": "google:gemini-2.5-flash",
 }
+
+
+@pytest.fixture(scope="session")
+def minilm() -> object:
+    """The local embedding model, loaded once per test run (skips without the extra).
+
+    ``load_model`` is a process-wide cache, so tests elsewhere that embed through
+    ``tether.llm.embed("local:all-minilm-l6-v2", ...)`` reuse this same instance."""
+    from tether.llm.errors import MissingExtra
+    from tether.llm.providers import local_embed
+
+    try:
+        local_embed.check_installed()
+    except MissingExtra as exc:
+        pytest.skip(str(exc))
+    return local_embed.load_model()

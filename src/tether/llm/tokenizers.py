@@ -16,6 +16,7 @@ import atexit
 import importlib
 import importlib.util
 import os
+import re
 import threading
 from abc import ABC, abstractmethod
 from typing import Any
@@ -78,6 +79,11 @@ class Estimate(Tokenizer):
         return estimate_tokens(text)
 
 
+#: characters counted per call into bpe-openai (a few milliseconds each)
+PIECE_CHARS = 32_768
+_WORD_START = re.compile(r"(?<=[^\s]) (?=[^\W\d_])")
+
+
 class OpenAIBPE(Tokenizer):
     """An OpenAI encoding through bpe-openai's Rust tokenizer (``count`` builds no list)."""
 
@@ -90,7 +96,18 @@ class OpenAIBPE(Tokenizer):
         self._tok = _bpe_bindings().tokenizer_for_encoding(self.name)
 
     def _count(self, text: str) -> int:
-        return int(self._tok.count(text))
+        # The Rust call holds the GIL: a long text is counted in pieces, so that a thread
+        # counting it lets the others (an event loop) run in between. A piece ends before a
+        # space that starts a word, where the encodings' pre-tokenizer cuts anyway, so the
+        # sum is the exact count.
+        total, start = 0, 0
+        while len(text) - start > PIECE_CHARS:
+            cut = _WORD_START.search(text, start + PIECE_CHARS, start + 2 * PIECE_CHARS)
+            if cut is None:
+                break
+            total += self._tok.count(text[start : cut.start()])
+            start = cut.start()
+        return total + int(self._tok.count(text[start:]))
 
 
 def _bpe_bindings() -> Any:
@@ -130,11 +147,16 @@ class LlamaVocab(Tokenizer):
 
     def _load(self) -> None:
         from llama_cpp import Llama
+        from llama_cpp._utils import suppress_stdout_stderr
 
         from tether.llm.providers.llamacpp import MODELS
 
         path_of = MODELS[self.local_model][0]
-        self.llm = Llama(model_path=path_of(), vocab_only=True, verbose=False)
+        path = path_of()
+        # llama-cpp-python still makes a (tiny) context, which logs a warning about the
+        # vocabulary's n_ctx_train of 0 past verbose=False: silence it as it does its own.
+        with suppress_stdout_stderr(disable=False):
+            self.llm = Llama(model_path=path, vocab_only=True, n_ctx=64, n_batch=64, verbose=False)
         with _open_lock:
             _open.append(self)
 

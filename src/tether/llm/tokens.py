@@ -221,16 +221,15 @@ def _make_counter(model: str) -> TokenCounter:
 def count_tokens(
     model: str, text_or_messages: str | Sequence[Any], *, tools: Sequence[Any] | None = None
 ) -> int:
-    """Tokens of a text (a ``str``) or of a prompt (messages, with ``tools``) for ``model``.
+    """Tokens of a text (a ``str``) or of a prompt (a list of messages, and ``tools``) for
+    ``model``: what the provider will report as ``input_tokens`` for it.
 
     Blocking, and the first call for a model loads its tokenizer (o200k: about 2 s); from a
     coroutine use ``acount_tokens``."""
     counter = token_counter(model)
     if isinstance(text_or_messages, str) and tools is None:
         return counter.count(text_or_messages)
-    return counter.count_messages(
-        [text_or_messages] if isinstance(text_or_messages, str) else text_or_messages, tools
-    )
+    return counter.count_messages(text_or_messages, tools)  # a str with tools: one user turn
 
 
 #: Texts longer than this are counted on a worker thread by ``acount_tokens``.

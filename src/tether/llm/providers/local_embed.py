@@ -45,7 +45,7 @@ DIMENSION = 384
 #: texts per forward pass of the model (sentence-transformers' ``batch_size``)
 BATCH_SIZE = 32
 #: texts taken from the queue per pass: several requests coalesced, or a slice of a large one
-PASS_SIZE = 4 * BATCH_SIZE
+PASS_SIZE = 2 * BATCH_SIZE
 #: word pieces the model reads; the rest of a longer text is truncated
 MAX_TOKENS = 256
 INSTALL = 'pip install torch==2.13.0 && pip install "tether[memory]"'
