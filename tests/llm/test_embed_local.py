@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import re
 import subprocess
@@ -23,16 +24,31 @@ MODEL = "local:all-minilm-l6-v2"
 
 # (anchor, paraphrase, unrelated): the paraphrase shares no word with the anchor
 TRIPLES = [
-    ("The physician examined the patient.", "A doctor checked on a sick man.",
-     "Stock prices dropped sharply on Monday."),
-    ("How do I reset my password?", "Forgot login credentials, need help recovering access.",
-     "The recipe calls for two cups of flour."),
-    ("My flight was cancelled at the last minute.", "Airline scrapped our trip right before departure.",
-     "She planted tomatoes in the garden."),
-    ("The car would not start this morning.", "My vehicle's engine failed to turn over today.",
-     "Jazz musicians improvise melodies."),
-    ("I was charged twice for one order.", "Duplicate payment appeared on my card after a single purchase.",
-     "Penguins live in the Southern Hemisphere."),
+    (
+        "The physician examined the patient.",
+        "A doctor checked on a sick man.",
+        "Stock prices dropped sharply on Monday.",
+    ),
+    (
+        "How do I reset my password?",
+        "Forgot login credentials, need help recovering access.",
+        "The recipe calls for two cups of flour.",
+    ),
+    (
+        "My flight was cancelled at the last minute.",
+        "Airline scrapped our trip right before departure.",
+        "She planted tomatoes in the garden.",
+    ),
+    (
+        "The car would not start this morning.",
+        "My vehicle's engine failed to turn over today.",
+        "Jazz musicians improvise melodies.",
+    ),
+    (
+        "I was charged twice for one order.",
+        "Duplicate payment appeared on my card after a single purchase.",
+        "Penguins live in the Southern Hemisphere.",
+    ),
 ]
 
 SENTENCES = [
@@ -52,7 +68,7 @@ def _matrix(emb: llm.Embedding) -> Any:
 def test_paraphrases_with_no_word_in_common_score_higher(minilm: object) -> None:
     texts = [t for triple in TRIPLES for t in triple]
     v = _matrix(llm.embed(MODEL, texts))
-    for i, (anchor, para, other) in enumerate(TRIPLES):
+    for i, (anchor, para, _) in enumerate(TRIPLES):
         assert not _words(anchor) & _words(para), (anchor, para)
         a, p, o = v[3 * i], v[3 * i + 1], v[3 * i + 2]
         close, far = float(a @ p), float(a @ o)
@@ -151,7 +167,7 @@ def test_the_event_loop_stays_responsive_during_a_large_batch(minilm: object) ->
         took = time.perf_counter() - started
         done.set()
         await hb
-        gaps = [b - a for a, b in zip(beats, beats[1:], strict=False)]
+        gaps = [b - a for a, b in itertools.pairwise(beats)]
         return took, max(gaps), len(emb.vectors)
 
     took, worst_gap, n = asyncio.run(main())

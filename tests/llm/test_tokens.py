@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import itertools
 import random
 import threading
 import time
@@ -296,7 +297,7 @@ def test_acount_tokens_keeps_the_loop_free() -> None:
         n = await llm.acount_tokens("openai:gpt-4.1", text)
         done.set()
         await hb
-        return n, max(b - a for a, b in zip(beats, beats[1:], strict=False))
+        return n, max(b - a for a, b in itertools.pairwise(beats))
 
     n, gap = asyncio.run(main())
     assert n == llm.count_tokens("openai:gpt-4.1", text)
@@ -315,9 +316,8 @@ def test_limits_come_from_the_price_table() -> None:
     assert llm.max_output_tokens("google:gemini-2.5-pro") == 65536
     assert llm.context_window("local:all-minilm-l6-v2") == 256
     table = llm.PriceTable({"openai-compatible:llama3": {"context_window": 8192}})
-    assert llm.context_window("openai-compatible:http://127.0.0.1:8000/v1#llama3", prices=table) == (
-        8192
-    )
+    local_server = "openai-compatible:http://127.0.0.1:8000/v1#llama3"
+    assert llm.context_window(local_server, prices=table) == 8192
 
 
 def test_an_unknown_limit_names_the_fix() -> None:

@@ -1,3 +1,4 @@
+# ruff: noqa: RUF001  (the non-English texts are meant to be in their own scripts)
 """A varied corpus for measuring token-count estimates against real tokenizers.
 
 Five kinds of text: English prose, code, JSON, numbers and non-English prose. The prose
@@ -136,12 +137,12 @@ def _json_texts(rng: random.Random) -> list[str]:
     for n in range(12):
         records = []
         for i in range(rng.randint(2, 5)):
-            f, l = rng.choice(first), rng.choice(last)
+            f, s = rng.choice(first), rng.choice(last)
             records.append(
                 {
                     "id": f"cus_{rng.getrandbits(48):012x}",
-                    "name": f"{f} {l}",
-                    "email": f"{f.lower()}.{l.lower()}@example.com",
+                    "name": f"{f} {s}",
+                    "email": f"{f.lower()}.{s.lower()}@example.com",
                     "active": rng.random() > 0.3,
                     "balance": round(rng.uniform(-500, 5000), 2),
                     "tags": rng.sample(["vip", "beta", "churn-risk", "eu", "annual"], 2),
@@ -183,7 +184,7 @@ def _number_texts(rng: random.Random) -> list[str]:
             day = f"2025-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
             rows.append(f"{day},{rng.randint(10000, 99999)},{qty},{price},{qty * price:.2f}")
         out.append("\n".join(rows))
-    out.append(" ".join(str(rng.randint(0, 10**rng.randint(1, 12))) for _ in range(150)))
+    out.append(" ".join(str(rng.randint(0, 10 ** rng.randint(1, 12))) for _ in range(150)))
     out.append(
         "\n".join(
             f"{rng.getrandbits(128):032x}  {rng.uniform(-1e6, 1e6):.6e}  +1-555-{rng.randint(0, 9999):04d}"

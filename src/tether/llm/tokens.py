@@ -169,14 +169,14 @@ class LlamaChatCounter(TokenCounter):
         if not self.instruct:  # a base model: the contents joined into one prompt
             prompt = "\n\n".join(m.content for m in msgs if m.content)
             return len(self.vocab.tokenize(prompt, add_bos=True, special=True)) if prompt else 1
-        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+        from llama_cpp import llama_chat_format
 
         from tether.llm.providers.openai_chat import chat_messages, chat_tools
 
         self.vocab.load()
         llm = self.vocab.llm
         eos, bos = llm.token_eos(), llm.token_bos()
-        formatter = Jinja2ChatFormatter(
+        formatter: Any = llama_chat_format.Jinja2ChatFormatter(
             template=llm.metadata["tokenizer.chat_template"],
             eos_token=llm._model.token_get_text(eos) if eos != -1 else "",
             bos_token=llm._model.token_get_text(bos) if bos != -1 else "",

@@ -110,7 +110,9 @@ def load_model() -> Any:
                 except ImportError as exc:
                     raise missing_extra(package) from exc
             from sentence_transformers import SentenceTransformer
-            from transformers.utils import logging as hf_logging
+            from transformers.utils import logging
+
+            hf_logging: Any = logging
 
             path = model_path()
             bars = hf_logging.is_progress_bar_enabled()
@@ -219,7 +221,7 @@ class _Worker:
             return
         if exc is not None:
             job.future.set_exception(exc)
-        else:
+        elif result is not None:
             job.future.set_result(result)
 
 
