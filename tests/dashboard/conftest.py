@@ -3,6 +3,7 @@ real uvicorn server on loopback serving it (with a worker executing runs)."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -77,17 +78,23 @@ def wait_for(predicate: Any, timeout: float = 15.0, what: str = "condition") -> 
     raise AssertionError(f"timed out waiting for {what}")
 
 
-@pytest.fixture
-def live_server(tmp_path: Path) -> Iterator[Server]:
-    th = tether.Harness(f"sqlite:///{tmp_path / 'dash.db'}")
-    build(th)
+@contextlib.contextmanager
+def serving(th: tether.Harness, *, worker: bool = True) -> Iterator[Server]:
+    """The dashboard of ``th`` on a real uvicorn server on loopback (with a worker
+    executing runs unless ``worker=False``)."""
     port = free_port()
     config = uvicorn.Config(
-        create_app(th), host="127.0.0.1", port=port, log_level="warning", lifespan="off"
+        create_app(th, token=""),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="off",
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
-    with th.worker(concurrency=4):
+    with contextlib.ExitStack() as stack:
+        if worker:
+            stack.enter_context(th.worker(concurrency=4))
         thread.start()
         wait_for(lambda: server.started, what="uvicorn to start")
         try:
@@ -95,4 +102,25 @@ def live_server(tmp_path: Path) -> Iterator[Server]:
         finally:
             server.should_exit = True
             thread.join(timeout=10)
+
+
+@pytest.fixture
+def live_server(tmp_path: Path) -> Iterator[Server]:
+    th = tether.Harness(f"sqlite:///{tmp_path / 'dash.db'}")
+    build(th)
+    with serving(th) as server:
+        yield server
     th.close()
+
+
+@pytest.fixture
+def dash(store_url: str) -> Iterator[tether.Harness]:
+    """A harness with the dashboard's test app on the ``store_url`` of the test's backend
+    (parametrise ``backend`` to run a test on both stores)."""
+    th = tether.Harness(store_url)
+    build(th)
+    yield th
+    th.close()
+
+
+BOTH_STORES = pytest.mark.parametrize("backend", ["sqlite", "postgres"], indirect=True)

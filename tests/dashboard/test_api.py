@@ -4,6 +4,7 @@ timeline, redaction, actions, events, auth and the OpenAPI document."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -89,8 +90,10 @@ def test_llm_step_is_rendered_as_a_chat(th: tether.Harness) -> None:
         step = client.get(f"/api/runs/{run_id}").json()["steps"][0]
         assert step["llm"]["text"] == "Billing, most likely."
         assert step["llm"]["usage"]["input_tokens"] > 0
+        assert step["kind"] == "llm"  # stored as a "run" step; shown as what it is
         html = client.get(f"/runs/{run_id}").text
     assert "Billing, most likely." in html and 'class="msg assistant"' in html
+    assert "<td>llm</td>" in html and 'class="rerun" data-step="classify"' in html
 
 
 def test_actions_cancel_replay_and_send_event(th: tether.Harness, client: TestClient) -> None:
@@ -191,4 +194,11 @@ def test_events_show_their_flow_control_decisions(th: tether.Harness) -> None:
         assert len(events) == 2
         decisions = [d["decision"] for e in events for d in e["decisions"]]
         assert any(d.startswith("debounced into run") for d in decisions), events
-        assert "debounced into run" in client.get("/events").text
+        html = client.get("/events").text
+    assert "debounced into run" in html
+    received = events[0]["received_at"]
+    shown = datetime.fromtimestamp(received, UTC)
+    # the time as the runs page shows times, the exact epoch in the title
+    assert f">{shown.strftime('%Y-%m-%d %H:%M:%S')}</time>" in html
+    assert f'datetime="{shown.isoformat()}"' in html and f"(epoch {received})" in html
+    assert f"<td>{int(received)}</td>" not in html

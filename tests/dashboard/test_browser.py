@@ -4,6 +4,7 @@ the runs list, a run with a failed-then-retried step, cancel and rerun-from-step
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -114,6 +115,9 @@ def test_send_a_test_event_from_the_events_page(live_server: Server, page: Any) 
     page.goto(f"{live_server.url}/events")
     sync_api.expect(page.locator("#events")).to_contain_text("ticket.created")
     sync_api.expect(page.locator("#events")).to_contain_text("triage")
+    received = page.locator("#events time").first  # a date and time, not epoch seconds
+    sync_api.expect(received).to_have_text(re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$"))
+    sync_api.expect(received).to_have_attribute("title", re.compile(r"\(epoch \d+(\.\d+)?\)$"))
     page.goto(f"{live_server.url}/functions")
     sync_api.expect(page.locator("#functions")).to_contain_text("triage")
 

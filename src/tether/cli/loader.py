@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+from tether.cli.stores import store_url
 from tether.errors import ConfigurationError
 from tether.harness import Harness
 
@@ -62,3 +63,12 @@ def load_app(ref: str, store: str | None = None) -> Harness:
     if store and harness._store is None:
         harness._store_arg = store
     return harness
+
+
+def raw_store_url(harness: Harness) -> str | None:
+    """The URL ``harness`` opens its store from (password included), or None when it was
+    given a ``Store`` object."""
+    arg = harness._store_arg
+    if arg is not None and not isinstance(arg, str):
+        return None
+    return store_url(arg)

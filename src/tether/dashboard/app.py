@@ -1,20 +1,29 @@
-"""Routes of the dashboard: HTML pages, the JSON API, server-sent events, token auth."""
+"""Routes of the dashboard: HTML pages, the JSON API, server-sent events, token auth.
+
+No store call runs on the server's event loop (a PostgreSQL round trip, an fsync or a
+busy timeout on a locked SQLite file can wait without bound): handlers that touch the store
+are plain ``def`` (starlette runs them in its threadpool); the few that must read the body
+first hand the store work to a thread, and the live stream reads in a thread too.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import hmac
+import html
 import ipaddress
 import json
+import logging
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request
@@ -29,10 +38,10 @@ from starlette.routing import Route
 
 from tether.dashboard.openapi import OPENAPI
 from tether.dashboard.views import function_stats, run_detail, run_summary
-from tether.errors import TetherError
+from tether.errors import StoreError, TetherError
 from tether.observe import TRACE_KV_PREFIX as KV_PREFIX
 from tether.observe.redact import Redactor, default_redactor
-from tether.records import Run, RunStatus
+from tether.records import TERMINAL_STATUSES, Run, RunStatus
 from tether.store.queries import RunQuery
 
 if TYPE_CHECKING:
@@ -42,6 +51,8 @@ STATUSES = [s.value for s in RunStatus]
 COOKIE = "tether_session"
 STATS_WINDOW = 7 * 86400.0
 STATS_LIMIT = 10_000
+RETRY_AFTER_S = 5  # what a 503 (the store locked, full or unreachable) asks clients to wait
+log = logging.getLogger("tether.dashboard")
 
 
 def is_loopback(host: str) -> bool:
@@ -125,6 +136,8 @@ def create_app(
     )
     env.filters["tojson_pretty"] = lambda v: json.dumps(v, indent=2, default=str)
     env.filters["secs"] = _secs
+    env.filters["when"] = _when
+    env.filters["iso"] = _iso
     store = harness.store
 
     def page(name: str, request: Request, **ctx: Any) -> HTMLResponse:
@@ -179,19 +192,19 @@ def create_app(
         return {"events": out, "next": found[-1][0].id if len(found) == limit else None}
 
     # -- API --------------------------------------------------------------------------------
-    async def api_runs(request: Request) -> Response:
+    def api_runs(request: Request) -> Response:
         return JSONResponse(runs_data(run_query(request)))
 
-    async def api_run(request: Request) -> Response:
+    def api_run(request: Request) -> Response:
         data = detail(request.path_params["run_id"])
         if data is None:
             return JSONResponse({"error": "run not found"}, status_code=404)
         return JSONResponse(data)
 
-    async def api_functions(request: Request) -> Response:
+    def api_functions(request: Request) -> Response:
         return JSONResponse({"functions": functions()})
 
-    async def api_events(request: Request) -> Response:
+    def api_events(request: Request) -> Response:
         limit = _int(request, "limit", 50, 1, 500)
         return JSONResponse(
             events(
@@ -201,26 +214,68 @@ def create_app(
             )
         )
 
-    async def api_cancel(request: Request) -> Response:
+    def cancel(run_id: str) -> Response:
+        found = store.run_status(run_id)
+        if found is None:
+            return JSONResponse({"error": f"run {run_id} not found"}, status_code=404)
+        status = found[0]
+        if status not in TERMINAL_STATUSES:
+            status = harness.cancel(run_id).value
+            if status == "cancelled" or status not in TERMINAL_STATUSES:
+                return JSONResponse({"status": status})  # a running run stops at a step
+        return JSONResponse(
+            {"error": f"run {run_id} is already {status}: nothing to cancel", "status": status},
+            status_code=409,
+        )
+
+    def api_cancel(request: Request) -> Response:
+        """404: no such run; 409: it has finished (``status`` says how); 503: the store
+        is locked, full or unreachable (retry); 500: anything else (logged)."""
+        run_id = request.path_params["run_id"]
         try:
-            status = harness.cancel(request.path_params["run_id"])
+            return cancel(run_id)
+        except StoreError:
+            raise  # answered 503 by _store_unavailable
+        except Exception:
+            log.exception("cancelling run %s failed", run_id)
+            return JSONResponse(
+                {"error": f"cancelling run {run_id} failed; the traceback is in the server log"},
+                status_code=500,
+            )
+
+    def replay(run_id: str, from_step: str | None) -> Response:
+        if store.get_run(run_id) is None:
+            return JSONResponse({"error": "run not found"}, status_code=404)
+        try:
+            handle = harness.replay(run_id, from_step)
+        except StoreError:
+            raise
         except TetherError as exc:
-            return JSONResponse({"error": str(exc)}, status_code=404)
-        return JSONResponse({"status": status.value})
+            raise BadRequest(str(exc)) from None
+        return JSONResponse({"run_id": handle.run_id})
 
     async def api_replay(request: Request) -> Response:
         body = await _json_body(request)
         from_step = body.get("from_step")
         if from_step is not None and not isinstance(from_step, str):
             raise BadRequest("from_step must be a step id (a string) or null")
-        run_id = request.path_params["run_id"]
-        if store.get_run(run_id) is None:
-            return JSONResponse({"error": "run not found"}, status_code=404)
+        return await run_in_threadpool(replay, request.path_params["run_id"], from_step)
+
+    def send(event: dict[str, Any]) -> Response:
         try:
-            handle = harness.replay(run_id, from_step)
+            accepted = harness.accept_rows(harness.event_rows(event))
+        except StoreError:
+            raise
         except TetherError as exc:
             raise BadRequest(str(exc)) from None
-        return JSONResponse({"run_id": handle.run_id})
+        return JSONResponse(
+            {
+                "accepted": [
+                    {"event_id": a.event_id, "duplicate": a.duplicate, "run_ids": a.run_ids}
+                    for a in accepted
+                ]
+            }
+        )
 
     async def api_send(request: Request) -> Response:
         body = await _json_body(request)
@@ -233,19 +288,7 @@ def create_app(
             raise BadRequest("data must be a JSON object")
         if event_id is not None and not isinstance(event_id, str):
             raise BadRequest("id must be a string")
-        try:
-            rows = harness.event_rows({"name": name, "data": data, "id": event_id})
-            accepted = harness.accept_rows(rows)
-        except TetherError as exc:
-            raise BadRequest(str(exc)) from None
-        return JSONResponse(
-            {
-                "accepted": [
-                    {"event_id": a.event_id, "duplicate": a.duplicate, "run_ids": a.run_ids}
-                    for a in accepted
-                ]
-            }
-        )
+        return await run_in_threadpool(send, {"name": name, "data": data, "id": event_id})
 
     async def api_openapi(request: Request) -> Response:
         return JSONResponse(OPENAPI)
@@ -282,7 +325,7 @@ def create_app(
         )
 
     # -- pages --------------------------------------------------------------------------------
-    async def runs_page(request: Request) -> Response:
+    def runs_page(request: Request) -> Response:
         q = run_query(request)
         fns = sorted(f["id"] for f in store.registered_functions())
         return page(
@@ -294,7 +337,7 @@ def create_app(
             seen=runs_fingerprint(),
         )
 
-    async def run_page(request: Request) -> Response:
+    def run_page(request: Request) -> Response:
         run_id = request.path_params["run_id"]
         run = store.get_run(run_id)
         if run is None:
@@ -304,10 +347,10 @@ def create_app(
         data = run_detail(run, r, store.kv_get(KV_PREFIX + run_id))
         return page("run.html", request, run=data, seen=run_fingerprint(run))
 
-    async def functions_page(request: Request) -> Response:
+    def functions_page(request: Request) -> Response:
         return page("functions.html", request, functions=functions())
 
-    async def events_page(request: Request) -> Response:
+    def events_page(request: Request) -> Response:
         limit = _int(request, "limit", 50, 1, 500)
         fns = sorted(f["id"] for f in store.registered_functions())
         return page(
@@ -353,12 +396,24 @@ def create_app(
     ]
     middleware = [Middleware(BaseHTTPMiddleware, dispatch=_guard(token))]
     return Starlette(
-        routes=routes, middleware=middleware, exception_handlers={BadRequest: _bad_request}
+        routes=routes,
+        middleware=middleware,
+        exception_handlers={BadRequest: _bad_request, StoreError: _store_unavailable},
     )
 
 
 async def _bad_request(request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": str(exc)}, status_code=400)
+
+
+async def _store_unavailable(request: Request, exc: Exception) -> Response:
+    """A store that is locked, full or unreachable: 503 with the store's message (it names
+    the store and the fix) and a Retry-After."""
+    headers = {"Retry-After": str(RETRY_AFTER_S)}
+    if request.url.path.startswith("/api"):
+        return JSONResponse({"error": str(exc)}, status_code=503, headers=headers)
+    body = f"<h1>503: the store is unavailable</h1><p>{html.escape(str(exc))}</p>"
+    return HTMLResponse(body, status_code=503, headers=headers)
 
 
 def run_fingerprint(run: Run | None) -> str:
@@ -410,6 +465,15 @@ async def _json_body(request: Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise BadRequest("the body must be a JSON object")
     return body
+
+
+def _when(epoch: float | None) -> str:
+    """Epoch seconds as the runs page shows times: ``YYYY-MM-DD HH:MM:SS`` (UTC)."""
+    return "" if epoch is None else _iso(epoch)[:19].replace("T", " ")
+
+
+def _iso(epoch: float | None) -> str:
+    return "" if epoch is None else datetime.fromtimestamp(epoch, UTC).isoformat()
 
 
 def _secs(value: float | None) -> str:

@@ -16,6 +16,27 @@ _ERR = {
     },
 }
 _OBJ: dict[str, Any] = {"type": "object"}
+# The store is locked, full or unreachable: retry after the Retry-After header's seconds.
+_UNAVAILABLE = {
+    "description": "the store is unavailable (locked, full, unreachable); the message names "
+    "it and the fix",
+    "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}},
+    "content": _ERR["content"],
+}
+_FINISHED = {
+    "description": "the run has already finished (completed, failed, cancelled, skipped)",
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "properties": {
+                    "error": {"type": "string"},
+                    "status": {"type": "string", "enum": _STATUS},
+                },
+            }
+        }
+    },
+}
 
 
 def _ok(schema: dict[str, Any]) -> dict[str, Any]:
@@ -75,7 +96,18 @@ OPENAPI: dict[str, Any] = {
             "post": {
                 "summary": "Cancel a run (an executing one stops at its next step boundary)",
                 "parameters": [_RUN_ID],
-                "responses": {"200": _ok(_OBJ), "404": _ERR, "401": _ERR},
+                "responses": {
+                    "200": _ok(
+                        {
+                            "type": "object",
+                            "properties": {"status": {"type": "string", "enum": _STATUS}},
+                        }
+                    ),
+                    "404": _ERR,
+                    "409": _FINISHED,
+                    "401": _ERR,
+                    "500": {**_ERR, "description": "an unexpected error (logged)"},
+                },
             }
         },
         "/api/runs/{run_id}/replay": {
@@ -135,3 +167,9 @@ OPENAPI: dict[str, Any] = {
         },
     },
 }
+
+
+# Every operation reads or writes the store.
+for _path in OPENAPI["paths"].values():
+    for _operation in _path.values():
+        _operation["responses"]["503"] = _UNAVAILABLE

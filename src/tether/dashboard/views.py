@@ -49,6 +49,13 @@ def llm_view(output: Any) -> dict[str, Any] | None:
     }
 
 
+def step_kind(kind: str, output: Any) -> str:
+    """The kind a step is shown as, by the dashboard and the CLI alike: ``llm`` for a
+    ``ctx.step.llm`` call (stored as a ``run`` step whose output is the checkpointed
+    response), else the stored kind (``run``, ``sleep``, ``wait``, ``invoke``, ...)."""
+    return "llm" if kind == "run" and llm_view(output) is not None else kind
+
+
 def run_detail(run: Run, r: Redactor, trace: str | None) -> dict[str, Any]:
     out = run_summary(run, r)
     out["input"] = r.value(run.input)
@@ -92,7 +99,7 @@ def run_detail(run: Run, r: Redactor, trace: str | None) -> dict[str, Any]:
         steps.append(
             {
                 "id": step.id,
-                "kind": step.kind,
+                "kind": step_kind(step.kind, output),
                 "status": step.status,
                 "started_at": step.started_at.isoformat() if step.started_at else None,
                 "ended_at": step.ended_at.isoformat() if step.ended_at else None,
