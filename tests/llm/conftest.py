@@ -64,7 +64,7 @@ def minilm() -> object:
 
     ``load_model`` is a process-wide cache, so tests elsewhere that embed through
     ``tether.llm.embed("local:all-minilm-l6-v2", ...)`` reuse this same instance."""
-    from tether.llm.errors import MissingExtra
+    from tether.llm import MissingExtra
     from tether.llm.providers import local_embed
 
     try:

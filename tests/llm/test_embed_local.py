@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -279,3 +280,17 @@ print(len(emb.vectors[0]))
     )
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip() == "384"
+
+
+def test_the_readme_sample_runs(minilm: object) -> None:
+    pytest.importorskip("bpe_openai")
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text("utf-8")
+    block = next(
+        b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "all-minilm-l6-v2" in b
+    )
+    namespace: dict[str, Any] = {}
+    exec(compile(block, "README.md", "exec"), namespace)
+    emb = namespace["emb"]
+    assert len(emb.vectors) == 2 and len(emb.vectors[0]) == 384
+    assert "# 8" in block
+    assert llm.count_tokens("openai:gpt-4.1-mini", [{"role": "user", "content": "Hello!"}]) == 8
