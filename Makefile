@@ -24,7 +24,7 @@ $(BIN)/tether: pyproject.toml
 $(VENV)/.test-extras: $(BIN)/tether pyproject.toml
 	$(BIN)/pip install --quiet "$(TORCH)"
 	$(BIN)/pip install --quiet -e ".[$(TEST_EXTRAS)]"
-	$(BIN)/pip show torch | grep -q "^Version: $(subst torch==,,$(TORCH))" || { echo "torch was replaced"; exit 1; }
+	$(BIN)/pip show torch | grep "^Version: $(subst torch==,,$(TORCH))" >/dev/null || { echo "torch was replaced"; exit 1; }
 	touch $(VENV)/.test-extras
 
 demo: $(VENV)/.test-extras

@@ -48,8 +48,9 @@ def embeddings() -> dict[str, float]:
 
 
 def tokenizers() -> list[tuple[str, float, float]]:
-    from tether.llm.tokenizers import tokenizer_for
     from token_corpus import corpus
+
+    from tether.llm.tokenizers import tokenizer_for
 
     text = "\n\n".join(t for kind in corpus().values() for t in kind) * 20
     rows = []
@@ -73,9 +74,10 @@ def tokenizers() -> list[tuple[str, float, float]]:
 
 
 def estimate_error() -> dict[str, dict[str, float]]:
+    from token_corpus import corpus
+
     from tether.llm.estimate import estimate_tokens
     from tether.llm.tokenizers import tokenizer_for
-    from token_corpus import corpus
 
     out: dict[str, dict[str, float]] = {}
     for label, model in [("o200k", "gpt-4o"), ("cl100k", "gpt-4")]:

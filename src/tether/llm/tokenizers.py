@@ -19,6 +19,7 @@ import os
 import re
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from typing import Any
 
 from tether.llm.estimate import estimate_tokens
@@ -57,14 +58,44 @@ class Tokenizer(ABC):
     def _load(self) -> None:  # noqa: B027  (most tokenizers have something to load)
         pass
 
+    #: tokens each piece adds on its own (a [CLS] and a [SEP]), taken off all pieces but one
+    piece_overhead = 0
+
     def count(self, text: str) -> int:
+        """Tokens of ``text``. A long text is counted in pieces of about ``PIECE_CHARS``, each
+        ending before a space that starts a word: every tokenizer here cuts there anyway, so
+        the sum is the exact count (tested), one piece's cost stays small (llama.cpp's
+        SentencePiece grows faster than the text) and a thread counting it lets the others
+        run between pieces (bpe-openai's Rust call holds the GIL)."""
         if not text:
             return 0
         self.load()
-        return self._count(text)
+        total, n = 0, 0
+        for piece in pieces(text):
+            total += self._count(piece)
+            n += 1
+        return total - self.piece_overhead * (n - 1)
 
     @abstractmethod
     def _count(self, text: str) -> int: ...
+
+
+#: characters per piece when a long text is counted (see ``Tokenizer.count``)
+PIECE_CHARS = 8192
+_WORD_START = re.compile(r"(?<=[^\s]) (?=[^\W\d_])")
+
+
+def pieces(text: str) -> Iterator[str]:
+    """``text`` cut before word-starting spaces, in pieces of at least ``PIECE_CHARS`` (a
+    text with no such space, Chinese or Japanese say, stays one piece)."""
+    start = 0
+    while len(text) - start > PIECE_CHARS:
+        cut = _WORD_START.search(text, start + PIECE_CHARS)
+        if cut is None:
+            break
+        yield text[start : cut.start()]
+        start = cut.start()
+    yield text[start:]
 
 
 class Estimate(Tokenizer):
@@ -75,13 +106,11 @@ class Estimate(Tokenizer):
         super().__init__()
         self._loaded = True
 
-    def _count(self, text: str) -> int:
+    def count(self, text: str) -> int:  # pure Python: no pieces needed to share the GIL
         return estimate_tokens(text)
 
-
-#: characters counted per call into bpe-openai (a few milliseconds each)
-PIECE_CHARS = 32_768
-_WORD_START = re.compile(r"(?<=[^\s]) (?=[^\W\d_])")
+    def _count(self, text: str) -> int:
+        return estimate_tokens(text)
 
 
 class OpenAIBPE(Tokenizer):
@@ -96,18 +125,7 @@ class OpenAIBPE(Tokenizer):
         self._tok = _bpe_bindings().tokenizer_for_encoding(self.name)
 
     def _count(self, text: str) -> int:
-        # The Rust call holds the GIL: a long text is counted in pieces, so that a thread
-        # counting it lets the others (an event loop) run in between. A piece ends before a
-        # space that starts a word, where the encodings' pre-tokenizer cuts anyway, so the
-        # sum is the exact count.
-        total, start = 0, 0
-        while len(text) - start > PIECE_CHARS:
-            cut = _WORD_START.search(text, start + PIECE_CHARS, start + 2 * PIECE_CHARS)
-            if cut is None:
-                break
-            total += self._tok.count(text[start : cut.start()])
-            start = cut.start()
-        return total + int(self._tok.count(text[start:]))
+        return int(self._tok.count(text))
 
 
 def _bpe_bindings() -> Any:
@@ -149,10 +167,12 @@ class LlamaVocab(Tokenizer):
         from llama_cpp import Llama
         from llama_cpp._utils import suppress_stdout_stderr
 
-        from tether.llm.providers.llamacpp import MODELS
+        from tether.llm.providers.llamacpp import MODELS, LlamaCpp
 
         path_of = MODELS[self.local_model][0]
         path = path_of()
+        LlamaCpp(self.local_model)  # registers the provider's exit clean-up of llama.cpp...
+        _register_exit()  # ...and ours after it, so ours runs first
         # llama-cpp-python still makes a (tiny) context, which logs a warning about the
         # vocabulary's n_ctx_train of 0 past verbose=False: silence it as it does its own.
         with suppress_stdout_stderr(disable=False):
@@ -160,16 +180,21 @@ class LlamaVocab(Tokenizer):
         with _open_lock:
             _open.append(self)
 
-    def tokenize(self, data: str, *, add_bos: bool, special: bool) -> list[int]:
-        self.load()
+    def _tokens(self, data: str, *, add_bos: bool, special: bool) -> int:
         with self._lock:  # a llama.cpp model object is not safe to share between threads
-            tokens: list[int] = self.llm.tokenize(
-                data.encode("utf-8"), add_bos=add_bos, special=special
-            )
-        return tokens
+            return len(self.llm.tokenize(data.encode("utf-8"), add_bos=add_bos, special=special))
+
+    def count_prompt(self, prompt: str, *, add_bos: bool) -> int:
+        """Tokens of a whole prompt as llama-cpp-python tokenises it (special tokens parsed,
+        a BOS first when asked), counted in pieces like ``count``."""
+        self.load()
+        return sum(
+            self._tokens(piece, add_bos=add_bos and i == 0, special=True)
+            for i, piece in enumerate(pieces(prompt))
+        )
 
     def _count(self, text: str) -> int:
-        return len(self.tokenize(text, add_bos=False, special=False))
+        return self._tokens(text, add_bos=False, special=False)
 
     def close(self) -> None:
         with self._lock:
@@ -181,9 +206,17 @@ class LlamaVocab(Tokenizer):
 
 _open: list[LlamaVocab] = []
 _open_lock = threading.Lock()
+_exit_registered = False
 
 
-@atexit.register
+def _register_exit() -> None:
+    global _exit_registered
+    with _open_lock:
+        if not _exit_registered:
+            _exit_registered = True
+            atexit.register(_close_vocabs)
+
+
 def _close_vocabs() -> None:
     """Free the vocabularies while llama.cpp is still loaded (as the llamacpp provider does)."""
     with _open_lock:
@@ -196,6 +229,7 @@ class MiniLM(Tokenizer):
     """The WordPiece vocabulary of local:all-minilm-l6-v2; counts include [CLS] and [SEP]."""
 
     name = "minilm-wordpiece"
+    piece_overhead = 2
 
     def __init__(self) -> None:
         super().__init__()
