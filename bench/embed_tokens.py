@@ -21,11 +21,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "llm"))
 
 EMBED = r"""
-import json, resource, time
+import json, resource, sys, time
 t0 = time.perf_counter()
 from tether.llm.providers import local_embed
 local_embed.load_model()
 load = time.perf_counter() - t0
+import torch
+if sys.argv[1] != "default":
+    torch.set_num_threads(int(sys.argv[1]))
 texts = [f"Support ticket {i}: the customer says the invoice for order {i * 7} was charged twice."
          for i in range(256)]
 local_embed.encode(texts[:32])  # warm up
@@ -35,13 +38,18 @@ for s in texts[:48]:
     local_embed.encode([s])
 one = 48 / (time.perf_counter() - t)
 print(json.dumps({"load_s": load, "batch32_per_s": batch32, "batch1_per_s": one,
+                  "threads": torch.get_num_threads(),
                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
 
-def embeddings() -> dict[str, float]:
+def embeddings(threads: str) -> dict[str, float]:
     out = subprocess.run(
-        [sys.executable, "-c", EMBED], capture_output=True, text=True, check=True, env=os.environ
+        [sys.executable, "-c", EMBED, threads],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=os.environ,
     )
     result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
     return result
@@ -96,12 +104,13 @@ def estimate_error() -> dict[str, dict[str, float]]:
 
 def main() -> None:
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-    e = embeddings()
-    print(
-        f"local:all-minilm-l6-v2: import + load {e['load_s']:.1f} s, "
-        f"batch 32 {e['batch32_per_s']:.0f} sentences/s, one by one {e['batch1_per_s']:.0f}/s, "
-        f"peak RSS {e['peak_rss_mb']:.0f} MB"
-    )
+    for threads in ("default", "1"):
+        e = embeddings(threads)
+        print(
+            f"local:all-minilm-l6-v2 ({e['threads']:.0f} torch threads): import + load "
+            f"{e['load_s']:.1f} s, batch 32 {e['batch32_per_s']:.0f} sentences/s, one by one "
+            f"{e['batch1_per_s']:.0f}/s, peak RSS {e['peak_rss_mb']:.0f} MB"
+        )
     for name, load, speed in tokenizers():
         print(f"tokenizer {name:24s} load {load * 1000:7.0f} ms   {speed:6.1f} MB/s")
     for key, err in estimate_error().items():

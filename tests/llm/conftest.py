@@ -71,4 +71,10 @@ def minilm() -> object:
         local_embed.check_installed()
     except MissingExtra as exc:
         pytest.skip(str(exc))
-    return local_embed.load_model()
+    model = local_embed.load_model()
+    import torch
+
+    # The test machine's 2 cores are shared with other processes: one intra-op thread keeps
+    # OpenMP from spinning against them (3x faster there; production keeps torch's default).
+    torch.set_num_threads(1)
+    return model
