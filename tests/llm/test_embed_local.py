@@ -272,14 +272,16 @@ def guard(event, args):
 sys.addaudithook(guard)
 from tether import llm
 emb = llm.embed("local:all-minilm-l6-v2", ["offline works"])
-print(len(emb.vectors[0]))
+import torch
+print(len(emb.vectors[0]), torch.get_num_threads())
 """
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "TRANSFORMERS_"))}
+    env["TETHER_EMBED_THREADS"] = "1"  # also: the setting reaches torch
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=110, env=env
     )
     assert out.returncode == 0, out.stderr[-3000:]
-    assert out.stdout.strip() == "384"
+    assert out.stdout.strip() == "384 1"
 
 
 def test_the_readme_sample_runs(minilm: object) -> None:

@@ -13,6 +13,9 @@ pulls a CUDA build of several GB).
   batches of ``BATCH_SIZE``; a large request is taken ``PASS_SIZE`` texts at a time, and one
   whose caller gave up (a timeout, a cancelled task) is dropped between two passes.
 - Vectors are L2-normalised float32 (their dot product is the cosine similarity).
+- ``TETHER_EMBED_THREADS=n`` sets torch's intra-op threads (for the whole process) when the
+  model loads; on cores shared with other busy processes 1 is several times faster than
+  torch's default of one per core, whose OpenMP threads spin against the others.
 - A text longer than ``MAX_TOKENS`` word pieces is truncated by the model (the limit it was
   trained with); ``usage.input_tokens`` counts the tokens actually embedded, [CLS] and [SEP]
   included. ``tether.llm.count_tokens("local:all-minilm-l6-v2", text)`` counts a whole text.
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import os
 import threading
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
@@ -123,6 +127,16 @@ def load_model() -> Any:
                 if bars:
                     hf_logging.enable_progress_bar()
             model.eval()
+            threads = os.environ.get("TETHER_EMBED_THREADS", "")
+            if threads:  # torch's intra-op threads are per process, not per model
+                if not threads.isdigit() or int(threads) < 1:
+                    raise ConfigurationError(
+                        f"TETHER_EMBED_THREADS={threads!r}: set a number of threads >= 1, "
+                        "or unset it for torch's default (one per core)"
+                    )
+                import torch
+
+                torch.set_num_threads(int(threads))
             _model = model
     return _model
 
