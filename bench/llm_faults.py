@@ -36,7 +36,7 @@ from typing import Any
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # before any litellm import
 
 from tether import llm
-from tether.llm.fake_server import FakeLLMServer, Fault
+from tether.testing import FakeLLMServer, Fault
 
 PRIMARY, FALLBACK = "gpt-4.1-mini", "gpt-4.1-nano"
 TIMEOUT = 10.0

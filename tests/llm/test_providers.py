@@ -8,7 +8,7 @@ import pytest
 from pydantic import BaseModel
 
 from tether import llm
-from tether.llm.fake_server import FakeLLMServer
+from tether.testing import FakeLLMServer
 
 from .conftest import WIRES
 

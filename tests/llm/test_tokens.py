@@ -327,24 +327,11 @@ def test_an_unknown_limit_names_the_fix() -> None:
         llm.max_output_tokens("openai:text-embedding-3-small")
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        "smollm2-135m",
-        pytest.param(
-            "gemma-3-270m",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="prices.json says 32768 while llama.cpp runs it with 8192: being "
-                "fixed on another branch; drop this mark when it lands",
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("name", ["smollm2-135m", "gemma-3-270m"])
 def test_a_local_models_window_is_the_n_ctx_llama_cpp_runs_with(name: str) -> None:
     from tether.llm.providers.llamacpp import MODELS
 
-    assert llm.context_window(f"local:{name}") == MODELS[name][1]
+    assert llm.context_window(f"local:{name}") == MODELS[name].n_ctx
 
 
 @needs_llama
@@ -400,3 +387,20 @@ def test_a_long_local_prompt_counted_in_pieces_is_exact(monkeypatch: pytest.Monk
         whole = llm.count_tokens(model, messages)
         monkeypatch.setattr(tokenizers, "PIECE_CHARS", 500)
         assert llm.count_tokens(model, messages) == whole, model
+
+
+def test_a_counter_is_what_context_windows_count_with() -> None:
+    from tether.context.tokens import TokenCounter as WindowCounter
+
+    counter = llm.token_counter("openai:gpt-4o")
+    assert isinstance(counter, WindowCounter)
+    base = counter.count_messages([])
+    one = counter.count_messages([llm.Message(role="user", content="hello there")])
+    two = counter.count_messages(
+        [
+            llm.Message(role="user", content="hello there"),
+            llm.Message(role="assistant", content="hi"),
+        ]
+    )
+    hi = counter.count_messages([llm.Message(role="assistant", content="hi")])
+    assert two - base == (one - base) + (hi - base)  # additive, as the pipeline assumes

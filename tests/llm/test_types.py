@@ -8,8 +8,8 @@ from pydantic import BaseModel
 
 from tether import llm
 from tether.llm import LLMResponse
-from tether.llm.fake_server import FakeLLMServer
 from tether.llm.types import to_messages, to_tools
+from tether.testing import FakeLLMServer
 
 
 class Category(BaseModel):

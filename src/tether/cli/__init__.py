@@ -406,5 +406,7 @@ def demo(
 
 
 from tether.cli.audit import app as audit_app  # noqa: E402
+from tether.cli.llm import register as _register_llm  # noqa: E402  (tether llm, tether fake-llm)
 
 app.add_typer(audit_app, name="audit")
+_register_llm(app)

@@ -36,7 +36,7 @@ CATEGORY_WORDS = {
 
 def _hosted_model_reply(request: Any) -> Any:
     """The stand-in for a hosted model: a sensible answer when it is up."""
-    from tether.llm.fake_server import Reply
+    from tether.testing import Reply
 
     text = str((request.body.get("messages") or [{}])[-1].get("content", "")).lower()
     category = next(
@@ -89,7 +89,7 @@ def run_demo(tickets: int = 20, store: str | None = None, console: Console | Non
     effects.unlink(missing_ok=True)
     os.environ["TETHER_STORE"] = store
     os.environ["TETHER_DEMO_EFFECTS"] = str(effects.resolve())
-    from tether.llm.fake_server import FakeLLMServer
+    from tether.testing import FakeLLMServer
 
     hosted = FakeLLMServer().start()
     hosted.set_default(_hosted_model_reply)

@@ -2,16 +2,7 @@
 server's delay, fallbacks, circuit breakers, structured output with re-asks, usage and cost
 on every attempt, streaming, and a deadline over the whole call. See ``docs/llm.md``."""
 
-from tether.llm.call import LLMStream, acomplete, aembed, astream
-from tether.llm.circuit import (
-    CircuitBreaker,
-    CircuitStore,
-    KVCircuitStore,
-    MemoryCircuitStore,
-    default_breaker,
-)
-from tether.llm.classify import Action, Classification, ErrorKind, classify_http
-from tether.llm.errors import (
+from tether.errors import (
     ContentFiltered,
     ContextLengthExceeded,
     CostLimitExceeded,
@@ -21,9 +12,20 @@ from tether.llm.errors import (
     LLMError,
     MissingAPIKey,
     MissingExtra,
+    ProviderError,
     StreamInterrupted,
     UnknownProvider,
 )
+from tether.llm.call import LLMStream, acomplete, aembed, astream
+from tether.llm.circuit import (
+    CircuitBreaker,
+    CircuitStatus,
+    CircuitStore,
+    KVCircuitStore,
+    MemoryCircuitStore,
+    default_breaker,
+)
+from tether.llm.classify import Action, Classification, ErrorKind, classify_http
 from tether.llm.policy import Budget
 from tether.llm.prices import ModelInfo, PriceTable, default_prices, set_prices
 from tether.llm.providers import Provider
@@ -53,6 +55,7 @@ __all__ = [
     "AttemptRecord",
     "Budget",
     "CircuitBreaker",
+    "CircuitStatus",
     "CircuitStore",
     "Classification",
     "ContentFiltered",
@@ -74,6 +77,7 @@ __all__ = [
     "ModelInfo",
     "PriceTable",
     "Provider",
+    "ProviderError",
     "StreamChunk",
     "StreamInterrupted",
     "SyncStream",

@@ -9,9 +9,9 @@ from typing import Any, TypedDict, TypeVar, Unpack
 
 from pydantic import BaseModel, ValidationError
 
+from tether.errors import InvalidOutput, ProviderError, StreamInterrupted
 from tether.llm.circuit import CircuitBreaker, default_breaker
 from tether.llm.classify import Classification, ErrorKind, classify_finish, invalid_output
-from tether.llm.errors import InvalidOutput, ProviderError, StreamInterrupted
 from tether.llm.policy import Budget, CallState, Policy, Route
 from tether.llm.prices import PriceTable, default_prices
 from tether.llm.providers import Provider, Request, Result, resolve
@@ -186,12 +186,12 @@ async def acomplete(
                 request.messages = to_messages(await compact(list(request.messages)))
                 compact = None  # once: a second overflow fails over
                 continue
-            state.failed(route, permit, started, cls, exc=exc)
+            await state.failed(route, permit, started, cls, exc=exc)
             continue
-        state.success(route, permit)
+        await state.success(route, permit)
         problem = classify_finish(result.raw_finish)
         if problem is not None and problem.kind is not ErrorKind.INVALID_OUTPUT:
-            state.failed(route, permit, started, problem, usage=result.usage)
+            await state.failed(route, permit, started, problem, usage=result.usage)
             continue
         parsed: Any = None
         issue: Classification | None = problem
@@ -294,7 +294,7 @@ def astream(
                         result = delta.result
             except ProviderError as exc:
                 cls = exc.classification
-                state.failed(
+                await state.failed(
                     route, permit, started, cls, exc=exc, raise_on_fail=not (sent or calls)
                 )
                 if sent or calls:
@@ -309,10 +309,10 @@ def astream(
                     ) from exc
                 continue
             assert result is not None
-            state.success(route, permit)
+            await state.success(route, permit)
             problem = classify_finish(result.raw_finish)
             if problem is not None and problem.kind is not ErrorKind.INVALID_OUTPUT:
-                state.failed(route, permit, started, problem, usage=result.usage)
+                await state.failed(route, permit, started, problem, usage=result.usage)
                 if sent:
                     raise state.fail(problem, "the stream ended in an error after its first tokens")
                 continue
@@ -354,9 +354,9 @@ async def aembed(
         try:
             vectors, usage = await route.provider.embed(inputs, state.attempt_timeout())
         except ProviderError as exc:
-            state.failed(route, permit, started, exc.classification, exc=exc)
+            await state.failed(route, permit, started, exc.classification, exc=exc)
             continue
-        state.success(route, permit)
+        await state.success(route, permit)
         state.record(route, started, ok=True, usage=usage)
         costs = [a.cost_usd for a in state.attempts]
         return Embedding(

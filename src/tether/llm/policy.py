@@ -13,30 +13,38 @@ One ``CallState`` lives for one call. It walks the chain ``[model, *fallbacks]``
   ones get another round, each after its backoff, until the deadline: the deadline, not a
   count, is what ends a call that only transient failures stand in the way of;
 - context too long retires every route whose context window is not larger;
-- an open circuit makes a route wait for its half-open probe (never past the deadline).
+- an open circuit sends the call to another route; a call with no other route left goes
+  through it at its own retry pace (``Permit.bypass``), so the circuit never fails a call
+  that its retries would have saved; a shared rate-limit hold is waited out (within the
+  deadline) or failed over.
 
 Re-asks for invalid output are counted apart from all of this.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
-from tether.llm.circuit import CircuitBreaker, Permit
-from tether.llm.classify import CIRCUIT_KINDS, Action, Classification, ErrorKind
-from tether.llm.errors import (
+from tether.errors import (
     ContentFiltered,
     ContextLengthExceeded,
     CostLimitExceeded,
     LLMCallFailed,
     LLMDeadlineExceeded,
 )
+from tether.llm.circuit import CircuitBreaker, Permit
+from tether.llm.classify import CIRCUIT_KINDS, Action, Classification, ErrorKind
 from tether.llm.prices import PriceTable
 from tether.llm.providers import Provider
 from tether.llm.types import AttemptRecord, Usage
+
+T = TypeVar("T")
 
 _BACKOFF_BASE = {ErrorKind.OVERLOADED: 1.0, ErrorKind.RATE_LIMITED: 1.0}
 _BACKOFF_CAP = 8.0
@@ -63,6 +71,8 @@ class Route:
     timeouts: int = 0  # ... of them timeouts
     rested: bool = False  # set aside after max_attempts; back once no other route is left
     ready_at: float = 0.0
+    circuit_until: float = 0.0  # an open circuit keeps the route aside while others remain
+    blocked: str | None = None  # why the breaker last held the route back, in words
     dead: str | None = None
 
     @property
@@ -169,7 +179,6 @@ class CallState:
 
     async def next_route(self) -> tuple[Route, Permit]:
         """The route to try now, after any wait; raises when nothing is left to try."""
-        breaker = self.p.breaker
         while True:
             now = self.p.clock()
             if now >= self.deadline_at:
@@ -195,42 +204,82 @@ class CallState:
             if not live:
                 rested = [r for r in self.routes if r.dead is None]
                 if not rested:
-                    raise self.fail(self.last, "every model in the chain was tried")
+                    dead = ", ".join(f"{r.spec}: {r.dead}" for r in self.routes)
+                    raise self.fail(self.last, f"every model in the chain was tried ({dead})")
                 # Every route failed only transiently: start another round, each route
                 # after its backoff, for as long as the deadline allows.
                 for r in rested:
                     r.rested, r.round_failures, r.timeouts = False, 0, 0
                 continue
-            ready = [r for r in live if r.ready_at <= now]
-            if ready:
-                route = ready[0]
-                permit = breaker.before_call(route.key) if breaker else Permit(True)
-                if permit.allowed:
-                    return route, permit
-                # Open circuit: wait for its probe, unless another route is ready.
-                # The breaker keeps its own clock (wall time, shared by workers).
-                wait = max(0.0, permit.retry_at - breaker.clock()) if breaker else 0.0
-                route.ready_at = max(route.ready_at, now + wait)
-                continue
-            wake = min(r.ready_at for r in live)
+            chosen = await self._admit(live, now)
+            if chosen is not None:
+                return chosen
+            now = self.p.clock()
+            wake = min(self._wake(r, live, now) for r in live)
+            if wake <= now:
+                continue  # a hold just moved a route: choose again
             if wake >= self.deadline_at:
+                why = f"the next try would start after the {self.p.deadline:g}s deadline"
+                blocks = [r.blocked for r in live if r.blocked]
+                if blocks:
+                    why += ": " + "; ".join(blocks)
                 raise LLMDeadlineExceeded(
-                    self.fail(
-                        self.last,
-                        f"the next try would start after the {self.p.deadline:g}s deadline",
-                    ).args[0],
+                    self.fail(self.last, why).args[0],
                     kind=self.last.kind if self.last else None,
                     attempts=self.attempts,
                 )
             await self._sleep(wake - now)
+
+    async def _admit(self, live: list[Route], now: float) -> tuple[Route, Permit] | None:
+        """The first route of the chain that may go now, or None. An open circuit keeps a
+        route aside only while another route is not held back by its own circuit."""
+        breaker = self.p.breaker
+        for route in live:
+            if route.ready_at > now:
+                continue
+            if route.circuit_until > now and _alternative(route, live, now):
+                continue
+            if breaker is None:
+                return route, Permit(True)
+            permit = await self._ask(functools.partial(breaker.before_call, route.key))
+            if permit.allowed:
+                route.blocked = None
+                return route, permit
+            # The breaker keeps its own clock (wall time, shared by workers).
+            wait = max(0.0, permit.retry_at - breaker.clock())
+            route.blocked = permit.detail
+            if permit.reason == "hold":  # the server's delay: wait it out or fail over
+                route.ready_at = now + wait
+                continue
+            if _alternative(route, live, now):
+                route.circuit_until = now + wait
+                continue
+            # No other model is left: the circuit exists to send load elsewhere, and there
+            # is nowhere else. The call keeps its own pace (backoff, server delays); of
+            # several open circuits, the first in the chain's order is tried.
+            first = next(r for r in live if r.ready_at <= now)
+            return first, Permit(True, bypass=True)
+        return None
+
+    @staticmethod
+    def _wake(route: Route, live: list[Route], now: float) -> float:
+        if route.circuit_until > now and _alternative(route, live, now):
+            return max(route.ready_at, route.circuit_until)
+        return route.ready_at
+
+    async def _ask(self, fn: Callable[[], T]) -> T:
+        """Call the breaker: on a worker thread when its state lives in a store that can
+        block (a PostgreSQL round trip, a locked SQLite file), never on the event loop."""
+        breaker = self.p.breaker
+        if breaker is not None and breaker.blocking:
+            return await asyncio.to_thread(fn)
+        return fn()
 
     async def _sleep(self, seconds: float) -> None:
         self.slept += seconds
         if self.p.sleep is not None:
             await self.p.sleep(seconds)
         else:
-            import asyncio
-
             await asyncio.sleep(seconds)
 
     def attempt_timeout(self) -> float:
@@ -238,11 +287,12 @@ class CallState:
 
     # ---------------------------------------------------------------- outcomes
 
-    def success(self, route: Route, permit: Permit) -> None:
+    async def success(self, route: Route, permit: Permit) -> None:
         if self.p.breaker is not None:
-            self.p.breaker.record_success(route.key)
+            breaker = self.p.breaker
+            await self._ask(lambda: breaker.record_success(route.key))
 
-    def failed(
+    async def failed(
         self,
         route: Route,
         permit: Permit,
@@ -254,7 +304,10 @@ class CallState:
         raise_on_fail: bool = True,
     ) -> str:
         """Record a failed attempt and act on it; raises when the call must stop now."""
-        action = self.failure(route, permit, cls)
+        breaker = self.p.breaker
+        if breaker is not None:
+            await self._ask(lambda: self._tell(breaker, route, permit, cls))
+        action = self.failure(route, cls)
         error_type = type(exc.__cause__ or exc).__name__ if exc is not None else None
         self.record(
             route, started, ok=False, usage=usage, cls=cls, action=action, error_type=error_type
@@ -263,21 +316,23 @@ class CallState:
             raise self.fail(cls, "the error is not retriable") from exc
         return action
 
-    def failure(self, route: Route, permit: Permit, cls: Classification) -> str:
+    @staticmethod
+    def _tell(breaker: CircuitBreaker, route: Route, permit: Permit, cls: Classification) -> None:
+        """What a failure says about the provider, for every caller of the breaker."""
+        unhealthy = cls.kind in CIRCUIT_KINDS or (
+            cls.kind is ErrorKind.RATE_LIMITED and cls.retry_after is None
+        )
+        if unhealthy:
+            breaker.record_failure(route.key, probe=permit.probe)
+        elif cls.kind is ErrorKind.RATE_LIMITED and cls.retry_after:
+            breaker.hold(route.key, cls.retry_after)
+        elif permit.probe:
+            breaker.release_probe(route.key)
+
+    def failure(self, route: Route, cls: Classification) -> str:
         """Act on a failed attempt; returns the action taken (for the attempt record)."""
         self.last = cls
         now = self.p.clock()
-        breaker = self.p.breaker
-        if breaker is not None:
-            unhealthy = cls.kind in CIRCUIT_KINDS or (
-                cls.kind is ErrorKind.RATE_LIMITED and cls.retry_after is None
-            )
-            if unhealthy:
-                breaker.record_failure(route.key)
-            elif cls.kind is ErrorKind.RATE_LIMITED and cls.retry_after:
-                breaker.hold(route.key, cls.retry_after)
-            elif permit.probe:
-                breaker.release_probe(route.key)
         action = cls.action
         if action is Action.FAIL or action is Action.REASK:
             return action.value
@@ -310,13 +365,21 @@ class CallState:
             delay *= self.p.rng.uniform(0.75, 1.0)
         route.ready_at = now + delay
         if now + delay >= self.deadline_at:
-            route.dead = cls.kind.value
+            route.dead = (
+                f"{cls.kind.value}, its next try in {delay:.3g}s would start after the "
+                f"{self.p.deadline:g}s deadline"
+            )
             return Action.FAILOVER.value
         if route.round_failures >= self.p.max_attempts or route.timeouts >= 2:
             route.rested = True
             return Action.FAILOVER.value
         route.ready_at = now + delay
         return action.value
+
+
+def _alternative(route: Route, live: list[Route], now: float) -> bool:
+    """Whether another live route is not held back by an open circuit of its own."""
+    return any(r is not route and r.circuit_until <= now for r in live)
 
 
 def _same_account(a: Route, b: Route) -> bool:

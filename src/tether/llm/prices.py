@@ -3,6 +3,10 @@
 Order of precedence: ``set_prices()`` entries, then the file named by ``TETHER_LLM_PRICES``,
 then the bundled table. A model is looked up as ``provider:model``, then ``model``, then the
 longest listed prefix (so ``gpt-4.1-mini-2025-04-14`` is priced as ``gpt-4.1-mini``).
+
+A local model's context window is not a price: it is the ``n_ctx`` llama.cpp runs the model
+with (``tether.llm.providers.llamacpp.MODELS``), and the table reports that number, so a
+budget computed from it always fits what the model accepts.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from tether.errors import ConfigurationError
+from tether.llm.providers.llamacpp import MODELS as LOCAL_MODELS
 from tether.llm.types import Usage
 
 
@@ -54,11 +60,27 @@ class PriceTable:
         for key, value in entries.items():
             if key.startswith("_"):
                 continue
-            self._entries[key] = (
-                value if isinstance(value, ModelInfo) else ModelInfo.model_validate(value)
-            )
+            info = value if isinstance(value, ModelInfo) else ModelInfo.model_validate(value)
+            name = key.removeprefix("local:")
+            window = info.context_window
+            if key.startswith("local:") and name in LOCAL_MODELS and window is not None:
+                n_ctx = LOCAL_MODELS[name].n_ctx
+                if window != n_ctx:
+                    raise ConfigurationError(
+                        f"{key} runs with a context window of {n_ctx} tokens (the n_ctx "
+                        f"llama.cpp loads it with); the price table cannot say {window}. "
+                        "Leave context_window out of local entries"
+                    )
+            self._entries[key] = info
 
     def lookup(self, provider: str, model: str) -> ModelInfo | None:
+        info = self._lookup(provider, model)
+        if provider == "local" and model in LOCAL_MODELS:
+            n_ctx = LOCAL_MODELS[model].n_ctx
+            return (info or ModelInfo()).model_copy(update={"context_window": n_ctx})
+        return info
+
+    def _lookup(self, provider: str, model: str) -> ModelInfo | None:
         for key in (f"{provider}:{model}", model):
             if key in self._entries:
                 return self._entries[key]

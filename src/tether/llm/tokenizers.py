@@ -169,8 +169,7 @@ class LlamaVocab(Tokenizer):
 
         from tether.llm.providers.llamacpp import MODELS, LlamaCpp
 
-        path_of = MODELS[self.local_model][0]
-        path = path_of()
+        path = MODELS[self.local_model].weights()
         LlamaCpp(self.local_model)  # registers the provider's exit clean-up of llama.cpp...
         _register_exit()  # ...and ours after it, so ours runs first
         # llama-cpp-python still makes a (tiny) context, which logs a warning about the

@@ -211,7 +211,7 @@ def _make_counter(model: str) -> TokenCounter:
     if isinstance(tokenizer, LlamaVocab) and prefix == "local":
         from tether.llm.providers.llamacpp import MODELS
 
-        return LlamaChatCounter(model, tokenizer, instruct=MODELS[name][2])
+        return LlamaChatCounter(model, tokenizer, instruct=MODELS[name].chat)
     prior = 1.0 if tokenizer.exact else PRIORS.get(prefix, 1.0)
     return TokenCounter(model, tokenizer, FRAMING[prefix], prior)
 

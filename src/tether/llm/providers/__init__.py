@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tether.llm.errors import UnknownProvider
+from tether.errors import UnknownProvider
 from tether.llm.providers.base import Delta, Provider, Request, Result
 
 __all__ = ["PREFIXES", "Delta", "Provider", "Request", "Result", "resolve", "split_model"]

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from tether.llm.errors import MissingAPIKey, MissingExtra
+from tether.errors import MissingAPIKey, MissingExtra
 from tether.llm.types import FinishReason, Message, Tool, ToolCall, Usage
 
 C = TypeVar("C")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from tether.llm.errors import ProviderError
+from tether.errors import ProviderError
 from tether.llm.providers.base import (
     Delta,
     Provider,

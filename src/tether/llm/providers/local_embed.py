@@ -34,9 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tether.errors import ConfigurationError
+from tether.errors import ConfigurationError, MissingExtra, ProviderError
 from tether.llm.classify import Classification, ErrorKind
-from tether.llm.errors import MissingExtra, ProviderError
 from tether.llm.providers.base import Delta, Provider, Request, Result
 from tether.llm.types import Usage
 

@@ -6,7 +6,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from tether.llm.errors import ProviderError
+from tether.errors import ProviderError
 from tether.llm.providers.base import (
     Delta,
     Provider,

@@ -6,8 +6,8 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+from tether.errors import ProviderError
 from tether.llm.classify import classify_http
-from tether.llm.errors import ProviderError
 from tether.llm.providers.base import (
     Delta,
     Provider,

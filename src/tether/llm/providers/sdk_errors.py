@@ -12,8 +12,8 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from tether.errors import ProviderError
 from tether.llm.classify import Classification, classify_http, classify_transport
-from tether.llm.errors import ProviderError
 
 
 def _headers(exc: BaseException) -> dict[str, str]:

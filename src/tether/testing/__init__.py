@@ -1,5 +1,7 @@
-"""Helpers for testing tether apps: a temporary store, a virtual clock and FakeLLMServer
-(an OpenAI/Anthropic/Gemini-compatible HTTP server on loopback with scripted faults).
+"""Helpers for testing tether apps: a temporary store, a virtual clock, FakeLLMServer
+(an OpenAI/Anthropic/Gemini-compatible HTTP server on loopback with scripted faults, in
+``tether.testing.fake_server``, its wire formats in ``fake_wire``) and ``poll`` (wait for a
+condition with a deadline).
 
 from tether.testing import temporary_harness
 
@@ -20,9 +22,22 @@ from typing import Any
 
 from tether.clock import VirtualClock
 from tether.harness import Harness
-from tether.llm.fake_server import FakeLLMServer
+from tether.testing.fake_server import FakeLLMServer, RecordedRequest
+from tether.testing.fake_wire import FAULT_KINDS, Fault, Reply
+from tether.testing.poll import apoll, poll
 
-__all__ = ["FakeLLMServer", "VirtualClock", "temporary_harness", "temporary_store_url"]
+__all__ = [
+    "FAULT_KINDS",
+    "FakeLLMServer",
+    "Fault",
+    "RecordedRequest",
+    "Reply",
+    "VirtualClock",
+    "apoll",
+    "poll",
+    "temporary_harness",
+    "temporary_store_url",
+]
 
 
 @contextlib.contextmanager

@@ -15,8 +15,11 @@ replies and scripted or random faults::
         ...
         assert server.request_count() == 2
 
-Entries are consumed in order by the first request they match (``model=None`` matches any);
-requests that match no entry get ``random_faults`` (if set) or the default reply.
+Entries are consumed in order by the first request they match: ``model=`` restricts one to
+a model, ``match=`` to requests whose prompt contains a text (so that concurrent calls can
+each get their own schedule); requests that match no entry get ``random_faults`` (if set) or
+the default reply. ``script([...])`` takes the same schedule as JSON-shaped dicts -- the form
+``tether fake-llm --script FILE.json`` and the admin endpoint ``POST /_tether/script`` read.
 """
 
 from __future__ import annotations
@@ -35,7 +38,9 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import urlparse
 
-from tether.llm.fake_wire import (
+from tether.errors import ConfigurationError
+from tether.testing.fake_script import parse_script
+from tether.testing.fake_wire import (
     FAULT_KINDS,
     Fault,
     Reply,
@@ -46,6 +51,10 @@ from tether.llm.fake_wire import (
 )
 
 __all__ = ["FAULT_KINDS", "FakeLLMServer", "Fault", "RecordedRequest", "Reply"]
+
+#: The admin endpoints: POST script (a schedule, as ``script()`` takes), POST reset,
+#: GET requests (what was received, in order).
+ADMIN = "/_tether/"
 
 _GEMINI_PATH = re.compile(r"^/v1(?:beta|alpha)?/models/(?P<model>[^:]+):(?P<method>\w+)$")
 
@@ -61,6 +70,7 @@ class RecordedRequest:
     body: dict[str, Any]
     headers: dict[str, str]
     outcome: str = ""
+    prompt: str = ""  # every text of the request's messages (what ``match=`` looks in)
     received_at: float = 0.0  # time.monotonic() when the request arrived
     finished_at: float = 0.0  # ... and when its reply was written (0.0 if it never was)
 
@@ -69,6 +79,12 @@ class RecordedRequest:
 class _Entry:
     item: Reply | Fault
     model: str | None
+    match: str | None = None
+
+    def matches(self, req: RecordedRequest) -> bool:
+        return (self.model is None or self.model == req.model) and (
+            self.match is None or self.match in req.prompt
+        )
 
 
 @dataclass
@@ -164,17 +180,19 @@ class FakeLLMServer:
         finish_reason: str | None = None,
         delay: float = 0.0,
         model: str | None = None,
+        match: str | None = None,
         times: int = 1,
     ) -> FakeLLMServer:
-        """Queue a reply (for requests to ``model``, or any)."""
+        """Queue a reply (for requests to ``model`` whose prompt contains ``match``, or any)."""
         r = Reply(text, list(tool_calls or []), usage, finish_reason, delay)
-        return self._push(r, model, times)
+        return self._push(r, model, match, times)
 
     def fault(
         self,
         kind: str,
         *,
         model: str | None = None,
+        match: str | None = None,
         times: int = 1,
         retry_after: float | None = None,
         retry_after_ms: int | None = None,
@@ -183,13 +201,33 @@ class FakeLLMServer:
         prompt_tokens: int = 250_000,
         context_window: int = 200_000,
     ) -> FakeLLMServer:
-        """Queue ``times`` faults of ``kind`` (see ``FAULT_KINDS``)."""
+        """Queue ``times`` faults of ``kind`` (see ``FAULT_KINDS``), for requests to ``model``
+        whose prompt contains ``match`` (or any)."""
         if kind not in FAULT_KINDS:
-            raise ValueError(f"unknown fault {kind!r}; choose one of {', '.join(FAULT_KINDS)}")
+            raise ConfigurationError(
+                f"unknown fault {kind!r}; choose one of {', '.join(FAULT_KINDS)}"
+            )
         f = Fault(
             kind, retry_after, retry_after_ms, retry_after_date, hang, prompt_tokens, context_window
         )
-        return self._push(f, model, times)
+        return self._push(f, model, match, times)
+
+    def script(self, schedule: Any) -> FakeLLMServer:
+        """Queue a schedule given as data: a list of entries such as ``{"fault":
+        "rate_limit", "retry_after": 2, "model": "gpt-4.1-mini"}`` or ``{"reply": "ok",
+        "match": "ticket 7", "times": 2}`` (the arguments of ``fault`` and ``reply``), or an
+        object ``{"script": [...], "default": {"reply": ...}, "random_faults": {"rate": 0.3,
+        "kinds": [...], "seed": 1}}``. The whole schedule is checked before any of it is
+        queued: a bad entry raises ``ConfigurationError`` naming it and changes nothing."""
+        parsed = parse_script(schedule)
+        with self._lock:
+            for item, model, match, times in parsed.entries:
+                self._state.script.extend(_Entry(item, model, match) for _ in range(times))
+        if parsed.default is not None:
+            self.set_default(parsed.default)
+        if parsed.random is not None:
+            self.random_faults(**parsed.random)
+        return self
 
     def random_faults(
         self,
@@ -224,9 +262,11 @@ class FakeLLMServer:
         with self._lock:
             self._state = _State()
 
-    def _push(self, item: Reply | Fault, model: str | None, times: int) -> FakeLLMServer:
+    def _push(
+        self, item: Reply | Fault, model: str | None, match: str | None, times: int
+    ) -> FakeLLMServer:
         with self._lock:
-            self._state.script.extend(_Entry(item, model) for _ in range(times))
+            self._state.script.extend(_Entry(item, model, match) for _ in range(times))
         return self
 
     # ------------------------------------------------------------ inspection
@@ -254,7 +294,7 @@ class FakeLLMServer:
         with self._lock:
             self._state.requests.append(req)
             for i, entry in enumerate(self._state.script):
-                if entry.model is None or entry.model == req.model:
+                if entry.matches(req):
                     del self._state.script[i]
                     return entry.item
             rnd = self._state.random
@@ -290,6 +330,28 @@ def _wire_of(path: str, body: dict[str, Any]) -> tuple[str, str, bool]:
             return "gemini-embed", m.group("model"), False
         return "gemini", m.group("model"), method == "streamGenerateContent"
     return "unknown", "", False
+
+
+_PROMPT_FIELDS = ("system", "systemInstruction", "system_instruction", "messages", "input")
+
+
+def _prompt_text(body: dict[str, Any]) -> str:
+    """Every string inside the request's messages, whatever the wire format."""
+    found: list[str] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, str):
+            found.append(value)
+        elif isinstance(value, dict):
+            for v in value.values():
+                walk(v)
+        elif isinstance(value, list):
+            for v in value:
+                walk(v)
+
+    for name in (*_PROMPT_FIELDS, "contents", "prompt"):
+        walk(body.get(name))
+    return "\n".join(found)
 
 
 def _prompt_chars(body: dict[str, Any]) -> int:
@@ -329,7 +391,9 @@ def _make_handler(server: FakeLLMServer) -> type[BaseHTTPRequestHandler]:
                 self.close_connection = True
 
         def do_GET(self) -> None:
-            if urlparse(self.path).path.endswith("/models"):
+            if urlparse(self.path).path == ADMIN + "requests":
+                self._json(200, {}, [_summary(r) for r in server.requests])
+            elif urlparse(self.path).path.endswith("/models"):
                 self._json(200, {}, {"object": "list", "data": [{"id": "fake", "object": "model"}]})
             else:
                 self._json(404, {}, {"error": {"message": "not found", "type": "not_found"}})
@@ -347,13 +411,23 @@ def _make_handler(server: FakeLLMServer) -> type[BaseHTTPRequestHandler]:
                 )
                 return
             path = urlparse(self.path).path
+            if path.startswith(ADMIN):
+                self._admin(path, body)
+                return
             wire, model, stream = _wire_of(path, body)
             if wire == "unknown":
                 self._json(404, {}, {"error": {"message": f"no route {path}", "type": "not_found"}})
                 return
             headers = {k.lower(): v for k, v in self.headers.items()}
             rec = RecordedRequest(
-                wire, path, model, stream, body, headers, received_at=time.monotonic()
+                wire,
+                path,
+                model,
+                stream,
+                body,
+                headers,
+                prompt=_prompt_text(body),
+                received_at=time.monotonic(),
             )
             item = server._next(rec)
             rec.outcome = item.kind if isinstance(item, Fault) else "reply"
@@ -362,6 +436,20 @@ def _make_handler(server: FakeLLMServer) -> type[BaseHTTPRequestHandler]:
             else:
                 self._reply(rec, item)
             rec.finished_at = time.monotonic()
+
+        def _admin(self, path: str, body: Any) -> None:
+            if path == ADMIN + "script":
+                try:
+                    server.script(body)
+                except ConfigurationError as exc:
+                    self._json(400, {}, {"error": {"message": str(exc), "type": "bad_script"}})
+                    return
+                self._json(200, {}, {"pending": server.pending()})
+            elif path == ADMIN + "reset":
+                server.reset()
+                self._json(200, {}, {"pending": 0})
+            else:
+                self._json(404, {}, {"error": {"message": f"no route {path}", "type": "not_found"}})
 
         # ---------------------------------------------------- writing
 
@@ -462,6 +550,17 @@ def _make_handler(server: FakeLLMServer) -> type[BaseHTTPRequestHandler]:
                 self._json(*render_error(rec.wire, Fault(**{**f.__dict__, "kind": kind})))
 
     return Handler
+
+
+def _summary(r: RecordedRequest) -> dict[str, Any]:
+    return {
+        "wire": r.wire,
+        "path": r.path,
+        "model": r.model,
+        "stream": r.stream,
+        "outcome": r.outcome,
+        "prompt": r.prompt,
+    }
 
 
 def _first_tool(body: dict[str, Any]) -> str:
