@@ -314,7 +314,6 @@ def test_limits_come_from_the_price_table() -> None:
     assert llm.max_output_tokens("openai:gpt-4o") == 16384
     assert llm.max_output_tokens("anthropic:claude-haiku-4-5") == 64000
     assert llm.max_output_tokens("google:gemini-2.5-pro") == 65536
-    assert llm.context_window("local:all-minilm-l6-v2") == 256
     table = llm.PriceTable({"openai-compatible:llama3": {"context_window": 8192}})
     local_server = "openai-compatible:http://127.0.0.1:8000/v1#llama3"
     assert llm.context_window(local_server, prices=table) == 8192
