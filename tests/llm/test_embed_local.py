@@ -296,3 +296,14 @@ def test_the_readme_sample_runs(minilm: object) -> None:
     assert len(emb.vectors) == 2 and len(emb.vectors[0]) == 384
     assert "# 8" in block
     assert llm.count_tokens("openai:gpt-4.1-mini", [{"role": "user", "content": "Hello!"}]) == 8
+
+
+def test_the_thread_setting_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TETHER_EMBED_THREADS", "2")
+    assert local_embed._threads() == 2
+    monkeypatch.delenv("TETHER_EMBED_THREADS")
+    assert local_embed._threads() is None
+    for bad in ("0", "two", "-1"):
+        monkeypatch.setenv("TETHER_EMBED_THREADS", bad)
+        with pytest.raises(ConfigurationError, match="TETHER_EMBED_THREADS"):
+            local_embed._threads()

@@ -107,6 +107,7 @@ def load_model() -> Any:
         return _model
     with _model_lock:
         if _model is None:
+            threads = _threads()
             for module, package in REQUIRED.items():
                 try:
                     __import__(module)
@@ -126,18 +127,24 @@ def load_model() -> Any:
                 if bars:
                     hf_logging.enable_progress_bar()
             model.eval()
-            threads = os.environ.get("TETHER_EMBED_THREADS", "")
             if threads:  # torch's intra-op threads are per process, not per model
-                if not threads.isdigit() or int(threads) < 1:
-                    raise ConfigurationError(
-                        f"TETHER_EMBED_THREADS={threads!r}: set a number of threads >= 1, "
-                        "or unset it for torch's default (one per core)"
-                    )
                 import torch
 
-                torch.set_num_threads(int(threads))
+                torch.set_num_threads(threads)
             _model = model
     return _model
+
+
+def _threads() -> int | None:
+    value = os.environ.get("TETHER_EMBED_THREADS", "")
+    if not value:
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise ConfigurationError(
+            f"TETHER_EMBED_THREADS={value!r}: set a number of threads >= 1, "
+            "or unset it for torch's default (one per core)"
+        )
+    return int(value)
 
 
 def is_loaded() -> bool:
