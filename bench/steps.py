@@ -9,13 +9,18 @@ then N times with 8 runs in flight. Systems:
   ``journal_mode=WAL`` + ``synchronous=NORMAL`` set by a SQLAlchemy ``connect`` listener.
 - ``tether-process`` / ``tether-power``: ``tether.Harness(durability="process" | "power")``,
   a plain ``def`` function (``SyncContext``) and an ``async def`` one (``Context``).
+- With ``--drivers pysqlite3,sqlean,apsw``: ``raw-normal@DRIVER`` and ``tether-process@DRIVER``,
+  the same workloads on another SQLite driver (one that bundles a newer SQLite), in the
+  same round as the stdlib ones. ``pysqlite3`` (pysqlite3-binary) and ``sqlean``
+  (sqlean.py) are drop-in DB-API modules, swapped in for ``sqlite3`` in the child; apsw
+  has an API of its own, so only its raw commit loop runs (docs/storage.md has figures).
 
 Every (system, phase) runs in its own child process on a fresh temporary directory, deleted
 afterwards; systems are interleaved round by round and the best round is kept. Then the
 kill-to-complete recovery time: two ``Harness.worker()`` subprocesses on one SQLite file, the
 one executing a run is SIGKILLed mid-step, and the run must complete on the other.
 
-    python bench/steps.py [--runs N] [--quick] [--json PATH]
+    python bench/steps.py [--runs N] [--quick] [--json PATH] [--drivers pysqlite3,sqlean,apsw]
 """
 
 from __future__ import annotations
@@ -97,48 +102,106 @@ def _timed(phase: str, total: int, one_run: Callable[[], Any]) -> float:
     return _sequential(total, one_run) if phase == "seq" else _timed_lanes(total, LANES, one_run)
 
 
-def bench_raw(db: Path, phase: str, runs: int, warmup: int, sync: str) -> dict[str, Any]:
-    """One INSERT + commit per step, WAL, the given ``synchronous`` level."""
+_RAW_TABLE = (
+    "CREATE TABLE IF NOT EXISTS steps (run_id INTEGER, step_id TEXT, output TEXT,"
+    " PRIMARY KEY (run_id, step_id))"
+)
+_RAW_INSERT = "INSERT INTO steps (run_id, step_id, output) VALUES (?, ?, ?)"
+
+
+def _raw_loop(
+    connect: Callable[[], Any],
+    commit_step: Callable[[Any, int, int], None],
+    phase: str,
+    runs: int,
+    warmup: int,
+) -> float:
+    """Time ``runs`` runs of STEPS commits, each ``commit_step(conn, run_id, i)`` on the
+    lane's own connection (``connect()`` once per thread)."""
     local = threading.local()
     counter = iter(range(10**9))
     lock = threading.Lock()
 
-    def conn() -> sqlite3.Connection:
-        c: sqlite3.Connection | None = getattr(local, "conn", None)
+    def one_run() -> None:
+        c = getattr(local, "conn", None)
         if c is None:
-            c = sqlite3.connect(db, timeout=30, check_same_thread=False)
-            c.execute("PRAGMA journal_mode=WAL")
-            c.execute(f"PRAGMA synchronous={sync}")
-            local.conn = c
+            c = local.conn = connect()
+        with lock:
+            run_id = next(counter)
+        for i in range(STEPS):
+            t0 = time.perf_counter_ns()
+            commit_step(c, run_id, i)
+            SAMPLES.append(time.perf_counter_ns() - t0)
+
+    _sequential(warmup, one_run)
+    SAMPLES.clear()
+    return _timed(phase, runs, one_run)
+
+
+def bench_raw(db: Path, phase: str, runs: int, warmup: int, sync: str) -> dict[str, Any]:
+    """One INSERT + commit per step, WAL, the given ``synchronous`` level."""
+
+    def connect() -> sqlite3.Connection:
+        c = sqlite3.connect(db, timeout=30, check_same_thread=False)
+        c.execute("PRAGMA journal_mode=WAL")
+        c.execute(f"PRAGMA synchronous={sync}")
         return c
 
-    setup = conn()
-    setup.execute(
-        "CREATE TABLE IF NOT EXISTS steps (run_id INTEGER, step_id TEXT, output TEXT,"
-        " PRIMARY KEY (run_id, step_id))"
-    )
+    def commit_step(c: sqlite3.Connection, run_id: int, i: int) -> None:
+        c.execute(_RAW_INSERT, (run_id, f"s{i}", json.dumps(i)))
+        c.commit()
+
+    setup = connect()
+    setup.execute(_RAW_TABLE)
     setup.commit()
     pragmas = {
         "journal_mode": setup.execute("PRAGMA journal_mode").fetchone()[0],
         "synchronous": setup.execute("PRAGMA synchronous").fetchone()[0],
     }
+    setup.close()
+    return {"wall": _raw_loop(connect, commit_step, phase, runs, warmup), "pragmas": pragmas}
 
-    def one_run() -> None:
-        c = conn()
-        with lock:
-            run_id = next(counter)
-        for i in range(STEPS):
-            t0 = time.perf_counter_ns()
-            c.execute(
-                "INSERT INTO steps (run_id, step_id, output) VALUES (?, ?, ?)",
-                (run_id, f"s{i}", json.dumps(i)),
-            )
-            c.commit()
-            SAMPLES.append(time.perf_counter_ns() - t0)
 
-    _sequential(warmup, one_run)
-    SAMPLES.clear()
-    return {"wall": _timed(phase, runs, one_run), "pragmas": pragmas}
+def bench_raw_apsw(db: Path, phase: str, runs: int, warmup: int) -> dict[str, Any]:
+    """``bench_raw``'s NORMAL loop on apsw (its own API: no DB-API module to swap in)."""
+    import apsw
+
+    def connect() -> Any:
+        c = apsw.Connection(str(db))
+        c.set_busy_timeout(30_000)
+        c.execute("PRAGMA journal_mode=WAL")
+        c.execute("PRAGMA synchronous=NORMAL")
+        return c
+
+    def commit_step(c: Any, run_id: int, i: int) -> None:
+        c.execute("BEGIN")
+        c.execute(_RAW_INSERT, (run_id, f"s{i}", json.dumps(i)))
+        c.execute("COMMIT")
+
+    connect().execute(_RAW_TABLE)
+    wall = _raw_loop(connect, commit_step, phase, runs, warmup)
+    return {"wall": wall, "sqlite": apsw.sqlite_lib_version()}
+
+
+DRIVERS = ("pysqlite3", "sqlean", "apsw")
+
+
+def use_driver(driver: str) -> str:
+    """Make ``import sqlite3`` (tether's store, ``bench_raw``) load ``driver``; return
+    the SQLite version it brings."""
+    global sqlite3
+    if driver in ("", "stdlib"):
+        return sqlite3.sqlite_version
+    if driver == "apsw":
+        import apsw
+
+        return str(apsw.sqlite_lib_version())
+    import importlib
+
+    module = importlib.import_module("pysqlite3.dbapi2" if driver == "pysqlite3" else driver)
+    sys.modules["sqlite3"] = module
+    sqlite3 = module  # bench_raw connects through it too
+    return str(module.sqlite_version)
 
 
 def bench_dbos(db: Path, phase: str, runs: int, warmup: int, tuned: bool) -> dict[str, Any]:
@@ -275,8 +338,14 @@ def bench_tether(
 
 def child_main(args: argparse.Namespace) -> None:
     db = Path(args.dir) / "bench.sqlite"
-    system, phase, variant = args.child, args.phase, args.variant
-    if system in ("raw-normal", "raw-full"):
+    system, _, driver = args.child.partition("@")
+    phase, variant = args.phase, args.variant
+    version = use_driver(driver)
+    if driver == "apsw" and system == "raw-normal":
+        result = bench_raw_apsw(db, phase, args.runs, args.warmup)
+    elif driver == "apsw":
+        raise SystemExit("apsw is not a DB-API module: only raw-normal@apsw runs")
+    elif system in ("raw-normal", "raw-full"):
         sync = "NORMAL" if system == "raw-normal" else "FULL"
         result = bench_raw(db, phase, args.runs, args.warmup, sync)
     elif system in ("dbos-default", "dbos-tuned"):
@@ -287,6 +356,7 @@ def child_main(args: argparse.Namespace) -> None:
     else:
         raise SystemExit(f"unknown system {system!r}")
     result["samples"] = SAMPLES
+    result["sqlite"] = version
     wal = db.with_name(db.name + "-wal")  # WAL left behind: a WAL that never restarts grows
     result["wal_mb"] = wal.stat().st_size / 1e6 if wal.exists() else None
     Path(args.out).write_text(json.dumps(result))
@@ -453,9 +523,10 @@ def _best(measurements: list[dict[str, Any]]) -> dict[str, Any]:
     return best
 
 
-def schedule(threads: bool) -> list[Key]:
+def schedule(threads: bool, drivers: tuple[str, ...] = ()) -> list[Key]:
     """One round. Each tether mode runs between two measurements of its raw reference, and
-    its ratios divide figures of the same round: the disk's fsync time drifts over minutes."""
+    its ratios divide figures of the same round: the disk's fsync time drifts over minutes.
+    Other SQLite drivers run right after the stdlib's process-mode block, interleaved."""
     seq = ["sync", "async"]
     conc = ["worker", "async", *(["threads"] if threads else [])]
     cases: list[Key] = []
@@ -463,6 +534,15 @@ def schedule(threads: bool) -> list[Key]:
         bracket: list[Key] = [(raw, "seq", "-"), (raw, "conc", "-")]
         cases += bracket
         cases += [(tether, "seq", v) for v in seq] + [(tether, "conc", v) for v in conc]
+        if raw == "raw-normal":
+            for driver in drivers:
+                cases += [
+                    (f"raw-normal@{driver}", "seq", "-"),
+                    (f"raw-normal@{driver}", "conc", "-"),
+                ]
+                if driver != "apsw":
+                    cases += [(f"tether-process@{driver}", "seq", "sync")]
+                    cases += [(f"tether-process@{driver}", "conc", "worker")]
         cases += bracket
     cases += [(d, p, "-") for d in ("dbos-default", "dbos-tuned") for p in ("seq", "conc")]
     return cases
@@ -482,6 +562,9 @@ def main() -> None:
     parser.add_argument("--only", default="", help="comma-separated systems to run (default: all)")
     parser.add_argument("--no-threads", action="store_true", help="skip tether 8-thread run()")
     parser.add_argument("--timeout", type=float, default=900.0, help="per child, seconds")
+    parser.add_argument(
+        "--drivers", default="", help=f"other SQLite drivers to compare: {','.join(DRIVERS)}"
+    )
     # internal
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--recovery-worker", action="store_true", help=argparse.SUPPRESS)
@@ -503,7 +586,15 @@ def main() -> None:
     trials = args.recovery_trials or (1 if args.quick else 3)
     warmup = max(5, min(50, runs // 10))
     only = {s for s in args.only.split(",") if s}
-    cases = [c for c in schedule(not args.no_threads) if not only or c[0] in only]
+    drivers = [d for d in args.drivers.split(",") if d]
+    unknown = sorted(set(drivers) - set(DRIVERS))
+    if unknown:
+        raise SystemExit(f"--drivers: unknown {unknown}; choose from {list(DRIVERS)}")
+    cases = [
+        c
+        for c in schedule(not args.no_threads, tuple(drivers))
+        if not only or c[0].split("@")[0] in only
+    ]
     print(_environment_line(runs, rounds))
 
     measured: list[dict[Key, list[dict[str, Any]]]] = []
@@ -531,6 +622,8 @@ def main() -> None:
 
     report = build_report(per_round, recovery)
     print_report(overall, recovery, report)
+    driver_rows = driver_report(per_round, drivers)
+    print_drivers(driver_rows)
     if args.json:
         payload = {
             "environment": _environment(runs, rounds),
@@ -544,6 +637,7 @@ def main() -> None:
             ],
             "recovery": recovery,
             "ratios": report,
+            "drivers": driver_rows,
         }
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(payload, indent=2, default=str))
@@ -644,6 +738,60 @@ def round_ratios(best: dict[Key, dict[str, Any]]) -> list[dict[str, Any]]:
                 f"{tw['steps_per_s']:,.0f} / {raw_f_rate:,.0f} steps/s",
             )
     return rows
+
+
+def driver_report(
+    per_round: list[dict[Key, dict[str, Any]]], drivers: list[str]
+) -> list[dict[str, Any]]:
+    """Per driver and round: its figures and their ratio to the stdlib's in that round."""
+    rows: list[dict[str, Any]] = []
+    if not drivers:
+        return rows
+    for n, best in enumerate(per_round, 1):
+        for driver in ["stdlib", *drivers]:
+            suffix = "" if driver == "stdlib" else f"@{driver}"
+            row: dict[str, Any] = {"round": n, "driver": driver}
+            for name, (system, phase, variant) in {
+                "raw_seq": ("raw-normal", "seq", "-"),
+                "raw_conc": ("raw-normal", "conc", "-"),
+                "tether_seq": ("tether-process", "seq", "sync"),
+                "tether_conc": ("tether-process", "conc", "worker"),
+            }.items():
+                got = _get(best, system + suffix, phase, variant)
+                if got is not None:
+                    row[f"{name}_median_us"] = got["step_median_us"]
+                    row[f"{name}_steps_s"] = got["steps_per_s"]
+                    row["sqlite"] = got.get("sqlite")
+            rows.append(row)
+    for row in rows:
+        base = next(r for r in rows if r["round"] == row["round"] and r["driver"] == "stdlib")
+        for key in [k for k in row if k.endswith("_median_us")]:
+            if base.get(key):
+                row[key.replace("_median_us", "_vs_stdlib")] = row[key] / base[key]
+    return rows
+
+
+def print_drivers(rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    print("\nSQLite drivers (per-step median in us; x: over the stdlib's in the same round):")
+    print(
+        f"  {'round':5} {'driver':10} {'sqlite':8} {'raw seq':>14} {'raw conc':>14} "
+        f"{'tether seq':>15} {'tether conc':>15} {'tether conc/s':>13}"
+    )
+
+    def cell(row: dict[str, Any], name: str) -> str:
+        med, ratio = row.get(f"{name}_median_us"), row.get(f"{name}_vs_stdlib")
+        return "-" if med is None else f"{med:6.1f} ({ratio:.2f}x)"
+
+    for row in rows:
+        rate = row.get("tether_conc_steps_s")
+        print(
+            f"  {row['round']:<5} {row['driver']:10} {row.get('sqlite') or '-':8} "
+            f"{cell(row, 'raw_seq'):>14} {cell(row, 'raw_conc'):>14} "
+            f"{cell(row, 'tether_seq'):>15} {cell(row, 'tether_conc'):>15} "
+            f"{'-' if rate is None else f'{rate:,.0f}':>13}"
+        )
 
 
 def build_report(

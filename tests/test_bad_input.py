@@ -495,3 +495,48 @@ def test_bad_harness_configuration_is_refused_and_creates_no_file(
     for part in parts:
         assert part in str(info.value)
     assert list(tmp_path.iterdir()) == []
+
+
+# -- records and keys named at construction -----------------------------------------------
+
+
+def test_an_event_built_with_bad_fields_is_an_invalid_event_error() -> None:
+    with pytest.raises(tether.InvalidEventError) as info:
+        tether.Event("m", "x")  # type: ignore[arg-type]
+    message = str(info.value)
+    assert "data" in message and "tether.Event(name: str, data: dict" in message
+    with pytest.raises(tether.InvalidEventError, match="ts"):
+        tether.Event("m", {}, ts="yesterday")  # type: ignore[arg-type]
+
+
+def test_an_unknown_run_id_raises_run_not_found(th: tether.Harness) -> None:
+    for call in (th.get_run, th.cancel, lambda rid: tether.RunHandle(th, rid).status()):
+        with pytest.raises(tether.RunNotFound) as info:
+            call("nope")
+        assert info.value.run_id == "nope"
+        assert "`tether runs`" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("key", "suggestion"),
+    [
+        ("event.data['id']", "did you mean 'event.data.id'?"),
+        ('event.data["user id"]', None),
+        ("event.data.(x)", None),
+    ],
+)
+def test_a_key_path_that_is_not_a_dotted_path_is_refused_at_registration(
+    th: tether.Harness, key: str, suggestion: str | None
+) -> None:
+    with pytest.raises(tether.ConfigurationError) as info:
+
+        @th.function(trigger=tether.on_event("x"), concurrency=tether.Concurrency(1, key=key))
+        def keyed(ctx: tether.SyncContext) -> None:
+            return None
+
+    assert "is not a key path" in str(info.value)
+    if suggestion:
+        assert suggestion in str(info.value)
+    assert th.functions == {}
+    with pytest.raises(tether.ConfigurationError, match="is not a key path"):
+        th.function(idempotency="event.data[0]")(lambda ctx: None)

@@ -8,10 +8,13 @@
     │   └── UnknownProvider         a model string with no known ``provider:`` prefix
     ├── InvalidEventError           an event that is not {name: str, data: JSON object}
     ├── StoreError                  the store cannot be used
+    │   ├── StoreNotFound           there is no store at this path or URL (opened to read)
     │   ├── StoreCorrupt            the database file is damaged or not a tether store
     │   ├── StoreLocked             another process holds the database lock for too long
     │   ├── StoreFull               the disk is full: nothing was written
     │   └── SchemaVersionError      the store was written by a newer tether
+    ├── Fenced                      (internal) a write dropped: the run's lease moved on
+    ├── WouldBlock                  (internal) a write tried on an event loop found the lock taken
     ├── NonRetriableError           raise it from a step: no further attempts
     │   ├── StepOutputError         a step result that cannot be stored (not JSON, too large)
     │   └── LLMCallFailed           a logical LLM call failed for good (``.kind``, ``.attempts``)
@@ -26,12 +29,24 @@
     ├── RetryAfterError             raise it from a step: retry after the given delay
     ├── StepFailed                  a step failed for good; raised inside the function
     ├── NonDeterminismError         a resumed run's steps diverge from its recorded history
+    ├── RunNotFound                 no run with this id in the store
     ├── RunFailed                   a run ended in failure (raised to callers waiting on it)
     ├── RunCancelled                a run was cancelled (raised to callers waiting on it)
-    └── RunTimeout                  also a TimeoutError: a run or a wait on it ran out of time
+    ├── RunTimeout                  also a TimeoutError: a run or a wait on it ran out of time
+    ├── MemoryNotFound              no memory item with this id for this subject
+    └── MemoryDisabled              the subject's preferences turn long-term memory off
 
-Suspension and cancellation inside a running function are ``BaseException`` subclasses
-(see ``tether.durable.signals``) so that ``except Exception`` in user code never swallows them.
+Control flow inside a running function derives from ``BaseException``, so ``except
+Exception`` in user code never swallows it (``tether.durable.signals`` and
+``tether.durable.execution``):
+
+    BaseException
+    ├── Suspend                     the run stops here and resumes later (sleep, wait, backoff)
+    ├── Cancel                      the run was cancelled: stop at this step boundary
+    ├── LeaseLost                   another worker took the run over: commit nothing more
+    ├── DeadlineExceeded            the function's timeout passed (the run fails: RunTimeout)
+    └── CheckStop                   check-replay reached the end of the recorded history
+
 ``LLMCallFailed`` is a ``NonRetriableError``: an LLM call has its own retry policy (the
 classifier and the deadline, ``tether.llm``), so a durable step does not retry it on top.
 """
@@ -65,6 +80,10 @@ class StoreError(TetherError):
     """The store cannot be read or written."""
 
 
+class StoreNotFound(StoreError):
+    """There is no store where one was opened without ``create`` (a reading command)."""
+
+
 class StoreCorrupt(StoreError):
     """The database file is damaged or is not a tether store."""
 
@@ -79,6 +98,16 @@ class StoreFull(StoreError):
 
 class SchemaVersionError(StoreError):
     """The store's schema is newer than this version of tether understands."""
+
+
+class Fenced(TetherError):
+    """A fenced write was dropped: the run's lease moved to another worker. Internal: the
+    engine turns it into ``LeaseLost`` and stops the run in this process."""
+
+
+class WouldBlock(TetherError):
+    """A write attempted without waiting (on an event loop) found the store's lock taken.
+    Internal: the engine hands the call to an I/O thread, where it waits as usual."""
 
 
 class NonRetriableError(TetherError):
@@ -132,6 +161,17 @@ class NonDeterminismError(TetherError):
         self.run_id = run_id
         self.function_id = function_id
         self.diff = diff
+
+
+class RunNotFound(TetherError):
+    """No run with this id exists in the store."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(
+            f"run {run_id!r} does not exist in this store: check the id (`tether runs` lists "
+            "them) and the store URL (TETHER_STORE)"
+        )
+        self.run_id = run_id
 
 
 class RunFailed(TetherError):
@@ -286,3 +326,11 @@ class StreamInterrupted(LLMCallFailed):
         super().__init__(message, kind=kind, attempts=attempts)
         self.partial_text = partial_text
         self.partial_tool_calls: list[ToolCall] = list(partial_tool_calls or [])
+
+
+class MemoryNotFound(TetherError):
+    """No current memory item with this id belongs to this subject."""
+
+
+class MemoryDisabled(TetherError):
+    """The subject's preferences turn long-term memory off (``preferences["memory"] = False``)."""

@@ -6,7 +6,9 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from tether.errors import InvalidEventError
 
 
 class RunStatus(str, enum.Enum):
@@ -57,7 +59,17 @@ class Event(BaseModel):
         ts: datetime | None = None,
         **kw: Any,
     ) -> None:
-        super().__init__(name=name, data=data if data is not None else {}, id=id, ts=ts, **kw)
+        try:
+            super().__init__(name=name, data=data if data is not None else {}, id=id, ts=ts, **kw)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'event'}: {e['msg']}" for e in exc.errors()
+            )
+            raise InvalidEventError(
+                f"Event({name!r}, ...) is not valid ({problems}): write "
+                "tether.Event(name: str, data: dict = {}, id: str | None = None, "
+                "ts: datetime | None = None)"
+            ) from None
 
 
 class Attempt(BaseModel):

@@ -99,7 +99,7 @@ def test_runs_send_cancel_replay_and_errors_print_hostile_ids(
     assert replayed.code == 0 and f"replay of {RUN_ID} queued as run" in replayed.out
 
     missing = tether_cmd("show", "[/nope]")  # the error handler prints the id as text
-    assert missing.code == 1 and "run [/nope] does not exist" in missing.err
+    assert missing.code == 1 and "run '[/nope]' does not exist" in missing.err
     bad = tether_cmd("replay", ok, "--from-step", "[/missing-step]")
     assert bad.code == 1 and "[/missing-step]" in bad.err
 

@@ -102,7 +102,7 @@ def test_killed_after_the_llm_step_the_model_is_not_called_again(
         APP_STORE=store,
         APP_MODEL=f"openai-compatible:{server.url}/v1#tiny",
         APP_GATE=str(tmp_path / "gate"),
-        PYTHONPATH=str(tmp_path),
+        PYTHONPATH=os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]),
     )
     th = tether.Harness(store)
     th.function(id="flow")(lambda ctx: None)  # registered so the store knows the function

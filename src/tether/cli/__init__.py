@@ -111,7 +111,7 @@ def send(
         fail(f"--data is not JSON: {exc.msg} at column {exc.colno}")
         raise typer.Exit(2) from None
     th = load_app(app_ref, store)
-    accepted = th.accept_rows(th.event_rows({"name": name, "data": payload, "id": event_id}))
+    accepted = th._intake.accept(th._intake.rows({"name": name, "data": payload, "id": event_id}))
     th.close()
     if as_json:
         _print_json(

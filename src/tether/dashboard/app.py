@@ -263,7 +263,7 @@ def create_app(
 
     def send(event: dict[str, Any]) -> Response:
         try:
-            accepted = harness.accept_rows(harness.event_rows(event))
+            accepted = harness._intake.accept(harness._intake.rows(event))
         except StoreError:
             raise
         except TetherError as exc:

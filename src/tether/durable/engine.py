@@ -15,25 +15,38 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from tether.clock import Clock
 from tether.codec import dumps, encode_result
 from tether.durable.context import Context, SyncContext
 from tether.durable.execution import CheckStop, DeadlineExceeded, RunExecution, error_dict
-from tether.durable.function import FAILED_EVENT
+from tether.durable.intake import Intake
+from tether.durable.registry import Registry
+from tether.durable.runs import RunFactory
 from tether.durable.signals import Cancel, LeaseLost, Suspend
-from tether.errors import StepOutputError, StoreError, TetherError
+from tether.durable.spec import FunctionSpec
+from tether.errors import (
+    Fenced,
+    FunctionNotFound,
+    RunNotFound,
+    StepOutputError,
+    StoreError,
+    TetherError,
+    WouldBlock,
+)
 from tether.observe import observer_for
 from tether.records import TERMINAL_STATUSES
-from tether.store.base import Claim, Fenced, NewRun, StepWrite
+from tether.store.base import Claim, NewRun, StepWrite, Store
 
 if TYPE_CHECKING:
-    from tether.harness import Harness
     from tether.observe.otel import Observer
 
 log = logging.getLogger("tether.engine")
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -43,19 +56,45 @@ class Outcome:
     error: BaseException | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class EngineSettings:
+    lease_ttl: float = 2.0  # seconds a claim lasts without renewal
+    heartbeat: float = 0.5  # seconds between renewals
+    max_output_bytes: int = 4 * 1024 * 1024
+    inline_retry_max: float = 2.0  # longer backoffs suspend the run durably
+
+
 class Engine:
-    def __init__(self, harness: Harness) -> None:
-        self.harness = harness
-        self.store = harness.store
-        self.clock = harness.clock
+    """Executes runs of ``registry``'s functions on ``store``. ``breaker`` gives the LLM
+    circuit breaker shared by the LLM steps (built on first use)."""
+
+    def __init__(
+        self,
+        store: Store,
+        registry: Registry,
+        factory: RunFactory,
+        intake: Intake,
+        clock: Clock,
+        settings: EngineSettings,
+        breaker: Callable[[], Any],
+    ) -> None:
+        self.store = store
+        self.registry = registry
+        self.factory = factory
+        self.intake = intake
+        self.clock = clock
+        self.breaker = breaker
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self.lease_ttl = harness.lease_ttl
-        self.heartbeat_interval = harness.heartbeat
-        self.max_output_bytes = harness.max_output_bytes
-        self.inline_retry_max = 2.0
+        self.lease_ttl = settings.lease_ttl
+        self.heartbeat_interval = settings.heartbeat
+        self.max_output_bytes = settings.max_output_bytes
+        self.inline_retry_max = settings.inline_retry_max
         self.active: dict[str, RunExecution] = {}
         self.stranded: dict[str, int] = {}  # leases to give back once the store works again
         self.step_pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="tether-step")
+        # Store calls that may wait (PostgreSQL round trips, synced commits, locked files)
+        # run here, never on the loop; see ``io``.
+        self.io_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="tether-io")
         self.body_pool = ThreadPoolExecutor(max_workers=64, thread_name_prefix="tether-fn")
         self.changed = threading.Condition()
         self.generation = 0
@@ -72,7 +111,7 @@ class Engine:
         ready.wait()
         self._heartbeat = asyncio.run_coroutine_threadsafe(self._heartbeat_loop(), self.loop)
         self.store.add_listener(self._on_change)
-        self.observer: Observer | None = observer_for(harness)  # None: tracing off
+        self.observer: Observer | None = observer_for()  # None: tracing off
 
     # -- checkpoints from async functions, committed together ------------------------------
     def save_async(
@@ -91,16 +130,49 @@ class Engine:
     def _flush(self) -> None:
         self._flush_scheduled = False
         batch, self._pending = self._pending, []
+        items = [(r, t, w) for r, t, w, _ in batch]
+        if self.store.loop_safe:
+            try:
+                with self.store.nowait():
+                    results = self.store.save_steps(items)
+            except WouldBlock:
+                pass  # the file is locked: commit from an I/O thread, where waiting is fine
+            except BaseException as exc:
+                _settle(batch, exc)
+                return
+            else:
+                _settle(batch, results)
+                return
+        done = self.loop.run_in_executor(self.io_pool, self.store.save_steps, items)
+
+        def settle(f: asyncio.Future[list[bool | Fenced]]) -> None:
+            error = asyncio.CancelledError() if f.cancelled() else f.exception()
+            _settle(batch, error if error is not None else f.result())
+
+        done.add_done_callback(settle)
+
+    async def io(self, fn: Callable[..., T], *args: Any) -> T:
+        """Call store methods from the loop: inline when the store's writes are short
+        local commits (SQLite, process durability) and its lock is free, else on the I/O
+        threads. ``fn`` makes at most one write (it may run again on a thread)."""
+        if self.store.loop_safe:
+            try:
+                with self.store.nowait():
+                    return fn(*args)
+            except WouldBlock:
+                pass
+        return await self.loop.run_in_executor(self.io_pool, fn, *args)
+
+    def target(self, fn: Any) -> FunctionSpec:
+        """The function ``ctx.step.invoke`` names: registered here, or (by id) registered
+        by another process, whose workers then execute the child run."""
         try:
-            results = self.store.save_steps([(r, t, w) for r, t, w, _ in batch])
-        except BaseException as exc:
-            for *_, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
-            return
-        for (*_, future), result in zip(batch, results, strict=True):
-            if not future.done():
-                future.set_result(result)
+            return self.registry.resolve(fn)
+        except FunctionNotFound:
+            spec = self.intake.remote_spec(fn) if isinstance(fn, str) else None
+            if spec is None:
+                raise
+            return spec
 
     # -- the loop thread ------------------------------------------------------------------
     def _run_loop(self, ready: threading.Event) -> None:
@@ -128,6 +200,7 @@ class Engine:
             self.loop.close()
         self.step_pool.shutdown(wait=False, cancel_futures=True)
         self.body_pool.shutdown(wait=False, cancel_futures=True)
+        self.io_pool.shutdown(wait=False, cancel_futures=True)
 
     def _on_change(self) -> None:
         with self.changed:
@@ -150,13 +223,16 @@ class Engine:
             await asyncio.sleep(self.heartbeat_interval)
             for run_id, token in list(self.stranded.items()):
                 with contextlib.suppress(TetherError):
-                    self.store.release(run_id, token, self.clock.now())
+                    await self.io(self.store.release, run_id, token, self.clock.now())
                     self.stranded.pop(run_id, None)
             if not self.active:
                 continue
             try:
-                asked = self.store.renew(
-                    self.owner, list(self.active.copy()), self.clock.now() + self.lease_ttl
+                asked = await self.io(
+                    self.store.renew,
+                    self.owner,
+                    list(self.active.copy()),
+                    self.clock.now() + self.lease_ttl,
                 )
             except TetherError as exc:
                 log.warning("lease renewal failed: %s", exc)
@@ -177,7 +253,7 @@ class Engine:
 
     # -- executing a claimed run -------------------------------------------------------------
     def _prepare(self, claim: Claim) -> RunExecution | None:
-        function = self.harness.functions.get(claim.function_id)
+        function = self.registry.get(claim.function_id)
         if function is None:
             self._safely(lambda: self.store.release(claim.run_id, claim.token, self.clock.now()))
             return None
@@ -223,10 +299,7 @@ class Engine:
         finally:
             ex.task = None
         # Steps still in flight in sibling tasks (asyncio.gather) checkpoint first.
-        waited = 0.0
-        while ex.inflight and waited < 30.0:
-            await asyncio.sleep(0.005)
-            waited += 0.005
+        await ex.settled()
         return outcome
 
     def _after_body(self, ex: RunExecution, output: Any) -> Outcome:
@@ -331,29 +404,17 @@ class Engine:
         handler = ex.function.on_failure
         if handler is None:
             return None
-        target = self.harness.resolve_function(handler)
-        now = self.clock.now()
         data = {
             "run_id": ex.run_id,
             "function_id": ex.function.id,
             "error": {k: err[k] for k in ("type", "message") if k in err},
             "event": {"name": ex.event.name, "data": ex.event.data, "id": ex.event.id},
         }
-        return NewRun(
-            id=uuid.uuid5(uuid.NAMESPACE_URL, f"{ex.run_id}/on_failure").hex,
-            function_id=target.id,
-            event_name=FAILED_EVENT,
-            input=dumps(data),
-            event_id=None,
-            event_ts=now,
-            due_at=now,
-            version=self.harness.version,
-            parent_id=None,
-        )
+        return self.factory.follow_up(handler, ex.run_id, data)
 
     async def execute(self, claim: Claim) -> str:
         """Execute a claimed run until it ends or suspends (in the loop thread)."""
-        ex = self._prepare(claim)
+        ex = await self.io(self._prepare, claim)
         if ex is None:
             return "skipped"
         self.active[ex.run_id] = ex
@@ -366,7 +427,7 @@ class Engine:
             else:
                 loop = asyncio.get_running_loop()
                 outcome = await loop.run_in_executor(self.body_pool, self.body_sync, ex)
-            status = self._conclude(ex, outcome)
+            status = await self.io(self._conclude, ex, outcome)
             return status
         except StoreError as exc:
             self._give_back(claim, exc)
@@ -378,7 +439,7 @@ class Engine:
 
     def execute_sync(self, claim: Claim) -> str:
         """Execute a claimed run in the calling thread (``Harness.run`` of a plain def)."""
-        function = self.harness.functions.get(claim.function_id)
+        function = self.registry.get(claim.function_id)
         if function is not None and function.is_async:
             return asyncio.run_coroutine_threadsafe(self.execute(claim), self.loop).result()
         ex = self._prepare(claim)
@@ -456,13 +517,13 @@ class Engine:
         or ("wait", seconds)."""
         state = self.store.run_status(run_id)
         if state is None:
-            raise TetherError(f"run {run_id} does not exist")
+            raise RunNotFound(run_id)
         status, due = state
         if status in TERMINAL_STATUSES:
             return "done", status
         now = self.clock.now()
         if not local:
-            local.append(self.harness.functions.get(self._function_of(run_id)) is not None)
+            local.append(self.registry.get(self._function_of(run_id)) is not None)
         if local[0] and due is not None and due <= now and run_id not in self.active:
             claim = self.store.claim_run(run_id, self.owner, now, self.lease_ttl)
             if claim is not None:
@@ -482,6 +543,20 @@ class Engine:
     def _function_of(self, run_id: str) -> str:
         run = self.store.get_run(run_id)
         return run.function_id if run is not None else ""
+
+
+def _settle(
+    batch: list[tuple[str, int, StepWrite, asyncio.Future[bool | Fenced]]],
+    results: list[bool | Fenced] | BaseException,
+) -> None:
+    """Resolve the futures of a committed (or failed) batch of checkpoints."""
+    for index, (*_, future) in enumerate(batch):
+        if future.done():
+            continue
+        if isinstance(results, BaseException):
+            future.set_exception(results)
+        else:
+            future.set_result(results[index])
 
 
 def _cancelled_error() -> dict[str, Any]:

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 from tether.codec import decode_result, dumps, loads
 from tether.durable.signals import Cancel, LeaseLost, Suspend
-from tether.errors import NonDeterminismError, RunTimeout, StepFailed
+from tether.errors import Fenced, NonDeterminismError, RunTimeout, StepFailed
 from tether.records import Event
-from tether.store.base import AttemptWrite, Claim, Fenced, StepRow, StepWrite
+from tether.store.base import AttemptWrite, Claim, StepRow, StepWrite
 
 if TYPE_CHECKING:
     from tether.durable.engine import Engine
@@ -94,8 +94,26 @@ class RunExecution:
         self.deadline = claim.deadline_at
         self.task: asyncio.Future[Any] | None = None
         self.inflight = 0  # async steps executing now (asyncio.gather)
+        self._idle: asyncio.Event | None = None
         self.patches: dict[str, bool] = {}
         self.diverged: NonDeterminismError | None = None
+
+    # -- async steps in flight ------------------------------------------------------------
+    def step_entered(self) -> None:
+        self.inflight += 1
+
+    def step_left(self) -> None:
+        self.inflight -= 1
+        if self.inflight == 0 and self._idle is not None:
+            self._idle.set()
+
+    async def settled(self) -> None:
+        """Return once no async step of this run is executing (siblings of a gather that
+        kept running after the body ended checkpoint first)."""
+        while self.inflight:
+            self._idle = asyncio.Event()
+            await self._idle.wait()
+        self._idle = None
 
     # -- ids and history ------------------------------------------------------------------
     @property
@@ -157,7 +175,7 @@ class RunExecution:
         version = self.claim.version
         hint = (
             f"The run started on code version {version}; the code is now "
-            f"{self.engine.harness.version}. Keep the old path for runs in flight with "
+            f"{self.engine.registry.version}. Keep the old path for runs in flight with "
             "`if ctx.patched('change-name'): <new> else: <old>`, or let old runs finish "
             "before deploying. `tether check-replay APP` finds this before deploy."
         )

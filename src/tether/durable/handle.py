@@ -4,20 +4,32 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from tether.codec import loads
-from tether.errors import RunCancelled, RunFailed, RunTimeout, TetherError
+from tether.errors import RunCancelled, RunFailed, RunNotFound, RunTimeout
 from tether.records import TERMINAL_STATUSES, RunStatus
+from tether.store.base import Store
 
 if TYPE_CHECKING:
-    from tether.harness import Harness
+    from tether.durable.engine import Engine
+
+
+class RunSource(Protocol):
+    """What a handle reads a run through (a ``Harness``)."""
+
+    @property
+    def store(self) -> Store: ...
+
+    @property
+    def engine(self) -> Engine: ...
 
 
 class RunHandle:
-    """``run_id``, ``status()`` and ``result(timeout=None)`` of a run."""
+    """``run_id``, ``status()`` and ``result(timeout=None)`` of a run:
+    ``tether.RunHandle(th, run_id)``."""
 
-    def __init__(self, harness: Harness, run_id: str) -> None:
+    def __init__(self, harness: RunSource, run_id: str) -> None:
         self._harness = harness
         self.run_id = run_id
 
@@ -27,7 +39,7 @@ class RunHandle:
     def status(self) -> RunStatus:
         state = self._harness.store.run_status(self.run_id)
         if state is None:
-            raise TetherError(f"run {self.run_id} does not exist")
+            raise RunNotFound(self.run_id)
         return RunStatus(state[0])
 
     def result(self, timeout: float | None = None) -> Any:
@@ -61,7 +73,7 @@ class RunHandle:
     def _outcome(self) -> Any:
         row = self._harness.store.run_result(self.run_id)
         if row is None:
-            raise TetherError(f"run {self.run_id} does not exist")
+            raise RunNotFound(self.run_id)
         status, output, error = row
         if status not in TERMINAL_STATUSES:
             return None

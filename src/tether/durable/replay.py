@@ -17,18 +17,18 @@ from tether.errors import NonDeterminismError
 from tether.store.base import Claim
 
 if TYPE_CHECKING:
-    from tether.harness import Harness
+    from tether.durable.engine import Engine
 
 
-def check_runs(harness: Harness, limit: int = 100) -> list[dict[str, Any]]:
-    store = harness.store
-    engine = harness.engine
+def check_runs(engine: Engine, limit: int = 100) -> list[dict[str, Any]]:
+    store = engine.store
+    functions = engine.registry.functions
     results = []
-    for run_id in store.runs_for_check(list(harness.functions), limit):
+    for run_id in store.runs_for_check(list(functions), limit):
         run = store.get_run(run_id)
         if run is None:
             continue
-        function = harness.functions[run.function_id]
+        function = functions[run.function_id]
         claim = Claim(
             run.id,
             run.function_id,

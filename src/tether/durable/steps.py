@@ -21,15 +21,15 @@ from typing import Any
 
 from tether.codec import dumps, encode_result, loads
 from tether.durable.execution import CURRENT_STEP, RunExecution
-from tether.durable.function import INVOKED_EVENT, DurableFunction
 from tether.durable.retry import NO_RETRY, Retry
+from tether.durable.runs import input_json
 from tether.durable.signals import Suspend
 from tether.durations import Duration, seconds
-from tether.errors import ConfigurationError, RunTimeout, StepFailed
+from tether.errors import ConfigurationError, RunTimeout, StepFailed, WouldBlock
 from tether.flow.expr import compile_expr, evaluate
 from tether.flow.keys import event_dict, match_value, read_path
 from tether.records import Event
-from tether.store.base import NewRun, StepRow, StepWrite
+from tether.store.base import StepRow, StepWrite
 from tether.store.rows import event_json
 
 _PLAIN = frozenset({int, float, str, bool, dict, list, type(None)})
@@ -169,16 +169,16 @@ class _StepsBase:
         sid = ex.next_id(step_id)
         row = ex.lookup(sid, "invoke")
         now = ex.clock.now()
-        target = ex.engine.harness.resolve_function(function)
+        target = ex.engine.target(function)
         if row is not None:
             if row.status in ("completed", "failed"):
-                return self._child_result(row, target)
+                return self._child_result(row)
             ex.boundary()
             if row.wake_at is not None and row.wake_at <= now:
                 fresh = ex.store.load_steps(ex.run_id)[sid]
                 if fresh.status in ("completed", "failed"):
                     ex.memo[sid] = fresh
-                    return self._child_result(fresh, target)
+                    return self._child_result(fresh)
                 err = {"type": "RunTimeout", "message": f"child run {row.child_id} timed out"}
                 ex.save(
                     StepWrite(
@@ -194,29 +194,17 @@ class _StepsBase:
                 )
                 raise StepFailed(sid, "RunTimeout", err["message"])
             raise ex.suspend(sid, row.wake_at, waiting=True)
-        payload = ex.engine.harness.input_json(data)
+        payload = input_json(data)
         seq = ex.begin_new(sid, "invoke")
-        child_id = uuid_module.uuid5(uuid_module.NAMESPACE_URL, f"{ex.run_id}/{sid}").hex
         wake = None if timeout is None else now + seconds(timeout, "invoke timeout")
-        child = NewRun(
-            id=child_id,
-            function_id=target.id,
-            event_name=INVOKED_EVENT,
-            input=payload,
-            event_id=None,
-            event_ts=now,
-            due_at=now,
-            version=ex.engine.harness.version,
-            parent_id=ex.run_id,
-            parent_step=sid,
-            timeout_s=target.timeout,
-        )
+        child = ex.engine.factory.child(target, payload, ex.run_id, sid)
+        child_id = child.id
         write = StepWrite(sid, seq, "invoke", "waiting", now, wake_at=wake, child_id=child_id)
         ex.fenced(lambda: ex.store.start_child(ex.run_id, ex.token, write, child, now))
         ex.memo[sid] = StepRow(sid, seq, "invoke", "waiting", wake_at=wake, child_id=child_id)
         raise ex.suspend(sid, wake, waiting=True)
 
-    def _child_result(self, row: StepRow, target: DurableFunction) -> Any:
+    def _child_result(self, row: StepRow) -> Any:
         if row.status == "failed":
             err = loads(row.error) if row.error else {}
             raise StepFailed(row.step_id, err.get("type", "RunFailed"), err.get("message", ""))
@@ -230,8 +218,8 @@ class _StepsBase:
             return list(ex.replay_value(row))
         seq = ex.begin_new(sid, "send")
         now = ex.clock.now()
-        rows = ex.engine.harness.event_rows(events, default_id=f"{ex.run_id}:{sid}")
-        ex.engine.harness.accept_rows(rows)
+        rows = ex.engine.intake.rows(events, default_id=f"{ex.run_id}:{sid}")
+        ex.engine.intake.accept(rows)
         ids = [r.id for r in rows]
         ex.save(StepWrite(sid, seq, "send", "completed", now, now, output=dumps(ids)))
         return ids
@@ -262,7 +250,7 @@ class _StepsBase:
         annotated so that its checkpointed response is rebuilt with a typed ``.parsed``."""
         from tether.llm import LLMResponse, acomplete
 
-        kwargs.setdefault("circuit", self._ex.engine.harness.circuit_breaker)
+        kwargs.setdefault("circuit", self._ex.engine.breaker())
         observer = self._ex.engine.observer
         if observer is not None:
             kwargs["on_attempt"] = observer.llm_hook(messages, kwargs, kwargs.get("on_attempt"))
@@ -344,7 +332,7 @@ class AsyncSteps(_StepsBase):
         if ex.engine.observer is not None:  # tracing on: spans around each attempt
             fn = ex.engine.observer.wrap_step(ex, sid, attempt, fn, self._policy())
         loop = asyncio.get_running_loop()
-        ex.inflight += 1  # coroutines of one run share the engine loop's thread
+        ex.step_entered()  # coroutines of one run share the engine loop's thread
         try:
             while True:
                 started = ex.clock.now()
@@ -372,13 +360,20 @@ class AsyncSteps(_StepsBase):
                 finally:
                     CURRENT_STEP.reset(token)
                 write = StepWrite(sid, seq, "run", "completed", started, ex.clock.now(), encoded)
-                if loop is ex.engine.loop and len(ex.engine.active) > 1:
+                engine = ex.engine
+                if loop is not engine.loop:
+                    ex.save(write)
+                elif len(engine.active) > 1 or not engine.store.loop_safe:
                     await ex.asave(write)  # shares a commit with the other runs in flight
                 else:
-                    ex.save(write)
+                    try:  # a lone run commits inline, unless the file's lock is taken
+                        with engine.store.nowait():
+                            ex.save(write)
+                    except WouldBlock:
+                        await ex.asave(write)
                 return value
         finally:
-            ex.inflight -= 1
+            ex.step_left()
 
     async def llm(
         self, step_id: str, *, model: Any, messages: Any, output: Any = None, **options: Any
@@ -390,13 +385,21 @@ class AsyncSteps(_StepsBase):
         call = self._llm_call(model, messages, output, options)
         return await self.options(retries=NO_RETRY).run(step_id, call)
 
+    async def _off_loop(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run a step whose store calls may wait (a synced commit, a PostgreSQL round trip,
+        a locked file) on the engine's I/O threads, never on the event loop."""
+        ex = self._ex
+        ex.threaded = True  # bookkeeping shared with sibling coroutines takes its locks
+        return await asyncio.get_running_loop().run_in_executor(ex.engine.io_pool, fn, *args)
+
     async def sleep(self, step_id: str, duration: Duration) -> None:
         """Sleep durably: the run is suspended (no thread, no slot) and resumed later."""
-        self._sleep_until(step_id, self._ex.clock.now() + seconds(duration, "sleep"))
+        wake = self._ex.clock.now() + seconds(duration, "sleep")
+        await self._off_loop(self._sleep_until, step_id, wake)
 
     async def sleep_until(self, step_id: str, when: datetime) -> None:
         """Sleep durably until ``when`` (an aware datetime; naive means UTC)."""
-        self._sleep_until(step_id, _epoch(when))
+        await self._off_loop(self._sleep_until, step_id, _epoch(when))
 
     async def wait_for_event(
         self,
@@ -409,17 +412,21 @@ class AsyncSteps(_StepsBase):
         lookback: Duration | None = None,
     ) -> Event | None:
         """Wait durably for an event; return it, or None after ``timeout``."""
-        return self._wait(step_id, event, match, if_, timeout, lookback)
+        result: Event | None = await self._off_loop(
+            self._wait, step_id, event, match, if_, timeout, lookback
+        )
+        return result
 
     async def invoke(
         self, step_id: str, *, function: Any, data: Any = None, timeout: Duration | None = None
     ) -> Any:
         """Run another function as a child run and return its output."""
-        return self._invoke(step_id, function, data, timeout)
+        return await self._off_loop(self._invoke, step_id, function, data, timeout)
 
     async def send_event(self, step_id: str, events: Any) -> list[str]:
         """Send one or more events, exactly once for this run."""
-        return self._send(step_id, events)
+        ids: list[str] = await self._off_loop(self._send, step_id, events)
+        return ids
 
 
 class SyncSteps(_StepsBase):

@@ -19,19 +19,22 @@ from typing import TYPE_CHECKING
 from tether.errors import ConfigurationError, StoreError
 
 if TYPE_CHECKING:
-    from tether.harness import Harness
+    from tether.durable.engine import Engine
     from tether.store.base import Claim
 
 log = logging.getLogger("tether.worker")
+# A live worker schedules a cron tick within a poll interval of it; a tick first seen this
+# late was missed (no worker ran), which ``on_cron(..., skip_missed=True)`` skips.
+MISSED_AFTER = 30.0
 
 
 class Worker:
-    """Executes runs of the harness's functions. ``start``/``stop``, ``run``, or ``with``."""
+    """Executes runs of the engine's functions. ``start``/``stop``, ``run``, or ``with``."""
 
-    def __init__(self, harness: Harness, concurrency: int = 10, poll_interval: float = 0.2) -> None:
+    def __init__(self, engine: Engine, concurrency: int = 10, poll_interval: float = 0.2) -> None:
         if concurrency < 1:
             raise ConfigurationError(f"worker concurrency must be >= 1, got {concurrency}")
-        self.harness = harness
+        self.engine = engine
         self.concurrency = concurrency
         self.poll_interval = poll_interval
         self._stopping = False
@@ -47,7 +50,7 @@ class Worker:
         """Start claiming runs in the background and return at once."""
         if self.running:
             return self
-        engine = self.harness.engine
+        engine = self.engine
         self._stopping = False
         self._future = asyncio.run_coroutine_threadsafe(self._loop(), engine.loop)
         return self
@@ -61,7 +64,7 @@ class Worker:
             return
         self._drain_timeout = timeout
         self._stopping = True
-        engine = self.harness.engine
+        engine = self.engine
         engine.loop.call_soon_threadsafe(self._wake_now)
         try:
             self._future.result(timeout + 5)
@@ -106,29 +109,30 @@ class Worker:
             self._waker.set()
 
     async def _loop(self) -> None:
-        harness = self.harness
-        engine = harness.engine
-        store = harness.store
-        clock = harness.clock
+        engine = self.engine
+        registry = engine.registry
+        store = engine.store
+        clock = engine.clock
         self._waker = waker = asyncio.Event()
         engine.add_waker(waker)
         try:
             while not self._stopping:
-                function_ids = list(harness.functions)
-                keyed = any(f.concurrency or f.throttle for f in harness.functions.values())
+                function_ids = list(registry.functions)
+                keyed = registry.keyed
                 free = self.concurrency - len(self._tasks)
                 claims: list[Claim] = []
                 try:  # a locked or full store fails this round only, not the worker
-                    self._schedule_crons()
+                    await engine.io(self._schedule_crons)
                     if free > 0 and function_ids:
-                        claims = store.claim(
+                        claims = await engine.io(
+                            store.claim,
                             engine.owner,
                             free,
                             function_ids,
                             clock.now(),
                             engine.lease_ttl,
                             keyed,
-                            exclude=list(engine.active.copy()),
+                            list(engine.active.copy()),
                         )
                 except StoreError as exc:
                     log.warning("worker could not claim runs: %s", exc)
@@ -144,7 +148,7 @@ class Worker:
                 due = None
                 if free - claimed > 0:
                     with contextlib.suppress(StoreError):
-                        due = store.next_due(function_ids)
+                        due = await engine.io(store.next_due, function_ids)
                     now = clock.now()
                     if due is not None:
                         if clock.auto_advance and not self._tasks and due > now:
@@ -163,20 +167,21 @@ class Worker:
 
     def _schedule_crons(self) -> None:
         """Create the run of every due cron tick (exactly once across workers)."""
-        harness = self.harness
-        now = harness.clock.now()
+        engine = self.engine
+        now = engine.clock.now()
         if self._cron_next is None:
             self._cron_next = {}
-        for fdef in list(harness.functions.values()):
+        for fdef in list(engine.registry.functions.values()):
             for index, cron in enumerate(fdef.crons):
                 name = f"{fdef.id}#{index}"
                 if self._cron_next.get(name, 0.0) > now:
                     continue
-                _, cursor = harness.store.schedule_cron(
+                _, cursor = engine.store.schedule_cron(
                     name,
                     lambda last, c=cron: c.ticks(last, now),  # type: ignore[misc]
-                    lambda tick, f=fdef, c=cron, n=name: harness.cron_run(f, c, n, tick),  # type: ignore[misc]
+                    lambda tick, f=fdef, c=cron, n=name: engine.factory.cron(f, c, n, tick),  # type: ignore[misc]
                     now,
+                    MISSED_AFTER if cron.skip_missed else None,
                 )
                 self._cron_next[name] = cursor
 
@@ -191,7 +196,7 @@ class Worker:
         if not self._tasks:
             return
         _, pending = await asyncio.wait(set(self._tasks), timeout=self._drain_timeout)
-        engine = self.harness.engine
+        engine = self.engine
         for task in pending:
             run_id, token = self._tasks.get(task, ("", 0))
             task.cancel()

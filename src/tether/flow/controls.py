@@ -32,17 +32,23 @@ class Concurrency:
     across every function that names the same scope (a provider's quota, say).
 
     Runs over the limit stay queued, in order, holding no worker slot; a run that sleeps
-    or waits gives its slot back."""
+    or waits gives its slot back, unless ``hold=True``: then a run keeps its slot from its
+    first start to its end, through sleeps and waits (one conversation strictly at a time)."""
 
     limit: int
     key: KeyExpr | None = None
     scope: str | None = None
+    hold: bool = False
 
     def __post_init__(self) -> None:
         _positive(self.limit, "Concurrency(limit=...)")
         _key(self.key, "Concurrency(key=...)")
         if self.scope is not None and (not isinstance(self.scope, str) or not self.scope):
             raise ConfigurationError("Concurrency(scope=...) must be a non-empty string")
+        if not isinstance(self.hold, bool):
+            raise ConfigurationError(
+                f"Concurrency(hold=...) takes True or False, got {self.hold!r}"
+            )
 
 
 @dataclass(frozen=True)

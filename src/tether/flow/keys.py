@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -14,6 +15,8 @@ from tether.records import Event
 KeyExpr = str | Callable[[Event], Any]
 
 _MISSING = object()
+# One part of a dotted path: a data key (letters, digits, _ - : $ @) or a list index.
+_PART = re.compile(r"[A-Za-z0-9_\-:$@]+")
 
 
 def event_dict(event: Event) -> dict[str, Any]:
@@ -38,10 +41,13 @@ def read_path(path: str, root: dict[str, Any]) -> Any:
 
 def check_expr(expr: object, what: str) -> None:
     if isinstance(expr, str):
-        if not expr or any(not p for p in expr.split(".")):
+        if not expr or not all(_PART.fullmatch(p) for p in expr.split(".")):
+            hint = re.sub(r"\[['\"]?([^\]'\"]+)['\"]?\]", r".\1", expr)
+            suggestion = f" (did you mean {hint!r}?)" if hint != expr and hint else ""
             raise ConfigurationError(
-                f"{what}: {expr!r} is not a key path; write a dotted path such as "
-                "'event.data.user_id' or pass a callable taking the event"
+                f"{what}: {expr!r} is not a key path{suggestion}; write a dotted path such "
+                "as 'event.data.user_id' (list items by index: 'event.data.items.0') or "
+                "pass a callable taking the event"
             )
     elif not callable(expr):
         raise ConfigurationError(

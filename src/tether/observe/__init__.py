@@ -69,7 +69,7 @@ def _private_providers() -> tuple[Any, Any]:
     return _private
 
 
-def observer_for(harness: Harness) -> Observer | None:
+def observer_for() -> Observer | None:
     """The engine's observer, or None when tracing is off (the default)."""
     if os.environ.get("OTEL_SDK_DISABLED", "").lower() == "true":
         return None

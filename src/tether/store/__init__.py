@@ -8,10 +8,11 @@ from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 from tether.errors import ConfigurationError
 from tether.store.base import Store
+from tether.store.payloads import PayloadCodec
 
 DEFAULT_URL = "sqlite:///.tether/tether.db"
 
-__all__ = ["DEFAULT_URL", "Store", "open_store", "redact_url"]
+__all__ = ["DEFAULT_URL", "PayloadCodec", "Store", "open_store", "redact_url"]
 
 
 def redact_url(url: str) -> str:
@@ -23,8 +24,19 @@ def redact_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{userinfo.split(':', 1)[0]}:***@{host}"))
 
 
-def open_store(url: str | None = None, *, durability: str = "process") -> Store:
-    """Open (and migrate) the store at ``url``; default ``TETHER_STORE`` or ``.tether/``."""
+def open_store(
+    url: str | None = None,
+    *,
+    durability: str = "process",
+    create: bool = True,
+    codec: PayloadCodec | None = None,
+) -> Store:
+    """Open (and migrate) the store at ``url``; default ``TETHER_STORE`` or ``.tether/``.
+
+    ``create=False`` opens only a store that exists (``StoreNotFound`` otherwise, naming
+    it and how to create one): for commands that only read. With ``create`` a SQLite
+    file is created in an existing folder (a missing ``.tether`` folder is made too).
+    ``codec`` encodes every payload column (``PayloadCodec``; identity by default)."""
     url = url or os.environ.get("TETHER_STORE") or DEFAULT_URL
     parts = urlsplit(url)
     if parts.scheme == "sqlite":
@@ -39,11 +51,13 @@ def open_store(url: str | None = None, *, durability: str = "process") -> Store:
         timeout = float(query.get("timeout", ["10"])[0])
         from tether.store.sqlite import SQLiteStore
 
-        store: Store = SQLiteStore(path, durability=durability, timeout=timeout)
+        store: Store = SQLiteStore(
+            path, durability=durability, timeout=timeout, create=create, codec=codec
+        )
     elif parts.scheme in ("postgresql", "postgres"):
         from tether.store.postgres import PostgresStore
 
-        store = PostgresStore(url, durability=durability)
+        store = PostgresStore(url, durability=durability, create=create, codec=codec)
     else:
         raise ConfigurationError(
             f"store URL {url!r} has an unknown scheme {parts.scheme!r}: use "

@@ -8,11 +8,15 @@ taken the run over, so a worker that lost its lease can commit nothing for that 
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from tether.errors import Fenced as Fenced  # re-exported: the backends raise it
+from tether.errors import WouldBlock
 from tether.records import Run
+from tether.store.payloads import IDENTITY, PayloadCodec
 from tether.store.queries import RunQuery
 
 
@@ -29,6 +33,7 @@ class FlowPlan:
     """Flow-control decisions to take when a run is created (keys already evaluated)."""
 
     concurrency: list[tuple[str, int]] = field(default_factory=list)  # (key, limit), <= 2
+    hold: bool = False  # the concurrency slots are kept through sleeps and waits
     singleton: tuple[str, str] | None = None  # (key, mode)
     throttle: tuple[str, int, float] | None = None  # (key, limit, period)
     rate: tuple[str, int, float] | None = None  # (key, limit, period)
@@ -140,10 +145,6 @@ class Accepted:
     run_ids: list[str] = field(default_factory=list)
 
 
-class Fenced(Exception):
-    """A fenced write was dropped: the lease moved to another worker."""
-
-
 # Plans the runs a newly accepted event triggers; runs inside the accepting transaction.
 Planner = Callable[[EventRow], list[NewRun]]
 
@@ -153,6 +154,18 @@ class Store(abc.ABC):
 
     url: str
     durability: str
+    # Every payload column is written and read through it (``payloads.py``).
+    codec: PayloadCodec = IDENTITY
+    # True when every write is a short local commit that may run on an event loop (SQLite
+    # in process durability); else the engine makes its store calls from I/O threads.
+    loop_safe: bool = False
+
+    @contextlib.contextmanager
+    def nowait(self) -> Iterator[None]:
+        """Writes of this thread inside the block never wait for a lock: they raise
+        ``WouldBlock`` instead (backends without a fast local path always raise it)."""
+        raise WouldBlock()
+        yield  # pragma: no cover
 
     # -- lifecycle ---------------------------------------------------------------------
     @abc.abstractmethod
@@ -225,9 +238,14 @@ class Store(abc.ABC):
         ticks: Callable[[float], list[float]],
         make: Callable[[float], NewRun],
         now: float,
+        skip_late: float | None = None,
     ) -> tuple[list[str], float]:
         """Create the runs of a cron function's due ticks (and the next one), exactly once
-        across workers; return the ids created and the next tick already scheduled."""
+        across workers; return the ids created and the next tick already scheduled.
+
+        ``skip_late``: when the tick already scheduled passed more than this many seconds
+        ago (no scheduler saw it in time: no worker ran), its run is ``skipped`` unless it
+        started (``on_cron(..., skip_missed=True)``)."""
 
     @abc.abstractmethod
     def claim_run(self, run_id: str, owner: str, now: float, ttl: float) -> Claim | None: ...

@@ -13,6 +13,8 @@ import threading
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
+from tether.errors import WouldBlock
+
 T = TypeVar("T")
 C = TypeVar("C")
 
@@ -62,6 +64,19 @@ class GroupCommitter(Generic[C]):
                 self._commit(batch)
         if op.error is not None:
             raise op.error
+        return op.result  # type: ignore[no-any-return]
+
+    def try_submit(self, fn: Callable[[C], T], run: Callable[[list[Op[C]]], None]) -> T:
+        """Commit ``fn`` alone through ``run`` at once, or raise ``WouldBlock`` when another
+        writer of this process holds or waits for the lock (``run`` raises it when the
+        file's lock is taken by another process)."""
+        if self._queue or not self._write_lock.acquire(blocking=False):
+            raise WouldBlock()
+        op: Op[C] = Op(fn, False)
+        try:
+            run([op])
+        finally:
+            self._write_lock.release()
         return op.result  # type: ignore[no-any-return]
 
     def _commit(self, batch: list[Op[C]]) -> None:

@@ -89,10 +89,6 @@ class PgConnections:
         connect_timeout: float = 5.0,
     ) -> None:
         self._on_notify = on_notify
-        if durability not in ("process", "power"):
-            raise ConfigurationError(
-                f"durability={durability!r} is not a mode: use 'process' (the default) or 'power'"
-            )
         psycopg, pool_mod = load_psycopg()
         self.pg = psycopg
         self.url = redact_url(url)

@@ -1,5 +1,5 @@
-"""Read queries of the dashboard and its API, shared by both backends (written with ``?``
-placeholders; the PostgreSQL store swaps them for ``%s``)."""
+"""Read queries of the dashboard, its API and the CLI, shared by both backends (written
+in the shared spelling; the store's ``Dialect`` adapts them)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ class RunQuery:
     before: str | None = None
 
 
-def runs_sql(q: RunQuery) -> tuple[str, list[Any]]:
+def runs_sql(q: RunQuery, cap: int | None = 500) -> tuple[str, list[Any]]:
     where: list[str] = []
     params: list[Any] = []
     if q.function_id:
@@ -56,7 +56,31 @@ def runs_sql(q: RunQuery) -> tuple[str, list[Any]]:
         params.append(q.before)
     clause = f"WHERE {' AND '.join(where)}" if where else ""
     sql = f"SELECT {RUN_COLUMNS} FROM runs {clause} ORDER BY seq DESC LIMIT ?"
-    return sql, [*params, max(1, min(int(q.limit), 500))]
+    limit = int(q.limit) if cap is None else max(1, min(int(q.limit), cap))
+    return sql, [*params, limit]
+
+
+RUN_STEPS_SQL = (
+    "SELECT step_id, kind, status, output, error, started_at, ended_at "
+    "FROM steps WHERE run_id=? ORDER BY seq"
+)
+RUN_ATTEMPTS_SQL = (
+    "SELECT step_id, number, started_at, ended_at, error_type, error_message, traceback "
+    "FROM attempts WHERE run_id=? ORDER BY step_id, number"
+)
+
+
+def list_sql(
+    function_id: str | None, status: str | None, limit: int, before: str | None
+) -> tuple[str, list[Any]]:
+    """``Store.list_runs``: runs newest first, ``before`` a run id (keyset paging)."""
+    query = RunQuery(
+        function_id=function_id,
+        status=None if status is None else str(status),
+        limit=limit,
+        before=before,
+    )
+    return runs_sql(query, cap=None)
 
 
 # (function_id, status, seconds from start to end or None) of the latest runs since a time.
@@ -91,7 +115,3 @@ def events_sql(limit: int, before: str | None, name: str | None) -> tuple[str, l
         *params,
         max(1, min(int(limit), 500)),
     ]
-
-
-def pg(sql: str) -> str:
-    return sql.replace("?", "%s")

@@ -8,6 +8,7 @@ from typing import Any
 
 from tether.codec import dumps, loads
 from tether.records import Attempt, Run, RunStatus, Step
+from tether.store.payloads import IDENTITY, PayloadCodec
 
 
 def ts(value: float | None) -> datetime | None:
@@ -18,13 +19,19 @@ def event_json(name: str, data: Any, event_id: str | None, event_ts: float | Non
     return dumps({"name": name, "data": data, "id": event_id, "ts": event_ts})
 
 
-def _maybe_json(text: str | None) -> Any:
-    return None if text is None else loads(text)
+def build_run(
+    row: Sequence[Any],
+    steps: Sequence[Sequence[Any]],
+    attempts: Sequence[Any],
+    codec: PayloadCodec = IDENTITY,
+) -> Run:
+    """``row`` follows ``queries.RUN_COLUMNS`` (id, function_id, status, input, event_name,
+    output, error, created_at, started_at, ended_at, parent_id, replay_of, version, reason),
+    ``steps`` ``RUN_STEPS_SQL`` and ``attempts`` ``RUN_ATTEMPTS_SQL``; payloads as stored."""
 
+    def _maybe_json(stored: Any) -> Any:
+        return None if stored is None else loads(codec.decode(stored))
 
-def build_run(row: Sequence[Any], steps: Sequence[Sequence[Any]], attempts: Sequence[Any]) -> Run:
-    """``row`` follows the backend's run columns (id, function_id, status, input, event_name,
-    output, error, created_at, started_at, ended_at, parent_id, replay_of, version, reason)."""
     by_step: dict[str, list[Attempt]] = {}
     for step_id, number, started, ended, etype, emsg, tb in attempts:
         by_step.setdefault(step_id, []).append(
@@ -33,8 +40,8 @@ def build_run(row: Sequence[Any], steps: Sequence[Sequence[Any]], attempts: Sequ
                 started_at=ts(started),
                 ended_at=ts(ended),
                 error_type=etype,
-                error_message=emsg,
-                traceback=tb,
+                error_message=codec.decode_opt(emsg),
+                traceback=codec.decode_opt(tb),
             )
         )
     out_steps = []

@@ -1,16 +1,16 @@
--- tether schema v2 (SQLite): flow control
+-- tether schema v2: flow control
 ALTER TABLE runs ADD COLUMN ckey1 TEXT;
 ALTER TABLE runs ADD COLUMN climit1 INTEGER;
 ALTER TABLE runs ADD COLUMN ckey2 TEXT;
 ALTER TABLE runs ADD COLUMN climit2 INTEGER;
 ALTER TABLE runs ADD COLUMN singleton_key TEXT;
 ALTER TABLE runs ADD COLUMN throttle_key TEXT;
-ALTER TABLE runs ADD COLUMN scheduled_at REAL;
+ALTER TABLE runs ADD COLUMN scheduled_at {float};
 ALTER TABLE runs ADD COLUMN throttle_limit INTEGER;
-ALTER TABLE runs ADD COLUMN throttle_period REAL;
+ALTER TABLE runs ADD COLUMN throttle_period {float};
 ALTER TABLE runs ADD COLUMN rate_key TEXT;
 ALTER TABLE runs ADD COLUMN debounce_key TEXT;
-ALTER TABLE runs ADD COLUMN debounce_until REAL;
+ALTER TABLE runs ADD COLUMN debounce_until {float};
 ALTER TABLE runs ADD COLUMN batch_key TEXT;
 ALTER TABLE runs ADD COLUMN batch_events TEXT;
 ALTER TABLE runs ADD COLUMN batch_size INTEGER;
@@ -28,7 +28,7 @@ CREATE TABLE cancel_waits (
     event_name TEXT NOT NULL,
     match_path TEXT,
     match_value TEXT,
-    expires_at REAL,
+    expires_at {float},
     PRIMARY KEY (run_id, event_name)
-) WITHOUT ROWID;
+){rowid};
 CREATE INDEX cancel_waits_event ON cancel_waits (event_name, match_path, match_value);

@@ -1,0 +1,37 @@
+"""The payload codec: how the store keeps what users hand it.
+
+Every payload column goes through the store's one ``PayloadCodec`` (``store.codec``) on
+its way in and out: run inputs, outputs and errors, step outputs and errors, attempts'
+error messages and tracebacks, event data and batched events (and, as they come, context
+window items and memories). The default keeps the JSON text as it is; a subclass that
+encrypts (``encode`` returning text, e.g. base64 of a ciphertext, since the columns are
+text on both backends) turns on encryption at rest for all of them at once.
+
+What the store matches or sorts on in SQL is not a payload and stays as given: ids,
+function ids, event names, flow-control keys, ``wait_for_event`` match values, reasons,
+timestamps. The dashboard's text search reads the stored text, so it finds payloads only
+while the codec keeps them readable.
+"""
+
+from __future__ import annotations
+
+
+class PayloadCodec:
+    """The identity codec: payloads are stored as the JSON text they are."""
+
+    def encode(self, text: str) -> str:
+        """The stored form of ``text``."""
+        return text
+
+    def decode(self, stored: str | bytes) -> str:
+        """The text ``encode`` was given (``stored`` as the database returns it)."""
+        return stored if isinstance(stored, str) else bytes(stored).decode()
+
+    def encode_opt(self, text: str | None) -> str | None:
+        return None if text is None else self.encode(text)
+
+    def decode_opt(self, stored: str | bytes | None) -> str | None:
+        return None if stored is None else self.decode(stored)
+
+
+IDENTITY = PayloadCodec()
