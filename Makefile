@@ -6,7 +6,10 @@ BIN := $(VENV)/bin
 
 # The extras (the demo and the tests share them) include llama-cpp-python, which compiles
 # from source the first time (about 11 minutes on 2 cores; pip caches the wheel afterwards).
-TEST_EXTRAS ?= dev,postgres,openai,anthropic,google,local,otel,dashboard,pydantic-ai,openai-agents,langgraph
+TEST_EXTRAS ?= dev,postgres,openai,anthropic,google,local,memory,otel,dashboard,evals,pydantic-ai,openai-agents,langgraph
+# torch goes in first, on its own: 2.13.0 is a CPU build on this disk (about 190 MB); a bare
+# torch requirement (sentence-transformers has one) would pull a CUDA build of several GB.
+TORCH ?= torch==2.13.0
 # Portable CPU flags: a native (-march=native) build dies with SIGILL on this CPU.
 export CMAKE_ARGS ?= -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
 
@@ -19,7 +22,9 @@ $(BIN)/tether: pyproject.toml
 	touch $(BIN)/tether
 
 $(VENV)/.test-extras: $(BIN)/tether pyproject.toml
+	$(BIN)/pip install --quiet "$(TORCH)"
 	$(BIN)/pip install --quiet -e ".[$(TEST_EXTRAS)]"
+	$(BIN)/pip show torch | grep "^Version: $(subst torch==,,$(TORCH))" >/dev/null || { echo "torch was replaced"; exit 1; }
 	touch $(VENV)/.test-extras
 
 demo: $(VENV)/.test-extras

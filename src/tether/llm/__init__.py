@@ -30,6 +30,14 @@ from tether.llm.policy import Budget
 from tether.llm.prices import ModelInfo, PriceTable, default_prices, set_prices
 from tether.llm.providers import Provider
 from tether.llm.sync import SyncStream, complete, embed, stream
+from tether.llm.tokens import (
+    TokenCounter,
+    acount_tokens,
+    context_window,
+    count_tokens,
+    max_output_tokens,
+    token_counter,
+)
 from tether.llm.types import (
     AttemptRecord,
     Embedding,
@@ -73,19 +81,25 @@ __all__ = [
     "StreamChunk",
     "StreamInterrupted",
     "SyncStream",
+    "TokenCounter",
     "Tool",
     "ToolCall",
     "UnknownProvider",
     "Usage",
     "acomplete",
+    "acount_tokens",
     "aembed",
     "astream",
     "classify_http",
     "complete",
+    "context_window",
+    "count_tokens",
     "default_breaker",
     "default_prices",
     "embed",
+    "max_output_tokens",
     "restore",
     "set_prices",
     "stream",
+    "token_counter",
 ]

@@ -24,13 +24,15 @@ from tether.llm.types import Usage
 
 
 class ModelInfo(BaseModel):
-    """USD per million tokens; ``cached_input`` and ``cache_write`` default to ``input``."""
+    """USD per million tokens; ``cached_input`` and ``cache_write`` default to ``input``.
+    ``context_window`` and ``max_output_tokens`` are in tokens (``tether.llm.context_window``)."""
 
     input: float = 0.0
     output: float = 0.0
     cached_input: float | None = None
     cache_write: float | None = None
     context_window: int | None = None
+    max_output_tokens: int | None = None
 
     def cost(self, usage: Usage) -> float:
         cached = usage.cached_input_tokens

@@ -6,6 +6,7 @@ anthropic:<model>                     Anthropic Messages
 google:<model>                        Gemini (google-genai)
 openai-compatible:<base_url>#<model>  any Chat Completions server: vLLM, Ollama, llama.cpp
 local:smollm2-135m | local:gemma-3-270m   llama.cpp in process
+local:all-minilm-l6-v2                embeddings in process (sentence-transformers)
 """
 
 from __future__ import annotations
@@ -62,6 +63,10 @@ def resolve(model: str | Provider, **options: Any) -> Provider:
         from tether.llm.providers.gemini import Gemini
 
         return Gemini(name, **options)
+    if name == "all-minilm-l6-v2":
+        from tether.llm.providers.local_embed import LocalEmbedder
+
+        return LocalEmbedder(name)
     from tether.llm.providers.llamacpp import LlamaCpp
 
     return LlamaCpp(name)
