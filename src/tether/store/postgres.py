@@ -26,7 +26,7 @@ Same semantics as the SQLite store, made safe for concurrent writers under READ 
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from importlib import resources
 from typing import Any, TypeVar
 
@@ -907,6 +907,19 @@ class PostgresStore(Store):
                 (key, value),
             )
         )
+
+    # -- the run audit's reads --------------------------------------------------------------
+    def iter_rows(self, sql: str, params: Sequence[Any] = (), batch: int = 5000) -> Iterator[Any]:
+        """A server-side cursor in a read-only transaction of its own."""
+        try:
+            with self._db.connection() as conn, conn.transaction():
+                conn.execute("SET TRANSACTION READ ONLY")
+                with conn.cursor(name="tether_iter_rows") as cursor:
+                    cursor.execute(POSTGRES.q(sql), params)
+                    while rows := cursor.fetchmany(batch):
+                        yield from rows
+        except self._db.pg.Error as exc:
+            raise self._db._translate(exc) from None
 
     # -- dashboard reads ----------------------------------------------------------------------
     def query_runs(self, query: RunQuery) -> list[Run]:

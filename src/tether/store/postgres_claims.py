@@ -35,7 +35,8 @@ _CLAIM_SET = (
     "status='running', lease_owner=%(owner)s, "
     f"lease_token={NEW_TOKEN.format(prev='lease_token')}, due_at=%(until)s, "
     "started_at=coalesce(started_at, %(now)s), "
-    "deadline_at=coalesce(deadline_at, %(now)s + timeout_s)"
+    "deadline_at=coalesce(deadline_at, %(now)s + timeout_s), "
+    "claimed_at=%(now)s"  # when this lease was taken (the run audit's takeovers, 0006)
 )
 # The candidate filter of a keyed claim (see sqlite.py): keys with a free slot.
 _COUNT1 = "(SELECT count(*) FROM runs r WHERE r.ckey1=runs.ckey1 AND r.status='running')"

@@ -62,7 +62,8 @@ _CLAIM_COLUMNS = (
 )
 _CLAIM_SET = (
     "status='running', lease_owner=?, lease_token=lease_token+1, due_at=?, "
-    "started_at=coalesce(started_at, ?), deadline_at=coalesce(deadline_at, ? + timeout_s)"
+    "started_at=coalesce(started_at, ?), deadline_at=coalesce(deadline_at, ? + timeout_s), "
+    "claimed_at=?"  # when this lease was taken (the run audit's takeovers, migration 0006)
 )
 _RUN_INSERT = (
     "INSERT INTO runs (id, function_id, status, event_name, event_id, event_ts, input, "
@@ -527,7 +528,7 @@ class SQLiteStore(Store):
             f"AND +function_id IN ({marks}) {busy}"
             f"ORDER BY due_at LIMIT ?) RETURNING {_CLAIM_COLUMNS}"
         )
-        params = (owner, now + ttl, now, now, now, *function_ids, *exclude, limit)
+        params = (owner, now + ttl, now, now, now, now, *function_ids, *exclude, limit)
         return self._claims(self._write_op(lambda c: c.execute(sql, params).fetchall()))
 
     def _claim_keyed(
@@ -560,7 +561,7 @@ class SQLiteStore(Store):
             ids = ",".join("?" * len(picked))
             return conn.execute(
                 f"UPDATE runs SET {_CLAIM_SET} WHERE id IN ({ids}) RETURNING {_CLAIM_COLUMNS}",
-                (owner, now + ttl, now, now, *picked),
+                (owner, now + ttl, now, now, now, *picked),
             ).fetchall()
 
         return self._claims(self._write_op(op))
@@ -597,7 +598,7 @@ class SQLiteStore(Store):
             f"UPDATE runs SET {_CLAIM_SET} WHERE id=? AND due_at<=? AND {_KEYS_FREE} "
             f"RETURNING {_CLAIM_COLUMNS}"
         ).replace("{now}", repr(float(now)))
-        params = (owner, now + ttl, now, now, run_id, now)
+        params = (owner, now + ttl, now, now, now, run_id, now)
         claims = self._claims(self._write_op(lambda c: c.execute(sql, params).fetchall()))
         return claims[0] if claims else None
 
@@ -1002,6 +1003,16 @@ class SQLiteStore(Store):
                 (key, value),
             )
         )
+
+    # -- the run audit's reads --------------------------------------------------------------
+    def iter_rows(self, sql: str, params: Sequence[Any] = (), batch: int = 5000) -> Iterator[Any]:
+        with self._errors():
+            cursor = self._reader().execute(SQLITE.q(sql), params)
+            try:
+                while rows := cursor.fetchmany(batch):
+                    yield from rows
+            finally:
+                cursor.close()
 
     # -- dashboard reads ----------------------------------------------------------------------
     def query_runs(self, query: RunQuery) -> list[Run]:
