@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import tether
+import tether.audit
 from tether.store import open_store
 
 FUNCTIONS = ["triage", "summarize", "enrich", "notify", "agent"]
