@@ -42,7 +42,10 @@ FUNCTIONS = ["triage", "summarize", "enrich", "notify", "agent"]
 ERRORS = [
     ("ConnectionError", "upstream refused the connection"),
     ("TimeoutError", "step callable ran over its timeout of 10s"),
-    ("HTTPStatusError", "Server error '503 Service Unavailable' for url 'https://api.example.com/v1'"),
+    (
+        "HTTPStatusError",
+        "Server error '503 Service Unavailable' for url 'https://api.example.com/v1'",
+    ),
 ]
 WEEK = 7 * 86400.0
 
@@ -54,9 +57,15 @@ def _llm_output(rng: random.Random, start: float) -> tuple[str, float]:
     shape = rng.random()
     plan: list[tuple[str, bool, str | None, dict[str, float]]] = []
     if shape < 0.10:  # a 429 with Retry-After, then success on the same model
-        plan = [("openai:gpt-4.1-mini", False, "rate_limited", {}), ("openai:gpt-4.1-mini", True, None, {"retry_after": 1.0})]
+        plan = [
+            ("openai:gpt-4.1-mini", False, "rate_limited", {}),
+            ("openai:gpt-4.1-mini", True, None, {"retry_after": 1.0}),
+        ]
     elif shape < 0.15:  # the primary fails, the fallback answers
-        plan = [("openai:gpt-4.1-mini", False, "server_error", {}), ("anthropic:claude-sonnet-4-5", True, None, {})]
+        plan = [
+            ("openai:gpt-4.1-mini", False, "server_error", {}),
+            ("anthropic:claude-sonnet-4-5", True, None, {}),
+        ]
     else:
         plan = [("openai:gpt-4.1-mini", True, None, {})]
     for n, (model, ok, cls, waits) in enumerate(plan, start=1):
@@ -72,11 +81,19 @@ def _llm_output(rng: random.Random, start: float) -> tuple[str, float]:
                 "ok": ok,
                 "error_class": cls,
                 "error_type": None if ok else "ProviderError",
-                "error_message": None if ok else f"{cls}: HTTP {429 if cls == 'rate_limited' else 500}",
+                "error_message": None
+                if ok
+                else f"{cls}: HTTP {429 if cls == 'rate_limited' else 500}",
                 "status": None if ok else (429 if cls == "rate_limited" else 500),
                 "action": None if ok else ("retry" if cls == "rate_limited" else "failover"),
                 "retry_after_s": 1.0 if cls == "rate_limited" else None,
-                "usage": {"input_tokens": 500, "cached_input_tokens": 0, "cache_write_tokens": 0, "output_tokens": 50 if ok else 0, "reasoning_tokens": 0},
+                "usage": {
+                    "input_tokens": 500,
+                    "cached_input_tokens": 0,
+                    "cache_write_tokens": 0,
+                    "output_tokens": 50 if ok else 0,
+                    "reasoning_tokens": 0,
+                },
                 "cost_usd": 0.00028 if ok else 0.0002,
                 "waits": waits,
                 "fallback": model.startswith("anthropic"),
@@ -88,7 +105,13 @@ def _llm_output(rng: random.Random, start: float) -> tuple[str, float]:
         "text": '{"label": "billing"}',
         "parsed": None,
         "tool_calls": [],
-        "usage": {"input_tokens": 500 * len(plan), "cached_input_tokens": 0, "cache_write_tokens": 0, "output_tokens": 50, "reasoning_tokens": 0},
+        "usage": {
+            "input_tokens": 500 * len(plan),
+            "cached_input_tokens": 0,
+            "cache_write_tokens": 0,
+            "output_tokens": 50,
+            "reasoning_tokens": 0,
+        },
         "cost_usd": sum(a["cost_usd"] for a in attempts),
         "model": plan[-1][0],
         "provider": plan[-1][0].split(":")[0],
@@ -98,7 +121,9 @@ def _llm_output(rng: random.Random, start: float) -> tuple[str, float]:
     return json.dumps(response, separators=(",", ":")), t - start
 
 
-def generate(conn: sqlite3.Connection | Any, target: int, seed: int = 7, mark: str = "?") -> dict[str, int]:
+def generate(
+    conn: sqlite3.Connection | Any, target: int, seed: int = 7, mark: str = "?"
+) -> dict[str, int]:
     """Insert runs until ``target`` attempts exist; returns what was written."""
     rng = random.Random(seed)
     now = time.time()
@@ -108,20 +133,28 @@ def generate(conn: sqlite3.Connection | Any, target: int, seed: int = 7, mark: s
     attempts: list[tuple[Any, ...]] = []
 
     def flush() -> None:
-        q = (lambda sql: sql.replace("?", mark))
+        def q(sql: str) -> str:
+            return sql.replace("?", mark)
+
         conn.executemany(
-            q("INSERT INTO runs (id, function_id, status, event_name, event_ts, input, output, error, "
-              "created_at, started_at, ended_at, lease_token) VALUES (?,?,?,?,?,?,?,?,?,?,?,1)"),
+            q(
+                "INSERT INTO runs (id, function_id, status, event_name, event_ts, input, output, error, "
+                "created_at, started_at, ended_at, lease_token) VALUES (?,?,?,?,?,?,?,?,?,?,?,1)"
+            ),
             runs,
         )
         conn.executemany(
-            q("INSERT INTO steps (run_id, step_id, seq, kind, status, output, error, started_at, ended_at) "
-              "VALUES (?,?,?,?,?,?,?,?,?)"),
+            q(
+                "INSERT INTO steps (run_id, step_id, seq, kind, status, output, error, started_at, ended_at) "
+                "VALUES (?,?,?,?,?,?,?,?,?)"
+            ),
             steps,
         )
         conn.executemany(
-            q("INSERT INTO attempts (run_id, step_id, number, started_at, ended_at, error_type, "
-              "error_message, traceback) VALUES (?,?,?,?,?,?,?,?)"),
+            q(
+                "INSERT INTO attempts (run_id, step_id, number, started_at, ended_at, error_type, "
+                "error_message, traceback) VALUES (?,?,?,?,?,?,?,?)"
+            ),
             attempts,
         )
         runs.clear()
@@ -169,11 +202,26 @@ def generate(conn: sqlite3.Connection | Any, target: int, seed: int = 7, mark: s
             t += d
             if counts["runs"] % 10 == 0:
                 seq += 1
-                steps.append((run_id, "cool-off", seq, "sleep", "completed", "null", None, t, t + 600))
+                steps.append(
+                    (run_id, "cool-off", seq, "sleep", "completed", "null", None, t, t + 600)
+                )
                 t += 600
         counts["steps"] += seq
-        runs.append((run_id, function, status, "tether/function.invoked", created, "{}",
-                     "{}" if status == "completed" else None, error, created, started, t))
+        runs.append(
+            (
+                run_id,
+                function,
+                status,
+                "tether/function.invoked",
+                created,
+                "{}",
+                "{}" if status == "completed" else None,
+                error,
+                created,
+                started,
+                t,
+            )
+        )
         counts["runs"] += 1
         if len(steps) > 50_000:
             flush()
@@ -226,11 +274,15 @@ def measure(url: str) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--attempts", type=int, default=1_000_000)
     parser.add_argument("--store", type=Path, help="SQLite file to build (or reuse with --keep)")
     parser.add_argument("--keep", action="store_true", help="keep (and reuse) --store")
-    parser.add_argument("--postgres", help="a PostgreSQL URL (?schema=NAME) to build and audit instead")
+    parser.add_argument(
+        "--postgres", help="a PostgreSQL URL (?schema=NAME) to build and audit instead"
+    )
     parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args(argv)
 

@@ -90,7 +90,9 @@ def test_retries_with_fixed_backoff_give_the_tax_by_construction(vth: tether.Har
     assert pay["intent_s"] == pytest.approx(300.0, abs=3 * SLACK)
     tax = pay["tax_seconds"]
     assert pay["reliability_tax"] == pytest.approx(sum(tax.values()) / active, abs=1e-3)
-    assert pay["tax_by_cause"]["failed_attempts"] == pytest.approx(tax["failed_attempts"] / active, abs=1e-3)
+    assert pay["tax_by_cause"]["failed_attempts"] == pytest.approx(
+        tax["failed_attempts"] / active, abs=1e-3
+    )
     assert pay["tax_by_cause"]["backoff"] == pytest.approx(tax["backoff"] / active, abs=1e-3)
     assert pay["reliability_tax"] == pytest.approx(15 / 21, abs=0.05)
     assert pay["dominant_cause"] == "failed_attempts"
@@ -142,7 +144,9 @@ def test_durable_backoff_is_backoff_and_a_sleep_is_intent(th: tether.Harness) ->
             raise TimeoutError("upstream took too long")
         return "ok"
 
-    @th.function(retries=tether.Retry(max_attempts=2, backoff="constant", initial=2.2, jitter=False))
+    @th.function(
+        retries=tether.Retry(max_attempts=2, backoff="constant", initial=2.2, jitter=False)
+    )
     def durable(ctx: tether.SyncContext) -> str:
         ctx.step.sleep("nap", 0.5)
         return str(ctx.step.run("fetch", once_then_ok))

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tether import audit
 from tests.durable.apps.sandbox import Sandbox, lines, result, wait_for
+from tether import audit
 
 BOTH = pytest.mark.parametrize("backend", ["sqlite", "postgres"], indirect=True)
 K = 4  # the step the worker dies in
@@ -27,7 +27,9 @@ def test_a_run_taken_over_after_its_worker_died_pays_recovery(sandbox: Sandbox) 
     handle = sandbox.harness.enqueue("ten-steps-async", files)
     first = sandbox.worker()
     wait_for(
-        lambda: len(lines(Path(files["begun"]))) == K and len(lines(Path(files["effects"]))) == K - 1,
+        lambda: (
+            len(lines(Path(files["begun"]))) == K and len(lines(Path(files["effects"]))) == K - 1
+        ),
         30,
         f"step {K} to start",
     )

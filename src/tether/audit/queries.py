@@ -188,9 +188,7 @@ def tables_sql(url: str) -> str:
     """The names of the store's tables (the backends list them differently)."""
     if url.startswith("sqlite"):
         return "SELECT name FROM sqlite_master WHERE type = 'table'"
-    return (
-        "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
-    )
+    return "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
 
 
 def compactions_sql(since: float | None) -> tuple[str, list[Any]]:

@@ -51,7 +51,7 @@ def _worst_step(report: RunAudit, cause: str) -> tuple[str, str, StepFigures] | 
 
 
 def _for_cause(report: RunAudit, cause: str, pct: str) -> dict[str, str]:
-    head = f"{cause.replace('_', ' ')} dominate the reliability tax ({pct} of active time)"
+    head = f"{cause} is the largest part of the reliability tax ({pct} of active time)"
     worst = _worst_step(report, cause)
     where = f"{worst[0]} / {worst[1]}" if worst else "all functions"
     if cause == "recovery":
@@ -80,7 +80,7 @@ def _for_cause(report: RunAudit, cause: str, pct: str) -> dict[str, str]:
     error = f"{top[0]['error_type']}: {top[0]['message'][:100]!r}" if top else "errors"
     if cause == "backoff":
         text = (
-            f"{head}, most in {fid} / {sid} ({st.tax_s['backoff']:.1f}s waiting between "
+            f"{head}, most in {fid} / {sid} ({st.tax_s['backoff']:.3g}s waiting between "
             f"attempts after {error}). Shorten Retry(initial=..., max_delay=...) for it, raise "
             "RetryAfterError(seconds) to wait exactly what the server asks, or fail over to "
             "a fallback instead of waiting."

@@ -56,7 +56,7 @@ def parse_since(since: Any, now: float) -> float | None:
             from datetime import UTC
 
             since = since.replace(tzinfo=UTC)
-        return since.timestamp()
+        return float(since.timestamp())
     if isinstance(since, str | int | float | timedelta):
         return now - seconds(since, "since")
     raise ConfigurationError(
@@ -117,9 +117,7 @@ class RunAudit:
         return [
             {
                 "at": round(self.origin + k * self.width, 3),
-                "failed_attempts": {
-                    f: s[k] for f, s in sorted(self.series.items()) if s.get(k)
-                },
+                "failed_attempts": {f: s[k] for f, s in sorted(self.series.items()) if s.get(k)},
             }
             for k in keys
         ]
@@ -261,7 +259,9 @@ class _Audit:
         etype = str(doc.get("type") or "Error")
         if etype == "StepFailed":
             return  # the failed attempts behind it are counted already
-        self.function(fid).failures.add(etype, str(doc.get("message") or ""), 1, run_id, source="run")
+        self.function(fid).failures.add(
+            etype, str(doc.get("message") or ""), 1, run_id, source="run"
+        )
         if ended is not None:
             self._count_error(fid, ended)
 
@@ -439,7 +439,9 @@ def _base_id(step_id: str) -> str:
     return head if sep and tail.isdigit() and head else step_id
 
 
-def _overlap(span: tuple[float | None, float | None], intervals: list[tuple[float, float]]) -> float:
+def _overlap(
+    span: tuple[float | None, float | None], intervals: list[tuple[float, float]]
+) -> float:
     a, b = span
     if a is None or b is None:
         return 0.0

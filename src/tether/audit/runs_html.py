@@ -53,8 +53,12 @@ def tax_chart(doc: dict[str, Any]) -> str:
     width, label, bar_h, gap = 760, 170, 18, 8
     height = 30 + len(rows) * (bar_h + gap) + 24
     scale = (width - label - 70) / 1.0
-    parts = [f'<svg id="tax-chart" role="img" aria-label="reliability tax by cause" width="{width}" height="{height}">']
-    parts.append('<text x="0" y="16" font-weight="600">Reliability tax by cause (share of active time)</text>')
+    parts = [
+        f'<svg id="tax-chart" role="img" aria-label="reliability tax by cause" width="{width}" height="{height}">'
+    ]
+    parts.append(
+        '<text x="0" y="16" font-weight="600">Reliability tax by cause (share of active time)</text>'
+    )
     for i, (name, fig) in enumerate(rows):
         y = 30 + i * (bar_h + gap)
         parts.append(f'<text x="0" y="{y + 13}" font-size="12">{_e(name)[:28]}</text>')
@@ -67,7 +71,9 @@ def tax_chart(doc: dict[str, Any]) -> str:
                     f'fill="{COLOURS[cause]}"><title>{cause}: {_pct(fig["tax_by_cause"][cause])}</title></rect>'
                 )
                 x += w
-        parts.append(f'<text x="{x + 6:.1f}" y="{y + 13}" font-size="12">{_pct(fig["reliability_tax"])}</text>')
+        parts.append(
+            f'<text x="{x + 6:.1f}" y="{y + 13}" font-size="12">{_pct(fig["reliability_tax"])}</text>'
+        )
     y = height - 8
     x = float(label)
     for cause in CAUSES:
@@ -82,7 +88,9 @@ def errors_chart(doc: dict[str, Any]) -> str:
     """Failed attempts per time bucket, stacked by function."""
     series = doc["errors_over_time"]
     width, height, left, bottom = 760, 220, 40, 30
-    parts = [f'<svg id="errors-chart" role="img" aria-label="failed attempts over time" width="{width}" height="{height}">']
+    parts = [
+        f'<svg id="errors-chart" role="img" aria-label="failed attempts over time" width="{width}" height="{height}">'
+    ]
     parts.append('<text x="0" y="16" font-weight="600">Failed attempts over time</text>')
     if not series:
         parts.append('<text x="40" y="110" class="muted">no failed attempts</text></svg>')
@@ -120,23 +128,35 @@ def errors_chart(doc: dict[str, Any]) -> str:
 
 def latency_chart(doc: dict[str, Any]) -> str:
     """p50 / p95 / p99 of each function's active time, as grouped bars (log-free, to scale)."""
-    rows = [(fid, fig["latency_s"]) for fid, fig in doc["functions"].items() if fig["latency_s"]["p50"] is not None]
+    rows = [
+        (fid, fig["latency_s"])
+        for fid, fig in doc["functions"].items()
+        if fig["latency_s"]["p50"] is not None
+    ]
     width, label, bar_h = 760, 170, 8
     height = 30 + len(rows) * (3 * bar_h + 12) + 10
-    parts = [f'<svg id="latency-chart" role="img" aria-label="latency" width="{width}" height="{max(height, 60)}">']
-    parts.append('<text x="0" y="16" font-weight="600">Latency per function (active time: p50, p95, p99)</text>')
+    parts = [
+        f'<svg id="latency-chart" role="img" aria-label="latency" width="{width}" height="{max(height, 60)}">'
+    ]
+    parts.append(
+        '<text x="0" y="16" font-weight="600">Latency per function (active time: p50, p95, p99)</text>'
+    )
     peak = max((lat["p99"] or 0.0 for _, lat in rows), default=0.0) or 1.0
     scale = (width - label - 80) / peak
     for i, (fid, lat) in enumerate(rows):
         y = 30 + i * (3 * bar_h + 12)
         parts.append(f'<text x="0" y="{y + 14}" font-size="12">{_e(fid)[:28]}</text>')
-        for j, (q, shade) in enumerate((("p50", "#9cc0ee"), ("p95", "#5b93dd"), ("p99", "#2a5ea8"))):
+        for j, (q, shade) in enumerate(
+            (("p50", "#9cc0ee"), ("p95", "#5b93dd"), ("p99", "#2a5ea8"))
+        ):
             v = lat[q] or 0.0
             parts.append(
                 f'<rect x="{label}" y="{y + j * bar_h}" width="{v * scale:.1f}" height="{bar_h - 1}" fill="{shade}">'
                 f"<title>{q} {_secs(v)}</title></rect>"
             )
-            parts.append(f'<text x="{label + v * scale + 4:.1f}" y="{y + j * bar_h + 8}" font-size="10">{q} {_secs(v)}</text>')
+            parts.append(
+                f'<text x="{label + v * scale + 4:.1f}" y="{y + j * bar_h + 8}" font-size="10">{q} {_secs(v)}</text>'
+            )
     parts.append("</svg>")
     return "".join(parts)
 
@@ -160,13 +180,18 @@ def body(doc: dict[str, Any], clean: Callable[[str], str] | None = None) -> str:
         + f", cost ${doc['cost_usd']:.4f} (failed attempts ${doc['failed_cost_usd']:.4f}).</p>"
     )
     for item in doc["advice"]:
-        out.append(f"<div class='advice'><b>{_e(item['cause'])}</b> ({_e(item['where'], clean)}): {_e(item['text'], clean)}</div>")
+        out.append(
+            f"<div class='advice'><b>{_e(item['cause'])}</b> ({_e(item['where'], clean)}): {_e(item['text'], clean)}</div>"
+        )
     out.append(tax_chart(doc))
     out.append(errors_chart(doc))
     out.append(latency_chart(doc))
-    out.append("<h3>Functions</h3><table id='audit-functions'><tr><th>function</th><th>runs</th><th>success</th>"
-               "<th>absorbed</th><th>tax</th>" + "".join(f"<th>{c}</th>" for c in CAUSES)
-               + "<th>p50</th><th>p95</th><th>p99</th><th>cost</th></tr>")
+    out.append(
+        "<h3>Functions</h3><table id='audit-functions'><tr><th>function</th><th>runs</th><th>success</th>"
+        "<th>absorbed</th><th>tax</th>"
+        + "".join(f"<th>{c}</th>" for c in CAUSES)
+        + "<th>p50</th><th>p95</th><th>p99</th><th>cost</th></tr>"
+    )
     for fid, f in doc["functions"].items():
         lat = f["latency_s"]
         out.append(
@@ -176,8 +201,10 @@ def body(doc: dict[str, Any], clean: Callable[[str], str] | None = None) -> str:
             + f"<td class='n'>{_secs(lat['p50'])}</td><td class='n'>{_secs(lat['p95'])}</td>"
             f"<td class='n'>{_secs(lat['p99'])}</td><td class='n'>${f['cost_usd']:.4f}</td></tr>"
         )
-    out.append("</table><h3>Steps</h3><table id='audit-steps'><tr><th>function</th><th>step</th><th>runs</th>"
-               "<th>success</th><th>attempts</th><th>absorbed</th><th>tax</th><th>p50</th><th>p95</th><th>p99</th></tr>")
+    out.append(
+        "</table><h3>Steps</h3><table id='audit-steps'><tr><th>function</th><th>step</th><th>runs</th>"
+        "<th>success</th><th>attempts</th><th>absorbed</th><th>tax</th><th>p50</th><th>p95</th><th>p99</th></tr>"
+    )
     for fid, f in doc["functions"].items():
         for sid, st in f["steps"].items():
             lat = st["latency_s"]
@@ -187,15 +214,19 @@ def body(doc: dict[str, Any], clean: Callable[[str], str] | None = None) -> str:
                 f"<td class='n'>{st['retries_absorbed']}</td><td class='n'>{_pct(st['reliability_tax'])}</td>"
                 f"<td class='n'>{_secs(lat['p50'])}</td><td class='n'>{_secs(lat['p95'])}</td><td class='n'>{_secs(lat['p99'])}</td></tr>"
             )
-    out.append("</table><h3>Failures</h3><table id='audit-failures'><tr><th>error</th><th>message</th>"
-               "<th>count</th><th>absorbed</th><th>source</th><th>example run</th></tr>")
+    out.append(
+        "</table><h3>Failures</h3><table id='audit-failures'><tr><th>error</th><th>message</th>"
+        "<th>count</th><th>absorbed</th><th>source</th><th>example run</th></tr>"
+    )
     for item in doc["failures"]:
         out.append(
             f"<tr><td>{_e(item['error_type'])}</td><td>{_e(item['message'], clean)}</td><td class='n'>{item['count']}</td>"
             f"<td class='n'>{item['absorbed']}</td><td>{_e(item['source'])}</td><td>{_e(item['example_run'])}</td></tr>"
         )
-    out.append("</table><h3>LLM models</h3><table id='audit-models'><tr><th>model</th><th>calls</th><th>attempts</th>"
-               "<th>error rate</th><th>by class</th><th>fallbacks taken</th><th>circuit openings</th><th>cost</th><th>failed cost</th></tr>")
+    out.append(
+        "</table><h3>LLM models</h3><table id='audit-models'><tr><th>model</th><th>calls</th><th>attempts</th>"
+        "<th>error rate</th><th>by class</th><th>fallbacks taken</th><th>circuit openings</th><th>cost</th><th>failed cost</th></tr>"
+    )
     for model, m in doc["llm"]["models"].items():
         classes = ", ".join(f"{k} {_pct(v)}" for k, v in m["error_rate_by_class"].items())
         out.append(

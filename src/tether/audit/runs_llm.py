@@ -48,7 +48,7 @@ class ModelFigures:
     failed_cost_usd: float = 0.0
     input_tokens: int = 0
     output_tokens: int = 0
-    waits_s: Counter[str] = field(default_factory=Counter)
+    waits_s: dict[str, float] = field(default_factory=dict)
     context_overflows: int = 0
     compactions: int = 0
 
@@ -63,7 +63,8 @@ class ModelFigures:
         self.failed_cost_usd += other.failed_cost_usd
         self.input_tokens += other.input_tokens
         self.output_tokens += other.output_tokens
-        self.waits_s.update(other.waits_s)
+        for reason, secs in other.waits_s.items():
+            self.waits_s[reason] = self.waits_s.get(reason, 0.0) + secs
         self.context_overflows += other.context_overflows
         self.compactions += other.compactions
 
@@ -74,9 +75,7 @@ class ModelFigures:
             "attempts": n,
             "failed_attempts": self.failed,
             "error_rate": round(self.failed / n, 4) if n else None,
-            "error_rate_by_class": {
-                k: round(v / n, 4) for k, v in sorted(self.errors.items())
-            }
+            "error_rate_by_class": {k: round(v / n, 4) for k, v in sorted(self.errors.items())}
             if n
             else {},
             "errors_by_class": dict(sorted(self.errors.items())),
@@ -121,7 +120,7 @@ class Models:
             fig.input_tokens += int(usage.get("input_tokens") or 0)
             fig.output_tokens += int(usage.get("output_tokens") or 0)
             for reason, seconds in (a.get("waits") or {}).items():
-                fig.waits_s[reason] += float(seconds)
+                fig.waits_s[reason] = fig.waits_s.get(reason, 0.0) + float(seconds)
                 if reason in PROVIDER_WAITS:
                     call.provider_s += float(seconds)
                 else:

@@ -91,7 +91,9 @@ class Failures:
                 group = self.groups[key] = Failure(etype, text, source=source)
         group.count += count
         group.absorbed += absorbed
-        if group.example_run is None or (example_run is not None and example_run < group.example_run):
+        if group.example_run is None or (
+            example_run is not None and example_run < group.example_run
+        ):
             group.example_run = example_run
 
     def merge(self, other: Failures) -> None:

@@ -33,7 +33,18 @@ def render(report: RunAudit, console: Console) -> None:
         scope += f" of {report.function}"
     console.print(Text.assemble(("tether audit runs", "bold"), f": {scope}"))
     summary = Table(title="reliability", show_edge=False)
-    for name in ("scope", "runs", "success", "absorbed", "tax", *CAUSES, "p50", "p95", "p99", "cost"):
+    for name in (
+        "scope",
+        "runs",
+        "success",
+        "absorbed",
+        "tax",
+        *CAUSES,
+        "p50",
+        "p95",
+        "p99",
+        "cost",
+    ):
         summary.add_column(name, justify="left" if name == "scope" else "right")
     rows = [("(all)", doc), *((fid, fig) for fid, fig in doc["functions"].items())]
     for name, fig in rows:
@@ -54,7 +65,18 @@ def render(report: RunAudit, console: Console) -> None:
     console.print(summary)
 
     steps = Table(title="steps", show_edge=False)
-    for name in ("function", "step", "runs", "success", "attempts", "absorbed", "tax", "p50", "p95", "p99"):
+    for name in (
+        "function",
+        "step",
+        "runs",
+        "success",
+        "attempts",
+        "absorbed",
+        "tax",
+        "p50",
+        "p95",
+        "p99",
+    ):
         steps.add_column(name, justify="left" if name in ("function", "step") else "right")
     for fid, fig in doc["functions"].items():
         for sid, st in fig["steps"].items():
@@ -92,8 +114,20 @@ def render(report: RunAudit, console: Console) -> None:
     llm = doc["llm"]
     if llm["models"]:
         models = Table(title="LLM models", show_edge=False)
-        for name in ("model", "calls", "attempts", "error rate", "errors by class", "fallbacks", "circuit opened", "cost", "failed cost"):
-            models.add_column(name, justify="left" if name in ("model", "errors by class") else "right")
+        for name in (
+            "model",
+            "calls",
+            "attempts",
+            "error rate",
+            "errors by class",
+            "fallbacks",
+            "circuit opened",
+            "cost",
+            "failed cost",
+        ):
+            models.add_column(
+                name, justify="left" if name in ("model", "errors by class") else "right"
+            )
         for model, m in llm["models"].items():
             models.add_row(
                 _t(model),
@@ -116,7 +150,11 @@ def render(report: RunAudit, console: Console) -> None:
         )
     )
     for item in doc["advice"]:
-        console.print(Text.assemble(("advice ", "bold yellow"), (f"[{item['cause']}] ", "yellow"), item["text"]))
+        console.print(
+            Text.assemble(
+                ("advice ", "bold yellow"), (f"[{item['cause']}] ", "yellow"), item["text"]
+            )
+        )
 
 
 def _when(epoch: float) -> str:

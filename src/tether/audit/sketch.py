@@ -22,7 +22,7 @@ ZERO = 1e-9
 
 
 class LogSketch:
-    __slots__ = ("bins", "count", "inv_log_gamma", "gamma", "max_bins", "total", "zeros")
+    __slots__ = ("bins", "count", "gamma", "inv_log_gamma", "max_bins", "total", "zeros")
 
     def __init__(self, relative_error: float = 0.01, max_bins: int = 2048) -> None:
         if not 0 < relative_error < 1:

@@ -148,7 +148,9 @@ def runs_command(
     ] = None,
     store: Annotated[
         str | None,
-        typer.Option("--store", "-s", help="Store URL (default: TETHER_STORE or .tether/tether.db)"),
+        typer.Option(
+            "--store", "-s", help="Store URL (default: TETHER_STORE or .tether/tether.db)"
+        ),
     ] = None,
 ) -> None:
     """Where reliability time goes in the recorded runs: success, failures, retries
