@@ -164,7 +164,7 @@ def test_durable_backoff_is_backoff_and_a_sleep_is_intent(th: tether.Harness) ->
     assert doc["reliability_tax"] == pytest.approx(
         (backoff + doc["tax_seconds"]["failed_attempts"]) / doc["active_s"], abs=1e-3
     )
-    assert doc["reliability_tax"] > 0.8
+    assert doc["reliability_tax"] > 0.6  # the rest: store round trips between the steps
 
 
 def _model(server: FakeLLMServer, name: str) -> str:
