@@ -22,6 +22,7 @@ OPERATIONS = [
     "GET /api/functions",
     "GET /api/events",
     "POST /api/events",
+    "GET /api/audit",
 ]
 
 

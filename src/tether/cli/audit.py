@@ -1,4 +1,4 @@
-"""``tether audit``: the reliability audit from the code (``code``); ``runs`` joins later."""
+"""``tether audit``: the reliability audit from the code (``code``) and the runs (``runs``)."""
 
 from __future__ import annotations
 
@@ -132,3 +132,52 @@ def rules_command() -> None:
     for rule in RULES.values():
         table.add_row(rule.id, rule.area, rule.level, escape(rule.short), escape(rule.fix))
     Console().print(table)
+
+
+@app.command("runs")
+def runs_command(
+    since: Annotated[
+        str | None, typer.Option("--since", help="Only runs created in this window: 7d, 12h, 30m")
+    ] = None,
+    function: Annotated[
+        str | None, typer.Option("--function", "-f", help="Only this function's runs")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON")] = False,
+    html_file: Annotated[
+        Path | None, typer.Option("--html", help="Write a self-contained HTML report here")
+    ] = None,
+    store: Annotated[
+        str | None,
+        typer.Option(
+            "--store", "-s", help="Store URL (default: TETHER_STORE or .tether/tether.db)"
+        ),
+    ] = None,
+) -> None:
+    """Where reliability time goes in the recorded runs: success, failures, retries
+    absorbed, the reliability tax by cause, LLM providers, cost and latency."""
+    from tether.audit import runs as audit_runs
+    from tether.audit.runs_html import page
+    from tether.audit.runs_text import render
+    from tether.cli.output import console, fail
+    from tether.cli.stores import open_existing
+    from tether.errors import TetherError
+    from tether.observe.redact import default_redactor
+
+    try:
+        th = open_existing(store)
+        try:
+            report = audit_runs(th, since=since, function=function)
+        finally:
+            th.close()
+    except TetherError as exc:
+        fail(str(exc))
+        raise typer.Exit(2) from None
+    doc = report.to_dict()
+    if html_file is not None:
+        html_file.write_text(page(doc, default_redactor().text), encoding="utf-8")
+    if as_json:
+        typer.echo(json.dumps(doc, indent=2))
+    else:
+        render(report, console)
+        if html_file is not None:
+            console.print(f"HTML report: {escape(str(html_file))}")

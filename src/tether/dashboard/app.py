@@ -36,6 +36,7 @@ from starlette.responses import (
 )
 from starlette.routing import Route
 
+from tether.dashboard.audit import routes as audit_routes
 from tether.dashboard.openapi import OPENAPI
 from tether.dashboard.views import function_stats, run_detail, run_summary
 from tether.errors import StoreError, TetherError
@@ -393,6 +394,7 @@ def create_app(
         Route("/api/events", api_events),
         Route("/api/events", api_send, methods=["POST"]),
         Route("/api/stream", api_stream),
+        *audit_routes(harness, page, r),
     ]
     middleware = [Middleware(BaseHTTPMiddleware, dispatch=_guard(token))]
     return Starlette(

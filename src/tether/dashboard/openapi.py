@@ -134,6 +134,43 @@ OPENAPI: dict[str, Any] = {
                 "responses": {"200": _ok(_OBJ), "401": _ERR},
             }
         },
+        "/api/audit": {
+            "get": {
+                "summary": "The run audit (as `tether audit runs --json`): success, failures, "
+                "retries absorbed, the reliability tax by cause, LLM models, cost, latency",
+                "parameters": [
+                    _q("since", {"type": "string"}, "only runs created in this window: 7d, 12h"),
+                    _q("function", {"type": "string"}, "only this function's runs"),
+                ],
+                "responses": {
+                    "200": _ok(
+                        {
+                            "type": "object",
+                            "required": [
+                                "runs",
+                                "success_rate",
+                                "retries_absorbed",
+                                "failures",
+                                "reliability_tax",
+                                "tax_by_cause",
+                                "functions",
+                            ],
+                            "properties": {
+                                "runs": {"type": "integer"},
+                                "success_rate": {"type": "number", "nullable": True},
+                                "retries_absorbed": {"type": "integer"},
+                                "failures": {"type": "array", "items": _OBJ},
+                                "reliability_tax": {"type": "number"},
+                                "tax_by_cause": _OBJ,
+                                "functions": _OBJ,
+                            },
+                        }
+                    ),
+                    "400": _ERR,
+                    "401": _ERR,
+                },
+            }
+        },
         "/api/events": {
             "get": {
                 "summary": "Events, newest first, with the runs they triggered",

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from tether.codec import decode_result, dumps, loads
 from tether.durable.signals import Cancel, LeaseLost, Suspend
-from tether.errors import Fenced, NonDeterminismError, RunTimeout, StepFailed
+from tether.errors import Fenced, LLMCallFailed, NonDeterminismError, RunTimeout, StepFailed
 from tether.records import Event
 from tether.store.base import AttemptWrite, Claim, StepRow, StepWrite
 
@@ -47,6 +47,10 @@ def error_dict(exc: BaseException, step_id: str | None = None) -> dict[str, Any]
     }
     if step_id is not None:
         out["step"] = step_id
+    if isinstance(exc, LLMCallFailed) and exc.attempts:
+        # A failed LLM call's attempts (models, errors, waits, cost): what the run audit
+        # reads for calls that never returned a response.
+        out["attempts"] = [a.model_dump(mode="json") for a in exc.attempts]
     return out
 
 

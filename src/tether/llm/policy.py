@@ -74,6 +74,7 @@ class Route:
     circuit_until: float = 0.0  # an open circuit keeps the route aside while others remain
     blocked: str | None = None  # why the breaker last held the route back, in words
     dead: str | None = None
+    waiting_on: str = "backoff"  # why ready_at is in the future (AttemptRecord.waits)
 
     @property
     def key(self) -> str:
@@ -106,6 +107,7 @@ class CallState:
         self.last: Classification | None = None
         self.reasks = 0
         self.slept = 0.0
+        self.waits: dict[str, float] = {}  # since the last attempt, by reason
 
     def restart_clock(self) -> None:
         """Start the deadline now (a stream's call starts when it is first iterated)."""
@@ -131,6 +133,7 @@ class CallState:
         cls: Classification | None = None,
         action: str | None = None,
         error_type: str | None = None,
+        circuit_opened: bool = False,
     ) -> AttemptRecord:
         usage = usage or Usage()
         cost = None
@@ -151,7 +154,11 @@ class CallState:
             retry_after_s=cls.retry_after if cls else None,
             usage=usage,
             cost_usd=cost,
+            waits={k: round(v, 6) for k, v in self.waits.items()},
+            fallback=route is not self.routes[0],
+            circuit_opened=circuit_opened,
         )
+        self.waits = {}
         self.attempts.append(rec)
         if self.p.budget is not None and cost:
             self.p.budget.spent_usd += cost
@@ -215,7 +222,7 @@ class CallState:
             if chosen is not None:
                 return chosen
             now = self.p.clock()
-            wake = min(self._wake(r, live, now) for r in live)
+            wake, why = min(self._wake(r, live, now) for r in live)
             if wake <= now:
                 continue  # a hold just moved a route: choose again
             if wake >= self.deadline_at:
@@ -229,6 +236,7 @@ class CallState:
                     attempts=self.attempts,
                 )
             await self._sleep(wake - now)
+            self.waits[why] = self.waits.get(why, 0.0) + self.p.clock() - now
 
     async def _admit(self, live: list[Route], now: float) -> tuple[Route, Permit] | None:
         """The first route of the chain that may go now, or None. An open circuit keeps a
@@ -249,7 +257,7 @@ class CallState:
             wait = max(0.0, permit.retry_at - breaker.clock())
             route.blocked = permit.detail
             if permit.reason == "hold":  # the server's delay: wait it out or fail over
-                route.ready_at = now + wait
+                route.ready_at, route.waiting_on = now + wait, "hold"
                 continue
             if _alternative(route, live, now):
                 route.circuit_until = now + wait
@@ -262,10 +270,13 @@ class CallState:
         return None
 
     @staticmethod
-    def _wake(route: Route, live: list[Route], now: float) -> float:
+    def _wake(route: Route, live: list[Route], now: float) -> tuple[float, str]:
+        """When the route may go next, and why it must wait until then."""
         if route.circuit_until > now and _alternative(route, live, now):
-            return max(route.ready_at, route.circuit_until)
-        return route.ready_at
+            if route.circuit_until >= route.ready_at:
+                return route.circuit_until, "circuit"
+            return route.ready_at, route.waiting_on
+        return route.ready_at, route.waiting_on
 
     async def _ask(self, fn: Callable[[], T]) -> T:
         """Call the breaker: on a worker thread when its state lives in a store that can
@@ -305,29 +316,39 @@ class CallState:
     ) -> str:
         """Record a failed attempt and act on it; raises when the call must stop now."""
         breaker = self.p.breaker
+        opened = False
         if breaker is not None:
-            await self._ask(lambda: self._tell(breaker, route, permit, cls))
+            opened = await self._ask(lambda: self._tell(breaker, route, permit, cls))
         action = self.failure(route, cls)
         error_type = type(exc.__cause__ or exc).__name__ if exc is not None else None
         self.record(
-            route, started, ok=False, usage=usage, cls=cls, action=action, error_type=error_type
+            route,
+            started,
+            ok=False,
+            usage=usage,
+            cls=cls,
+            action=action,
+            error_type=error_type,
+            circuit_opened=opened,
         )
         if action == Action.FAIL.value and raise_on_fail:
             raise self.fail(cls, "the error is not retriable") from exc
         return action
 
     @staticmethod
-    def _tell(breaker: CircuitBreaker, route: Route, permit: Permit, cls: Classification) -> None:
-        """What a failure says about the provider, for every caller of the breaker."""
+    def _tell(breaker: CircuitBreaker, route: Route, permit: Permit, cls: Classification) -> bool:
+        """What a failure says about the provider, for every caller of the breaker; True
+        when it opened the circuit."""
         unhealthy = cls.kind in CIRCUIT_KINDS or (
             cls.kind is ErrorKind.RATE_LIMITED and cls.retry_after is None
         )
         if unhealthy:
-            breaker.record_failure(route.key, probe=permit.probe)
-        elif cls.kind is ErrorKind.RATE_LIMITED and cls.retry_after:
+            return breaker.record_failure(route.key, probe=permit.probe)
+        if cls.kind is ErrorKind.RATE_LIMITED and cls.retry_after:
             breaker.hold(route.key, cls.retry_after)
         elif permit.probe:
             breaker.release_probe(route.key)
+        return False
 
     def failure(self, route: Route, cls: Classification) -> str:
         """Act on a failed attempt; returns the action taken (for the attempt record)."""
@@ -359,6 +380,7 @@ class CallState:
         if cls.kind is ErrorKind.TIMEOUT:
             route.timeouts += 1
         delay = cls.retry_after
+        route.waiting_on = "backoff" if delay is None else "retry_after"
         if delay is None:
             base = _BACKOFF_BASE.get(cls.kind, 0.5)
             delay = min(_BACKOFF_CAP, base * 2 ** (route.failures - 1))

@@ -89,6 +89,14 @@ class AttemptRecord(BaseModel):
     retry_after_s: float | None = None
     usage: Usage = Field(default_factory=Usage)
     cost_usd: float | None = None
+    # What the run audit reads (``tether audit runs``): the seconds this call waited before
+    # this attempt, by reason -- ``backoff`` (tether's own, after a failure), ``retry_after``
+    # (the server's delay), ``hold`` (a rate-limit hold another call's 429 set), ``circuit``
+    # (an open or probing circuit); whether the attempt went to a fallback (not the chain's
+    # first model); whether this failure opened the model's circuit.
+    waits: dict[str, float] = Field(default_factory=dict)
+    fallback: bool = False
+    circuit_opened: bool = False
 
 
 class LLMResponse(BaseModel, Generic[T]):

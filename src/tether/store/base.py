@@ -360,6 +360,12 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def kv_set(self, key: str, value: str) -> None: ...
 
+    # -- reads of the run audit (shared SQL in tether/audit/queries.py) --------------------
+    @abc.abstractmethod
+    def iter_rows(self, sql: str, params: Sequence[Any] = (), batch: int = 5000) -> Iterator[Any]:
+        """Stream the rows of one read-only statement (written with ``?`` parameters),
+        fetched ``batch`` at a time: memory stays flat whatever the result's size."""
+
     # -- dashboard reads (shared SQL in store/queries.py) ----------------------------------
     @abc.abstractmethod
     def query_runs(self, query: RunQuery) -> list[Run]:

@@ -32,7 +32,8 @@ COLUMNS = (
 )
 SET = (
     "status='running', lease_owner=:owner, lease_token={next_token}, due_at=:until, "
-    "started_at=coalesce(started_at, :now), deadline_at=coalesce(deadline_at, :now + timeout_s)"
+    "started_at=coalesce(started_at, :now), deadline_at=coalesce(deadline_at, :now + timeout_s), "
+    "claimed_at=:now"  # when this lease was taken: the run audit's takeovers (migration 0006)
 )
 # A run of a key with ``Concurrency(hold=True)`` that started keeps its slot while it
 # sleeps, waits or is queued to resume: it counts as running for the keys, and resuming it

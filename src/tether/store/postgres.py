@@ -25,7 +25,7 @@ READ COMMITTED by what this backend adds (docs/scaling.md tells the whole story)
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar, Unpack
 
 from tether.errors import StoreCorrupt
@@ -98,6 +98,18 @@ class PostgresStore(SQLStore):
 
     def _on_reader(self, fn: Callable[[Any], T]) -> T:
         return self._db.reading(fn)
+
+    def iter_rows(self, sql: str, params: Sequence[Any] = (), batch: int = 5000) -> Iterator[Any]:
+        """Stream a read's rows through a server-side cursor in a read-only transaction."""
+        try:
+            with self._db.connection() as conn, conn.transaction():
+                conn.execute("SET TRANSACTION READ ONLY")
+                with conn.cursor(name="tether_iter_rows") as cursor:
+                    cursor.execute(self.dialect.q(sql), params)
+                    while rows := cursor.fetchmany(batch):
+                        yield from rows
+        except self._db.pg.Error as exc:
+            raise self._db._translate(exc) from None
 
     def _lock_keys(self, conn: Any, keys: Iterable[str]) -> None:
         lock_keys(conn, keys)
