@@ -87,6 +87,12 @@ class RunExecution:
             (r for r in memo.values() if r.kind not in MARKER_KINDS), key=lambda r: r.seq
         )
         self.unvisited = {r.step_id for r in self.recorded}
+        # Sequence numbers taken by steps that began but never checkpointed (a crash while
+        # parallel steps ran): a resumed run may begin that many steps anew before the
+        # recorded ones that came after them, in whatever order its branches now reach them.
+        taken = {r.seq for r in memo.values()}
+        self._holes = sorted(set(range(1, max(taken, default=0) + 1)) - taken)
+        self._refilled = 0
         self.visit_order: list[str] = []
         self.counts: dict[str, int] = {}
         self.next_seq = max((r.seq for r in memo.values()), default=0) + 1
@@ -148,7 +154,13 @@ class RunExecution:
     def begin_new(self, step_id: str, kind: str) -> int:
         """Admit a step that has no record yet; return its sequence number."""
         if self.unvisited:
-            self._diverge(step_id, kind, None)
+            with self.lock:
+                lowest = min(self.memo[s].seq for s in self.unvisited)
+                gaps = sum(1 for h in self._holes if h < lowest)
+                admitted = self._refilled < gaps
+                self._refilled += admitted
+            if not admitted:
+                self._diverge(step_id, kind, None)
         if self.check_only:
             raise CheckStop()
         self.boundary()
