@@ -19,7 +19,7 @@ from tests.durable.apps.sandbox import Sandbox, proc_status, wait_for
 
 TOTAL = 10_000
 FIRST = 100
-NAP = 15.0  # seconds: longer than it takes to put all 10,000 to sleep (about 6 s on 2 cores)
+NAP = 40.0  # seconds: longer than it takes to put all 10,000 to sleep (6 s on 2 idle cores, 25 s loaded)
 CONCURRENCY = 50
 MAX_GROWTH_MB = 20  # about 2 KB per extra sleeper; a held coroutine or thread each costs more
 
