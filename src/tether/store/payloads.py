@@ -19,19 +19,20 @@ from __future__ import annotations
 class PayloadCodec:
     """The identity codec: payloads are stored as the JSON text they are."""
 
-    def encode(self, text: str) -> str:
-        """The stored form of ``text``."""
+    def encode(self, text: str, subject: str | None = None) -> str:
+        """The stored form of ``text``. ``subject`` names whose data it is (DESIGN 4b), for a
+        codec that keeps a key per subject; None for data that belongs to no subject."""
         return text
 
-    def decode(self, stored: str | bytes) -> str:
+    def decode(self, stored: str | bytes, subject: str | None = None) -> str:
         """The text ``encode`` was given (``stored`` as the database returns it)."""
         return stored if isinstance(stored, str) else bytes(stored).decode()
 
-    def encode_opt(self, text: str | None) -> str | None:
-        return None if text is None else self.encode(text)
+    def encode_opt(self, text: str | None, subject: str | None = None) -> str | None:
+        return None if text is None else self.encode(text, subject)
 
-    def decode_opt(self, stored: str | bytes | None) -> str | None:
-        return None if stored is None else self.decode(stored)
+    def decode_opt(self, stored: str | bytes | None, subject: str | None = None) -> str | None:
+        return None if stored is None else self.decode(stored, subject)
 
 
 IDENTITY = PayloadCodec()
