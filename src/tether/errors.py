@@ -34,7 +34,9 @@
     ├── RunCancelled                a run was cancelled (raised to callers waiting on it)
     ├── RunTimeout                  also a TimeoutError: a run or a wait on it ran out of time
     ├── MemoryNotFound              no memory item with this id for this subject
-    └── MemoryDisabled              the subject's preferences turn long-term memory off
+    ├── MemoryDisabled              the subject's preferences turn long-term memory off
+    ├── InvalidMemory               also a ValueError: empty or oversized text, bad tags or k
+    └── MemoryIndexMismatch         the store's vectors were made by another embedder (reindex)
 
 Control flow inside a running function derives from ``BaseException``, so ``except
 Exception`` in user code never swallows it (``tether.durable.signals`` and
@@ -334,3 +336,13 @@ class MemoryNotFound(TetherError):
 
 class MemoryDisabled(TetherError):
     """The subject's preferences turn long-term memory off (``preferences["memory"] = False``)."""
+
+
+class InvalidMemory(TetherError, ValueError):
+    """A memory write or search given bad input (empty or oversized text, bad tags, bad k):
+    nothing was written."""
+
+
+class MemoryIndexMismatch(TetherError):
+    """The store's memory vectors were made by another embedder or dimension than the one
+    configured: run ``tether memory reindex`` (or configure the index's embedder)."""
