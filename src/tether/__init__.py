@@ -22,11 +22,13 @@ from tether.errors import (
     CostLimitExceeded,
     FunctionNotFound,
     InvalidEventError,
+    InvalidMemory,
     InvalidOutput,
     LLMCallFailed,
     LLMDeadlineExceeded,
     LLMError,
     MemoryDisabled,
+    MemoryIndexMismatch,
     MemoryNotFound,
     MissingAPIKey,
     MissingExtra,
@@ -63,6 +65,7 @@ from tether.flow.controls import (
 )
 from tether.flow.cron import on_cron
 from tether.harness import Harness
+from tether.memory import Memory, MemoryHit, MemoryItem
 from tether.records import Attempt, Event, Run, RunStatus, Step
 
 __version__ = "0.1.0"
@@ -84,11 +87,16 @@ __all__ = [
     "FunctionNotFound",
     "Harness",
     "InvalidEventError",
+    "InvalidMemory",
     "InvalidOutput",
     "LLMCallFailed",
     "LLMDeadlineExceeded",
     "LLMError",
+    "Memory",
     "MemoryDisabled",
+    "MemoryHit",
+    "MemoryIndexMismatch",
+    "MemoryItem",
     "MemoryNotFound",
     "MissingAPIKey",
     "MissingExtra",

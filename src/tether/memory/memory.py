@@ -38,8 +38,8 @@ T = TypeVar("T")
 # What an operation asks for: ("embed", texts) -> list[bytes], or ("store", fn) -> fn().
 Need = tuple[str, Any]
 Op = Generator[Need, Any, T]
-#: full-text matches read per search (more when a tag filter may discard some)
-TEXT_CANDIDATES = 100
+#: ids read per query word; a word more memories hold is a common one (its idf is small)
+TERM_CAP = 1000
 
 
 class WriteKeys:
@@ -282,10 +282,9 @@ class _MemoryCore:
             (vector,) = yield ("embed", [query])
         model = None if vector is None or self.embedder is None else self.embedder.model
         terms = query_terms(query)
-        limit = TEXT_CANDIDATES if wanted is None else 10 * TEXT_CANDIDATES
-        index, text_ranked, items, rows = yield (
+        index, matches, items, rows = yield (
             "store",
-            lambda: self.store.memory_search_sources(self.subject, terms, max(limit, 2 * k), model),
+            lambda: self.store.memory_search_sources(self.subject, terms, TERM_CAP, model),
         )
         if model is not None and index is not None and index[0] != model:
             raise MemoryIndexMismatch(
@@ -295,7 +294,7 @@ class _MemoryCore:
             )
         created = {i: at for i, at, t in items if wanted is None or wanted & _tags_of(t)}
         similar = similarities(vector, rows) if vector is not None else []
-        ranked = fuse(text_ranked, similar, created, k)
+        ranked = fuse(matches, similar, created, k, vectors=vector is not None)
         found = yield (
             "store",
             lambda: self.store.memory_get_many(self.subject, [r.id for r in ranked]),
