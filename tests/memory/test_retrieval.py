@@ -4,7 +4,12 @@ must reach, isolation between subjects at every k, and the index's model."""
 
 from __future__ import annotations
 
+import asyncio
+import os
 import re
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -157,3 +162,51 @@ def test_reindex_embeds_what_was_kept_without_vectors(store_url: str, minilm: ob
         assert hits and hits[0].text == FACTS[0]
     finally:
         embedded.close()
+
+
+def test_embedding_never_blocks_the_event_loop(mth: tether.Harness) -> None:
+    mem = mth.memory("user:1")
+    texts = [f"Fact number {i}: {FACTS[i % len(FACTS)]}" for i in range(256)]
+
+    async def main() -> float:
+        gaps: list[float] = []
+        done = asyncio.Event()
+
+        async def ticker() -> None:
+            last = time.perf_counter()
+            while not done.is_set():
+                await asyncio.sleep(0.005)
+                now = time.perf_counter()
+                gaps.append(now - last)
+                last = now
+
+        tick = asyncio.create_task(ticker())
+        await mem.aadd_many(texts)
+        await mem.asearch("food intolerance")
+        done.set()
+        await tick
+        return max(gaps)
+
+    worst = asyncio.run(main())
+    assert len(mem.list()) == 256
+    assert worst < 0.25, f"the loop stalled {worst:.3f}s"
+
+
+def test_a_missing_extra_names_the_pip_command_and_writes_nothing(store_url: str) -> None:
+    code = f"""
+import sys
+sys.modules["sentence_transformers"] = None  # as if it were not installed
+import tether
+th = tether.Harness({store_url!r})
+try:
+    th.memory("user:1").add("never kept")
+except tether.MissingExtra as exc:
+    print(exc)
+print("rows", th.store.read("SELECT count(*) FROM memories")[0][0])
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=os.environ
+    )
+    assert out.returncode == 0, out.stderr
+    assert 'pip install torch==2.13.0 && pip install "tether[memory]"' in out.stdout
+    assert "rows 0" in out.stdout

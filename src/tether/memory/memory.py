@@ -214,12 +214,13 @@ class _MemoryCore:
         text = limits.check_text(text)
         key, new_id = self._key()
         yield from self._writable()
-        old = yield ("store", lambda: self.store.memory_get(self.subject, item))
         if self._writes is not None and self._writes.check_only:
-            return MemoryItem(new_id, self.subject, text, old.source, old.tags, supersedes=item)
+            return MemoryItem(new_id, self.subject, text, supersedes=item)
         (vector,) = yield from self._vectors([text])
         yield from self._check_index(vector)
-        new = self._new(key, new_id, text, old.source, old.tags, vector)
+        # source and tags come from the old version, read in the write's transaction (a
+        # replayed update finds its key there before looking for the old version)
+        new = self._new(key, new_id, text, None, (), vector)
         row = yield ("store", lambda: self.store.memory_update(item, new))
         return MemoryItem.from_row(row)
 

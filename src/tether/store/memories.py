@@ -19,6 +19,7 @@ writers of one subject go one after the other on PostgreSQL (SQLite serialises w
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 from collections.abc import Sequence
@@ -302,8 +303,9 @@ def _current(tx: Tx, subject: str, item: str) -> tuple[int, MemoryRow]:
 
 
 def update(tx: Tx, old_id: str, new: NewMemory) -> MemoryRow:
-    """Supersede ``old_id`` with ``new`` (``supersedes`` = the old id; the old version stays,
-    out of the indexes). The same text returns the current item unchanged."""
+    """Supersede ``old_id`` with ``new``'s text (``supersedes`` = the old id; source and tags
+    carried over; the old version stays, out of the indexes). The same text returns the
+    current item unchanged."""
     tx.lock([f"memory:{new.subject}"])
     done = _replayed(tx, new.write_key)
     if done is not None:
@@ -315,7 +317,7 @@ def update(tx: Tx, old_id: str, new: NewMemory) -> MemoryRow:
     tx.execute("UPDATE memories SET superseded_at=? WHERE seq=?", (new.created_at, seq))
     _unindex_text(tx, seq, old.subject, old.text)
     tx.execute("DELETE FROM memory_vectors WHERE memory_seq=?", (seq,))
-    item = _insert(tx, new, old.id)
+    item = _insert(tx, dataclasses.replace(new, source=old.source, tags=old.tags), old.id)
     _record(tx, new.write_key, new.subject, "update", item.id, new.created_at)
     return item
 
