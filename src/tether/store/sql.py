@@ -120,6 +120,7 @@ class SQLStore(Store):
         self.codec = codec or IDENTITY
         self.create = create  # False: migrate() refuses to create a store that is not there
         self._fresh: set[str] = set()  # runs this process created already claimed
+        self._pgvector: bool | None = None  # memory searches through pgvector (None: untried)
 
     # -- what each backend supplies -------------------------------------------------------
     @abc.abstractmethod
@@ -707,7 +708,13 @@ class SQLStore(Store):
         return self.reading(lambda tx: mem.current(tx, subject))
 
     def memory_search_sources(
-        self, subject: str, terms: Sequence[str], limit: int, model: str | None
+        self,
+        subject: str,
+        terms: Sequence[str],
+        limit: int,
+        model: str | None,
+        *,
+        scan: bool = True,
     ) -> tuple[
         tuple[str, int] | None,
         dict[str, list[str]],
@@ -721,11 +728,24 @@ class SQLStore(Store):
         def read(tx: Tx) -> Any:
             index = None if model is None else mem.index_info(tx)
             ranked = mem.text_matches(tx, subject, terms, limit)
-            vectors = [] if model is None else mem.subject_vectors(tx, subject, model)
+            vectors = [] if model is None or not scan else mem.subject_vectors(tx, subject, model)
             return index, ranked, mem.candidates(tx, subject), vectors
 
         result: Any = self.reading(read)
         return result  # type: ignore[no-any-return]
+
+    def memory_pgvector(self, dimension: int) -> bool:
+        """Whether searches use pgvector's HNSW index (set up on first call where ``CREATE
+        EXTENSION vector`` succeeds; the exact scan of the subject's vectors otherwise)."""
+        if self._pgvector is None:
+            self._pgvector = self.write(lambda tx: mem.enable_pgvector(tx, dimension))
+        return self._pgvector
+
+    def memory_nearest(
+        self, subject: str, model: str, query: bytes, limit: int
+    ) -> list[tuple[str, float]]:
+        """(id, cosine) of the subject's nearest items through pgvector (see above)."""
+        return self.reading(lambda tx: mem.pgvector_nearest(tx, subject, model, query, limit))
 
     def memory_index(self) -> tuple[str, int] | None:
         """(model, dimension) of the store's memory vectors, or None before the first."""
