@@ -58,7 +58,7 @@ from tether.codec import dumps, loads
 from tether.errors import ConfigurationError, SchemaVersionError, StoreNotFound
 from tether.records import Run
 from tether.store import checkpoints as cp
-from tether.store import claims, endings, migrations, waits
+from tether.store import claims, endings, migrations, subject_runs, waits
 from tether.store import flow_decisions as flow
 from tether.store.base import (
     Accepted,
@@ -270,18 +270,22 @@ class SQLStore(Store):
             }
             out: list[Accepted] = []
             for ev in events:
+                planned = plan(ev)
+                # The event belongs to the subject of a run it starts (DESIGN 4b).
+                subject = next((n.subject for n in planned if n.subject is not None), None)
                 if not tx.changed(
-                    "INSERT INTO events (id, name, data, ts, received_at) VALUES (?,?,?,?,?) "
+                    "INSERT INTO events (id, name, data, ts, received_at, subject) "
+                    "VALUES (?,?,?,?,?,?) "
                     "ON CONFLICT (id) DO UPDATE SET name=excluded.name, data=excluded.data, "
-                    "ts=excluded.ts, received_at=excluded.received_at "
+                    "ts=excluded.ts, received_at=excluded.received_at, subject=excluded.subject "
                     "WHERE events.received_at < ?",
-                    (ev.id, ev.name, tx.codec.encode(ev.data), ev.ts, now, now - DAY),
+                    (ev.id, ev.name, tx.codec.encode(ev.data), ev.ts, now, subject, now - DAY),
                 ):
                     out.append(Accepted(ev.id, True))
                     continue
                 run_ids = []
                 decisions = []
-                for new in plan(ev):
+                for new in planned:
                     rid, created, decision, _ = insert_run(tx, new, now)
                     if created:
                         run_ids.append(rid)
@@ -670,3 +674,34 @@ class SQLStore(Store):
         sql, params = events_sql(limit, before, name)
         rows = self.read(sql, params)
         return [(EventRow(r[0], r[1], self.codec.decode(r[2]), r[3]), r[4], r[5]) for r in rows]
+
+    # -- the runs and events of a subject (subject_runs.py, DESIGN 4b) ---------------------------
+    def run_subjects(self) -> list[str]:
+        """The subjects that own runs or events."""
+        return self.reading(subject_runs.subjects)
+
+    def subject_has_runs(self, subject: str) -> bool:
+        return self.reading(lambda tx: subject_runs.has_runs(tx, subject))
+
+    def stop_subject_runs(self, subject: str, now: float) -> list[str]:
+        """Cancel the subject's runs that are not executing, flag the executing ones (they
+        stop at their next step boundary); return the ids of the executing ones."""
+        return self.write(lambda tx: subject_runs.stop(tx, subject, now))
+
+    def executing_subject_runs(self, subject: str) -> list[str]:
+        return self.reading(lambda tx: subject_runs.executing(tx, subject))
+
+    def export_subject_runs(self, subject: str) -> dict[str, list[dict[str, Any]]]:
+        """``{"runs": [...], "events": [...]}``: the subject's runs with their steps and
+        attempts, and the events that triggered them, as JSON values."""
+        return self.reading(lambda tx: subject_runs.export(tx, subject))
+
+    def delete_subject_runs(self, subject: str) -> dict[str, int]:
+        """Delete the subject's runs (steps, attempts and all) and events; the counts."""
+        return self.write(lambda tx: subject_runs.delete(tx, subject))
+
+    def erase_deleted(self, timeout: float = 10.0) -> str | None:
+        """Make what was deleted unreadable in the store's own files; None when done, else
+        why it could not finish. A database server keeps deleted rows until VACUUM and
+        recycles its WAL itself, so there is nothing to do here (see the SQLite store)."""
+        return None
