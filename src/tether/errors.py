@@ -35,6 +35,8 @@
     ├── RunTimeout                  also a TimeoutError: a run or a wait on it ran out of time
     ├── MemoryNotFound              no memory item with this id for this subject
     ├── MemoryDisabled              the subject's preferences turn long-term memory off
+    ├── InvalidMemory               also a ValueError: empty or oversized text, bad tags or k
+    ├── MemoryIndexMismatch         the store's vectors were made by another embedder (reindex)
     ├── SubjectNotFound             nothing is kept about this subject (CLI, API lookups)
     └── InvalidPreference           a preference that is not a JSON value: nothing written
 
@@ -351,3 +353,13 @@ class SubjectNotFound(TetherError):
 
 class InvalidPreference(TetherError):
     """A preference value (or name) that cannot be stored as JSON; nothing was written."""
+
+
+class InvalidMemory(TetherError, ValueError):
+    """A memory write or search given bad input (empty or oversized text, bad tags, bad k):
+    nothing was written."""
+
+
+class MemoryIndexMismatch(TetherError):
+    """The store's memory vectors were made by another embedder or dimension than the one
+    configured: run ``tether memory reindex`` (or configure the index's embedder)."""

@@ -374,7 +374,7 @@ class Harness:
             subject_id,
             sql_store(self.store),
             clock=self.clock,
-            memory=self.memory,
+            memory=lambda sid: self.memory(sid),
             cancel_local=self._cancel_local,
         )
 

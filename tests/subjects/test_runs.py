@@ -80,7 +80,7 @@ def test_runs_events_children_replays_and_follow_ups_carry_the_subject(
 def test_a_producer_plans_the_subject_from_the_stored_description(store_url: str) -> None:
     worker = tether.Harness(store_url)
     _register(worker)
-    worker.store  # registers the descriptions
+    assert "chat" in {f["id"] for f in worker.store.registered_functions()}
     producer = tether.Harness(store_url)
     try:
         producer.send(tether.Event("user.message", {"user": "user:9", "text": "hi"}))

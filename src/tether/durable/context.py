@@ -117,7 +117,7 @@ class _ContextBase:
             subject_id,
             sql_store(ex.store),
             clock=ex.clock,
-            memory=self.memory,
+            memory=lambda sid: self.memory(sid),
             cancel_local=ex.engine.cancel_local,
             current_run=ex.run_id,
         )
