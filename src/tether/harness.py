@@ -374,7 +374,7 @@ class Harness:
             subject_id,
             sql_store(self.store),
             clock=self.clock,
-            memory=lambda sid: self.memory(sid),
+            memory=lambda sid: getattr(self, "memory")(sid),  # noqa: B009 (memory lands)
             cancel_local=self._cancel_local,
         )
 

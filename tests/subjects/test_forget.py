@@ -48,13 +48,15 @@ def test_export_then_forget_deletes_everything_of_one_subject_only(th: tether.Ha
             th.send(tether.Event("user.message", {"user": user, "text": f"hi from {user}"}))
             th.send(tether.Event("user.nap", {"user": user, "text": f"nap {user}"}))
         poll(
-            lambda: {(r.function_id, r.status.value) for r in th.list_runs()}
-            == {
-                ("chat", "completed"),
-                ("helper", "completed"),
-                ("napper", "sleeping"),
-            }
-            and len(th.list_runs()) == 6,
+            lambda: (
+                {(r.function_id, r.status.value) for r in th.list_runs()}
+                == {
+                    ("chat", "completed"),
+                    ("helper", "completed"),
+                    ("napper", "sleeping"),
+                }
+                and len(th.list_runs()) == 6
+            ),
             timeout=30,
         )
         one = th.subject("user:1")

@@ -46,11 +46,13 @@ def test_runs_events_children_replays_and_follow_ups_carry_the_subject(
         with pytest.raises(tether.RunFailed):
             th.run("fragile", {"user": "user:42"})
         poll(
-            lambda: len(th.list_runs()) == 6
-            and all(
-                r.status is tether.RunStatus.COMPLETED
-                for r in th.list_runs()
-                if r.function_id != "fragile"
+            lambda: (
+                len(th.list_runs()) == 6
+                and all(
+                    r.status is tether.RunStatus.COMPLETED
+                    for r in th.list_runs()
+                    if r.function_id != "fragile"
+                )
             ),
             timeout=30,
         )
