@@ -128,3 +128,24 @@ def test_forget_cancels_an_executing_run_and_waits_for_it(th: tether.Harness) ->
         timer.join()
     assert done["runs"] == 1 and done["events"] == 1
     assert th.list_runs() == []
+
+
+def test_forget_destroys_the_subjects_key_when_the_store_keeps_one(tmp_path: Any) -> None:
+    from tether.store.sqlite import SQLiteStore
+
+    class KeyedStore(SQLiteStore):
+        """A store with a key per subject (encryption at rest): forget() must destroy it."""
+
+        destroyed: list[str] = []
+
+        def destroy_subject_key(self, subject: str) -> None:
+            self.destroyed.append(subject)
+
+    store = KeyedStore(str(tmp_path / "keyed.db"))
+    store.migrate()
+    th = tether.Harness(store)
+    th.subject("user:9").preferences["lang"] = "it"
+    th.subject("user:9").forget()
+    assert KeyedStore.destroyed == ["user:9"]
+    th.close()
+    store.close()
