@@ -51,15 +51,18 @@ Adding a feature's tables and queries (memory, context windows, evals, audit)
 from __future__ import annotations
 
 import abc
+import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypedDict, TypeVar
 
 from tether.codec import dumps, loads
+from tether.context.records import ContextItem
 from tether.errors import ConfigurationError, SchemaVersionError, StoreNotFound
 from tether.records import Run
 from tether.store import checkpoints as cp
 from tether.store import claims, endings, migrations, waits
 from tether.store import flow_decisions as flow
+from tether.store import windows as win
 from tether.store.base import (
     Accepted,
     AttemptWrite,
@@ -670,3 +673,85 @@ class SQLStore(Store):
         sql, params = events_sql(limit, before, name)
         rows = self.read(sql, params)
         return [(EventRow(r[0], r[1], self.codec.decode(r[2]), r[3]), r[4], r[5]) for r in rows]
+
+    # -- context windows (windows.py) -----------------------------------------------------
+    def window_append(
+        self,
+        key: str,
+        items: Sequence[ContextItem],
+        now: float,
+        *,
+        subject: str | None = None,
+        model: str | None = None,
+        origins: Sequence[tuple[str, int] | None] | None = None,
+    ) -> list[ContextItem]:
+        """Append to window ``key`` atomically (``windows.append``)."""
+        return self.write(
+            lambda tx: win.append(
+                tx, key, items, now, subject=subject, model=model, origins=origins
+            )
+        )
+
+    def window_open(
+        self, key: str, subject: str | None, model: str | None, now: float
+    ) -> win.WindowRow:
+        """Window ``key``'s row, created on first use (its subject is checked)."""
+        return self.write(lambda tx: win.open_window(tx, key, subject, model, now))
+
+    def window_read(self, key: str, after: int = 0) -> tuple[int, list[ContextItem]]:
+        """(generation, items with ``seq > after``): the generation changes on ``clear``."""
+
+        def read(tx: Tx) -> tuple[int, list[ContextItem]]:
+            row = win.window(tx, key)
+            if row is None:
+                return 0, []
+            return row.generation, win.items_after(tx, row, after)
+
+        return self.reading(read)
+
+    def window_pins(self, key: str) -> dict[str, ContextItem]:
+        return self.reading(lambda tx: _on_window(tx, key, win.current_pins, {}))
+
+    def window_summary(self, key: str) -> ContextItem | None:
+        def read(tx: Tx) -> ContextItem | None:
+            row = win.window(tx, key)
+            if row is None or row.summary_seq is None:
+                return None
+            return win.item_at(tx, row, row.summary_seq)
+
+        return self.reading(read)
+
+    def window_artifact(self, key: str, handle: str) -> ContextItem | None:
+        return self.reading(
+            lambda tx: _on_window(tx, key, lambda t, r: win.artifact(t, r, handle), None)
+        )
+
+    def window_origins(self, key: str, run_id: str) -> dict[int, int]:
+        """seq -> write number of the items run ``run_id`` wrote to window ``key``."""
+        return self.reading(lambda tx: win.origins(tx, key, run_id))
+
+    def clear_window(self, key: str, now: float | None = None) -> int:
+        """Delete every item of window ``key`` for good; returns how many."""
+        stamp = time.time() if now is None else now
+        return self.write(lambda tx: win.clear(tx, key, stamp))
+
+    def window_keys(self, subject: str) -> list[str]:
+        """The keys of the windows opened with ``subject``."""
+        return self.reading(lambda tx: win.keys_of(tx, subject))
+
+    def export_window(self, key: str) -> dict[str, Any]:
+        """Window ``key`` with every item, as JSON-serialisable data ({} when unknown)."""
+        return self.reading(lambda tx: win.export(tx, key)) or {}
+
+    def delete_subject_windows(self, subject: str) -> dict[str, int]:
+        """Delete the windows of ``subject`` and their items: {"windows": n, "items": m}."""
+        return self.write(lambda tx: win.delete_subject(tx, subject))
+
+    def list_windows(self, limit: int = 100) -> list[dict[str, Any]]:
+        """The most recently updated windows (key, subject, model, times, item count)."""
+        return self.reading(lambda tx: win.listing(tx, limit))
+
+
+def _on_window(tx: Tx, key: str, fn: Callable[[Tx, win.WindowRow], T], default: T) -> T:
+    row = win.window(tx, key)
+    return default if row is None else fn(tx, row)
