@@ -46,6 +46,8 @@ if TYPE_CHECKING:
     from tether.observe.otel import Observer
 
 log = logging.getLogger("tether.engine")
+# What ``execute`` returns when it ended the run itself (its fenced end committed).
+ENDED = frozenset({"completed", "failed", "cancelled"})
 T = TypeVar("T")
 
 
@@ -487,8 +489,8 @@ class Engine:
         limit = None if timeout is None else time.monotonic() + timeout
         local: list[bool] = []
         while True:
-            if claim is not None:
-                self.execute_sync(claim)
+            if claim is not None and (status := self.execute_sync(claim)) in ENDED:
+                return status  # this process wrote the run's end: no need to read it
             with self.changed:
                 seen = self.generation
             kind, value = self._drive_next(run_id, local, limit)
@@ -508,8 +510,8 @@ class Engine:
         self.add_waker(waker)
         try:
             while True:
-                if claim is not None:
-                    await self.execute(claim)
+                if claim is not None and (status := await self.execute(claim)) in ENDED:
+                    return status
                 waker.clear()
                 kind, value = self._drive_next(run_id, local, limit)
                 claim = value if kind == "claim" else None
