@@ -25,6 +25,7 @@ from tether.durations import Duration, seconds
 from tether.errors import ConfigurationError, FunctionNotFound, RunNotFound, RunTimeout
 from tether.records import TERMINAL_STATUSES, Event, Run, RunStatus
 from tether.store import Store, open_store
+from tether.store.base import NewRun
 from tether.subjects.subject import Subject, sql_store
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -286,14 +287,45 @@ class Harness:
     ) -> Any:
         """Async version of ``run``: the run executes on the engine's event loop."""
         engine = self.engine
-        rid, claim = await asyncio.to_thread(self._create, fn, data, run_id, True)
-        future = asyncio.run_coroutine_threadsafe(engine.adrive(rid, claim, timeout), engine.loop)
-        status = await asyncio.wrap_future(future)
+        spec = self._plain_local(fn)
+        if spec is None:  # store reads or user key callables may run: create on a thread
+            rid, claim = await asyncio.to_thread(self._create, fn, data, run_id, True)
+            new = None
+        else:  # a plain registered function: create, execute and read on the loop
+            rid, claim = "", None
+            new = self._factory.invoked(spec, input_json(data), run_id)
+        future = asyncio.run_coroutine_threadsafe(
+            self._arun_on_loop(new, rid, claim, timeout), engine.loop
+        )
+        rid, status, outcome = await asyncio.wrap_future(future)
         if status not in TERMINAL_STATUSES:
             raise RunTimeout(
                 f"run {rid} did not finish within {timeout}s; it goes on (status {status})"
             )
-        return await RunHandle(self, rid).aresult(timeout=0)
+        return outcome()
+
+    def _plain_local(self, fn: Any) -> DurableFunction | None:
+        """``fn``'s registered function when it has no idempotency key or flow control
+        (creating its run calls no user code and reads nothing first), else None."""
+        try:
+            spec = self._registry.resolve(fn)
+        except FunctionNotFound:
+            return None
+        return None if spec.idempotency is not None or spec.has_flow else spec
+
+    async def _arun_on_loop(
+        self, new: NewRun | None, rid: str, claim: Any, timeout: float | None
+    ) -> tuple[str, str, Any]:
+        """``arun``'s part on the engine loop: one hop there and back for the whole run."""
+        engine = self.engine
+        if new is not None:
+            rid, _, claim = await engine.io(
+                self.store.create_run, new, self.clock.now(), engine.owner, self.lease_ttl
+            )
+        status = await engine.adrive(rid, claim, timeout)
+        handle = RunHandle(self, rid)
+        outcome = await engine.io(handle._outcome) if status in TERMINAL_STATUSES else None
+        return rid, status, outcome
 
     # -- reading and operating ---------------------------------------------------------------
     def get_run(self, run_id: str) -> Run:
