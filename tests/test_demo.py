@@ -58,7 +58,7 @@ def test_demo_passes(tmp_path: Path) -> None:
     # The audit, the eval, the dashboard.
     assert "tether audit runs: all runs" in out
     assert re.search(
-        r"eval score \(mentions\): mean \d\.\d\d, pass rate \d\.\d\d over 4 answers", out
+        r"eval score \(mentions\): mean \d\.\d\d, pass rate \d\.\d\d over 5 answers", out
     )
     assert re.search(r"tether dev tether\.demo\.agent:th --store sqlite:///\S+demo\.db", out)
     seconds = float(re.search(r"total time: ([\d.]+)s", out).group(1))  # type: ignore[union-attr]

@@ -105,7 +105,7 @@ def _plan(
         amount = float(found.get("total", 0.0)) if isinstance(found, dict) else 0.0
         reason = "broken" if "broken" in text else "never arrived" if "never" in text else text
         steps.append(("issue_refund", {"order_id": order, "amount": amount, "reason": reason}))
-    if "how long" in text or "policy" in text:
+    if "how long" in text or "when will" in text or "policy" in text:
         steps.append(("check_policy", {"question": asked}))
     fact = _fact(asked)
     if fact:
@@ -151,7 +151,7 @@ def _final(asked: str, done: dict[str, Any], earlier: dict[str, Any], memory: st
         parts.append("Done: everything we kept about you is being deleted.")
     if "remember" in done:
         parts.append("Noted for next time.")
-    if "prefer email" in memory and not parts:
+    if "prefer email" in memory and not done:
         parts.append("I will keep you posted by email, as you prefer.")
     return " ".join(parts) or "Happy to help: what can I do for you?"
 

@@ -21,7 +21,8 @@ EXPECTED: dict[str, list[str]] = {
     "conv-ada-1#1": ["TRK-88213", "Friday"],
     "conv-ben-1#1": ["$25.00", "B-2002"],
     "conv-cy-1#2": ["3-5 business days"],
-    "conv-ada-2#1": ["email"],
+    "conv-ada-2#1": ["email"],  # from her long-term memory
+    "conv-ben-2#1": ["3-5 business days"],  # the local model answers this one
 }
 
 

@@ -256,10 +256,14 @@ def run_demo(store: str | None = None, console: Console | None = None) -> int:
             )
             d.scene.forgotten = dict((forget_run.output or {}).get("forgotten") or {})
 
-        # 5. The hosted model goes down: the local model answers, and says so.
+        # 5. A returning customer: her window is new, her long-term memory is not.
+        m = d.say("conv-ada-2", "ada", "Hi again! Could you keep me posted about my grinder?")
+        d.wait_reply(m)
+
+        # 6. The hosted model goes down: the local model answers, and says so.
         hosted.fault("unavailable", times=1_000_000)
         console.print("[red]the hosted model goes down[/] (503 from now on)")
-        m = d.say("conv-ada-2", "ada", "Hi again! Could you keep me posted about my grinder?")
+        m = d.say("conv-ben-2", "ben", "Thanks! When will the money be back on my card?")
         d.wait_reply(m, timeout=120)
     finally:
         d.stop_worker()
