@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -60,6 +61,19 @@ def test_demo_passes(tmp_path: Path) -> None:
     assert re.search(
         r"eval score \(mentions\): mean \d\.\d\d, pass rate \d\.\d\d over 5 answers", out
     )
-    assert re.search(r"tether dev tether\.demo\.agent:th --store sqlite:///\S+demo\.db", out)
+    store = re.search(r"tether dev tether\.demo\.agent:th --store (sqlite:///\S+demo\.db)", out)
+    assert store, out
+    command = ["runs", "--store", store.group(1), "--function", "support-reply", "--json"]
+    listed = subprocess.run(
+        [sys.executable, "-m", "tether.cli", *command],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert listed.returncode == 0, listed.stderr
+    statuses = sorted(r["status"] for r in json.loads(listed.stdout))
+    assert statuses == ["cancelled"] + ["completed"] * 6  # the store the dashboard opens
     seconds = float(re.search(r"total time: ([\d.]+)s", out).group(1))  # type: ignore[union-attr]
     assert seconds < 180
