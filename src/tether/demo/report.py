@@ -77,7 +77,10 @@ def report(
     tools: collections.Counter[str] = collections.Counter()
     by_model: collections.Counter[str] = collections.Counter()
     failed_llm: collections.Counter[str] = collections.Counter()
+    tokens = 0
     for _, out in _llm_steps(replies + desks):
+        usage = out.get("usage") or {}
+        tokens += int(usage.get("input_tokens", 0)) + int(usage.get("output_tokens", 0))
         by_model[_short(str(out["model"]), hosted_model)] += 1
         for tc in out.get("tool_calls") or []:
             tools[tc["name"]] += 1
@@ -108,6 +111,7 @@ def report(
     t.add_row("sub-agent runs (policy desk, ctx.step.invoke)", str(len(desks)))
     t.add_row("LLM calls by model", ", ".join(f"{k}: {v}" for k, v in by_model.items()))
     t.add_row("fallbacks to the local model", str(fallbacks))
+    t.add_row("LLM tokens (input + output, every attempt)", f"{tokens:,}")
     t.add_row(
         "LLM failed attempts absorbed",
         ", ".join(f"{k}: {v}" for k, v in failed_llm.items()) or "-",

@@ -265,6 +265,9 @@ def run_demo(store: str | None = None, console: Console | None = None) -> int:
         console.print("[red]the hosted model goes down[/] (503 from now on)")
         m = d.say("conv-ben-2", "ben", "Thanks! When will the money be back on my card?")
         d.wait_reply(m, timeout=120)
+    except (RuntimeError, TimeoutError) as exc:
+        console.print(f"[bold red]demo failed[/]: {exc}")
+        return 1
     finally:
         d.stop_worker()
         hosted.stop()
