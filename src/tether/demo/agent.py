@@ -43,9 +43,12 @@ HOSTED = os.environ.get("TETHER_DEMO_HOSTED", "local:smollm2-135m")
 LOCAL = os.environ.get("TETHER_DEMO_LOCAL", "local:smollm2-135m")
 PAYMENTS_URL = os.environ.get("TETHER_DEMO_PAYMENTS", "http://127.0.0.1:9")
 MAX_TURNS = 6
+#: Small on purpose: the demo's longest conversation outgrows it and is compacted.
+WINDOW_BUDGET = int(os.environ.get("TETHER_DEMO_WINDOW_BUDGET", "420"))
 
-#: Memory and subjects are optional here: the tools that need them are offered only when
+#: Windows, memory and subjects are optional here: the tools that need them are offered only when
 #: this tether has them.
+HAS_WINDOWS = hasattr(tether.Context, "context")
 HAS_MEMORY = hasattr(tether.Context, "memory")
 HAS_SUBJECTS = hasattr(tether.Harness, "subject")
 TOOLS: list[Tool] = [
@@ -57,30 +60,75 @@ TOOLS: list[Tool] = [
 ]
 
 
-class Transcript:
-    """The messages of one reply, rebuilt from the run's own steps on every replay."""
+class Conversation:
+    """The conversation as the model sees it. With context windows (``ctx.context``): one
+    window per conversation, with the policy pinned, compaction by the hosted model when it
+    outgrows its budget, and the customer's long-term memory retrieved into it. Without
+    them: the messages of this reply only."""
 
-    def __init__(self, system: str) -> None:
-        self.messages: list[dict[str, Any]] = [{"role": "system", "content": system}]
+    def __init__(self, ctx: tether.Context, msg: dict[str, Any]) -> None:
+        self.ctx = ctx
+        self.msg = msg
+        self.reports: list[dict[str, Any]] = []
+        self.window: Any = None
+        self.messages: list[dict[str, Any]] = []
+        if HAS_WINDOWS:
+            self.window = ctx.context(  # type: ignore[attr-defined]
+                f"conversation:{msg['conversation_id']}",
+                budget=WINDOW_BUDGET,
+                system=SYSTEM,
+                subject=_subject(msg),
+                memory=HAS_MEMORY,
+                summarizer=HOSTED,
+            )
+        else:
+            self.messages = [{"role": "system", "content": SYSTEM + "\nPolicy: " + POLICY}]
 
-    async def add(self, role: str, content: str = "", **fields: Any) -> None:
-        self.messages.append({"role": role, "content": content, **fields})
+    async def start(self) -> None:
+        """The customer's message (and, in a new window, the pinned policy)."""
+        if self.window is None:
+            self.messages.append({"role": "user", "content": self.msg["text"]})
+            return
+        if self.msg["message_id"].endswith("#1"):
+            await self.window.pin("policy", POLICY)
+        await self.window.add("user", self.msg["text"])
 
+    async def think(self) -> Any:
+        """One turn of the model: an answer, or tool calls (kept in the conversation)."""
+        options: dict[str, Any] = {
+            "model": HOSTED,
+            "fallbacks": [LOCAL] if LOCAL != HOSTED else [],
+            "tools": TOOLS,
+            "max_tokens": 64,
+            "deadline": 90,
+        }
+        if self.window is None:
+            resp = await self.ctx.step.llm("think", messages=self.messages, **options)
+            calls = [tc.model_dump() for tc in resp.tool_calls]
+            self.messages.append({"role": "assistant", "content": resp.text, "tool_calls": calls})
+            return resp
+        built = await self.window.build()  # compacts first when the window is too full
+        r = built.report
+        self.reports.append(
+            {
+                "budget": r.budget,
+                "tokens": r.tokens,
+                "full_tokens": r.full_tokens,
+                "compacted": r.compacted,
+                "retrieved": list(r.retrieved),
+            }
+        )
+        return await self.ctx.step.llm("think", context=self.window, **options)
 
-async def think(ctx: tether.Context, conv: Transcript) -> Any:
-    """One turn of the model: an answer, or tool calls (appended to the conversation)."""
-    resp = await ctx.step.llm(
-        "think",
-        model=HOSTED,
-        fallbacks=[LOCAL] if LOCAL != HOSTED else [],
-        messages=conv.messages,
-        tools=TOOLS,
-        max_tokens=64,
-        deadline=90,
-    )
-    calls = [tc.model_dump() for tc in resp.tool_calls]
-    await conv.add("assistant", resp.text, tool_calls=calls)
-    return resp
+    async def observe(self, call: Any, result: Any) -> None:
+        """The tool's result, for the model's next turn."""
+        content = json.dumps(result)
+        if self.window is None:
+            self.messages.append(
+                {"role": "tool", "content": content, "tool_call_id": call.id, "name": call.name}
+            )
+        else:
+            await self.window.add("tool", content, tool_call_id=call.id, name=call.name)
 
 
 @th.function(
@@ -91,31 +139,26 @@ async def think(ctx: tether.Context, conv: Transcript) -> Any:
 )
 async def support_reply(ctx: tether.Context) -> dict[str, Any]:
     msg = ctx.event.data
-    conv = Transcript(SYSTEM + "\nPolicy: " + POLICY)
-    await conv.add("user", msg["text"])
+    conv = Conversation(ctx, msg)
+    await conv.start()
     tools_used: list[str] = []
+    reply, model = "Let me hand you over to a colleague.", None
     for _ in range(MAX_TURNS):
-        resp = await think(ctx, conv)
+        resp = await conv.think()  # think
         if not resp.tool_calls:
-            return {
-                "conversation_id": msg["conversation_id"],
-                "customer": msg["customer"],
-                "reply": resp.text.strip(),
-                "model": resp.model,
-                "tools": tools_used,
-            }
+            reply, model = resp.text.strip(), resp.model
+            break
         for call in resp.tool_calls:
-            result = await act(ctx, call.name, call.arguments, msg)
+            result = await act(ctx, call.name, call.arguments, msg)  # act
             tools_used.append(call.name)
-            await conv.add(
-                "tool", json.dumps(result), tool_call_id=call.id, name=call.name
-            )  # observe
+            await conv.observe(call, result)  # observe
     return {
         "conversation_id": msg["conversation_id"],
         "customer": msg["customer"],
-        "reply": "Let me hand you over to a colleague.",
-        "model": None,
+        "reply": reply,
+        "model": model,
         "tools": tools_used,
+        "windows": conv.reports,
     }
 
 
