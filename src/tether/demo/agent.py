@@ -70,6 +70,7 @@ class Conversation:
         self.ctx = ctx
         self.msg = msg
         self.reports: list[dict[str, Any]] = []
+        self.compactions: list[dict[str, Any]] = []
         self.window: Any = None
         self.messages: list[dict[str, Any]] = []
         if HAS_WINDOWS:
@@ -107,7 +108,20 @@ class Conversation:
             calls = [tc.model_dump() for tc in resp.tool_calls]
             self.messages.append({"role": "assistant", "content": resp.text, "tool_calls": calls})
             return resp
-        built = await self.window.build()  # compacts first when the window is too full
+        built = await self.window.build()
+        if not self.reports and built.report.trigger != "none":
+            # Too full at the start of a reply: fold the older turns into a summary (never
+            # the turn being answered).
+            done = await self.window.compact()  # a durable LLM step (the summarizer)
+            if done is not None:
+                self.compactions.append(
+                    {
+                        "folded": done.turns_folded,
+                        "before": done.tokens_before,
+                        "after": done.tokens_after,
+                    }
+                )
+                built = await self.window.build()
         r = built.report
         self.reports.append(
             {
@@ -116,6 +130,10 @@ class Conversation:
                 "full_tokens": r.full_tokens,
                 "compacted": r.compacted,
                 "retrieved": list(r.retrieved),
+                "summarized_through": r.summarized_through,
+                "compaction_error": r.compaction_error,
+                # what the summary saves this call: the folded turns, less the summary
+                "saved": sum(c["before"] - c["after"] for c in self.compactions),
             }
         )
         return await self.ctx.step.llm("think", context=self.window, **options)
@@ -159,6 +177,7 @@ async def support_reply(ctx: tether.Context) -> dict[str, Any]:
         "model": model,
         "tools": tools_used,
         "windows": conv.reports,
+        "compactions": conv.compactions,
     }
 
 

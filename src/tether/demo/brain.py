@@ -46,6 +46,8 @@ class HostedBrain:
         system = "\n".join(_text(m) for m in messages if m.get("role") == "system")
         if system.startswith(POLICY_AGENT_SYSTEM[:40]):
             return Reply(_policy_answer(_last_user(messages)))
+        if system.startswith(SUMMARIZER_START):
+            return Reply(json.dumps(_summary(_last_user(messages))))
         tools = {t.get("function", {}).get("name") for t in request.body.get("tools") or []}
         return self._agent_turn(messages, tools, request.prompt)
 
@@ -61,6 +63,31 @@ class HostedBrain:
         with self._lock:
             delay = next((s for m, s in self._slow.items() if m in asked), 0.0)
         return Reply(_final(asked, done, earlier, system_memory(messages)), delay=delay)
+
+
+#: How tether's summarizer prompt begins (tether.context.transcript.SUMMARIZER_PROMPT).
+SUMMARIZER_START = "You keep the running summary of a conversation"
+
+
+def _summary(request: str) -> dict[str, Any]:
+    """A structured summary of the folded lines: each line cut to its first words, and
+    every term the request says to keep, as written."""
+    m = re.search(r"Keep these exactly as written: (.*)$", request, re.M)
+    keep = [t.strip() for t in m.group(1).split(",")] if m else []
+    folded = request.split("(#n is the message number):", 1)[-1].split("Keep these exactly")[0]
+    said = [line.split(":", 1)[-1] for line in folded.splitlines() if " user:" in line]
+    orders = sorted(set(_ORDER.findall(folded)))
+    refunds = sorted(set(re.findall(r"\bR-[A-D]-\d{4}\b", folded)))
+    progress = [f"looked up {', '.join(orders)}"] if orders else []
+    waiting = "waiting for approval" in folded
+    progress += [
+        f"refund {r} requested" + (", waiting for approval" if waiting else "") for r in refunds
+    ]
+    return {
+        "goal": "Help the customer: " + " ".join(" ".join(said).split()[:14]),
+        "progress": progress,
+        "critical_context": keep,
+    }
 
 
 def _last_user(messages: list[dict[str, Any]]) -> str:
@@ -144,8 +171,13 @@ def _final(asked: str, done: dict[str, Any], earlier: dict[str, Any], memory: st
     policy = done.get("check_policy")
     if isinstance(policy, dict):
         pending = earlier.get("issue_refund")
+        summarized = re.search(
+            r"refund (R-[A-D]-\d{4}) requested, waiting for approval", memory, re.I
+        )
         if isinstance(pending, dict) and pending.get("status") != "refunded":
             parts.append(f"Your refund {pending['refund_id']} is waiting for approval.")
+        elif summarized:  # what the window's summary says of the earlier turns
+            parts.append(f"Your refund {summarized.group(1).upper()} is waiting for approval.")
         parts.append(str(policy.get("answer", "")))
     if "forget_me" in done:
         parts.append("Done: everything we kept about you is being deleted.")

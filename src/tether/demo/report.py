@@ -64,9 +64,9 @@ def report(
     hosted: FakeLLMServer,
     hosted_model: str,
     console: Console,
-    has_memory: bool,
-    has_subjects: bool,
 ) -> bool:
+    from tether.demo.agent import HAS_MEMORY, HAS_SUBJECTS, HAS_WINDOWS
+
     scene = d.scene
     replies = [th.get_run(r.id) for r in th.list_runs("support-reply", limit=200)]
     desks = [th.get_run(r.id) for r in th.list_runs("policy-desk", limit=200)]
@@ -88,6 +88,16 @@ def report(
             if not a.get("ok"):
                 failed_llm[f"{a.get('error_class')} ({a.get('status') or '-'})"] += 1
     fallbacks = sum(n for m, n in by_model.items() if m.startswith("local:"))
+    builds = [b for r in replies for b in (r.output or {}).get("windows") or []]
+    compactions = [
+        s
+        for r in replies
+        for s in r.steps
+        if _base(s.id) == "context.compact" and s.status == "completed"
+    ]
+    saved = sum(b.get("saved", 0) for b in builds)
+    folds = [c for r in replies for c in (r.output or {}).get("compactions") or []]
+    recalled = sum(1 for b in builds for h in b["retrieved"] if h.startswith("memory:"))
     step_retries = sum(
         1 for r in replies + desks + refunds for s in r.steps for a in s.attempts if a.error_type
     )
@@ -138,15 +148,33 @@ def report(
         f"run {scene.cancelled.get('run_id')} {scene.cancelled.get('status')}; refund was "
         f"{scene.cancelled.get('refund_status')}, then approved and issued",
     )
-    if has_subjects:
+    if HAS_WINDOWS:
+        windows = len({r.input["conversation_id"] for r in replies if r.input})
+        budget = builds[0]["budget"] if builds else "-"
         t.add_row(
-            "customer dee forgotten", ", ".join(f"{k} {v}" for k, v in scene.forgotten.items())
+            "context windows",
+            f"{windows} windows of {budget} tokens (policy pinned), {len(builds)} builds, "
+            f"{len(compactions)} compaction(s)",
         )
+        t.add_row(
+            "compactions (summarizer: the hosted model)",
+            ", ".join(
+                f"{c['folded']} items folded, {c['before']} -> {c['after']} tokens" for c in folds
+            )
+            or "-",
+        )
+        t.add_row("tokens saved by the windows", f"{saved:,} (on the calls after a compaction)")
+    else:
+        t.add_row("context windows", "not in this build (ctx.context not available)")
+    if HAS_MEMORY:
+        t.add_row("long-term memories retrieved into a window", str(recalled))
+    else:
+        t.add_row("long-term memory", "not in this build (ctx.memory not available)")
+    if HAS_SUBJECTS:
+        forgotten = ", ".join(f"{k} {v}" for k, v in scene.forgotten.items())
+        t.add_row("customer dee forgotten", forgotten)
     else:
         t.add_row("forgetting a customer", "not in this build (th.subject not available)")
-    if not has_memory:
-        t.add_row("long-term memory", "not in this build (ctx.memory not available)")
-    t.add_row("context windows", "not in this build (ctx.context not available)")
     console.print(t)
 
     if not console.is_terminal:  # piped: room for the audit's tables

@@ -157,7 +157,7 @@ def run_demo(store: str | None = None, console: Console | None = None) -> int:
     }
     os.environ.update({k: env[k] for k in ("TETHER_STORE", "TETHER_DEMO_HOSTED")})
     os.environ["TETHER_DEMO_PAYMENTS"] = pay.url
-    from tether.demo.agent import HAS_MEMORY, HAS_SUBJECTS, th
+    from tether.demo.agent import HAS_SUBJECTS, th
 
     d = Driver(th, console, env)
     console.rule("[bold]tether demo[/]: a support agent on the embedded store")
@@ -275,7 +275,7 @@ def run_demo(store: str | None = None, console: Console | None = None) -> int:
 
     from tether.demo.report import report
 
-    ok = report(th, d, pay, hosted, hosted_model, console, HAS_MEMORY, HAS_SUBJECTS)
+    ok = report(th, d, pay, hosted, hosted_model, console)
     console.print(f"total time: {time.perf_counter() - started:.1f}s")
     console.print(
         f"open the dashboard on this store: [bold]tether dev tether.demo.agent:th --store {store}[/]"
