@@ -396,13 +396,12 @@ def _print_doctor(report: dict[str, Any]) -> None:
 
 @app.command()
 def demo(
-    tickets: Annotated[int, typer.Option(help="Tickets to triage")] = 20,
     store: Annotated[str | None, typer.Option("--store", help="Store URL")] = None,
 ) -> None:
-    """Run the bundled ticket-triage app end to end on the embedded store."""
+    """Run the bundled support agent end to end on the embedded store (with a SIGKILL)."""
     from tether.demo.run import run_demo
 
-    raise typer.Exit(run_demo(tickets=tickets, store=store, console=console))
+    raise typer.Exit(run_demo(store=store, console=console))
 
 
 from tether.cli.audit import app as audit_app  # noqa: E402
