@@ -299,7 +299,7 @@ if HAS_SUBJECTS:
                 "running",
             ):
                 time.sleep(0.05)
-            counts: dict[str, Any] = th.subject(f"customer:{data['customer']}").forget()  # type: ignore[attr-defined]
+            counts: dict[str, Any] = th.subject(f"customer:{data['customer']}").forget()
             return counts
 
         return {"customer": data["customer"], "forgotten": await ctx.step.run("forget", forget)}

@@ -9,8 +9,9 @@ own operation at once.
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar
 
 from tether.errors import WouldBlock
@@ -92,6 +93,13 @@ class GroupCommitter(Generic[C]):
         finally:
             self._write_lock.release()
         return op.result  # type: ignore[no-any-return]
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold the write lock, with no group commit: for a statement that runs its own
+        transaction (``PRAGMA incremental_vacuum``, ``VACUUM``)."""
+        with self._write_lock:
+            yield
 
     def _commit(self, batch: list[Op[C]]) -> None:
         try:
