@@ -390,5 +390,9 @@ from tether.cli.subject import app as subject_app  # noqa: E402
 
 app.add_typer(audit_app, name="audit")
 app.add_typer(subject_app, name="subject")
+from tether.cli.memory import app as memory_app  # noqa: E402
+
+app.add_typer(audit_app, name="audit")
+app.add_typer(memory_app, name="memory")
 app.command("eval")(_eval_command)
 _register_llm(app)

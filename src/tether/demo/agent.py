@@ -194,7 +194,7 @@ async def act(ctx: tether.Context, name: str, args: dict[str, Any], msg: dict[st
         )
         return answer
     if name == "remember" and HAS_MEMORY:
-        await ctx.memory(_subject(msg)).add(str(args.get("fact", "")), source="support-reply")  # type: ignore[attr-defined]
+        await ctx.memory(_subject(msg)).add(str(args.get("fact", "")), source="support-reply")
         return {"remembered": True}
     if name == "forget_me" and HAS_SUBJECTS:
         await ctx.step.send_event(

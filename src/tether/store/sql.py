@@ -122,6 +122,7 @@ class SQLStore(Store):
         self.codec = codec or IDENTITY
         self.create = create  # False: migrate() refuses to create a store that is not there
         self._fresh: set[str] = set()  # runs this process created already claimed
+        self._pgvector: bool | None = None  # memory searches through pgvector (None: untried)
 
     # -- what each backend supplies -------------------------------------------------------
     @abc.abstractmethod
@@ -717,25 +718,44 @@ class SQLStore(Store):
         return self.reading(lambda tx: mem.current(tx, subject))
 
     def memory_search_sources(
-        self, subject: str, terms: Sequence[str], limit: int, model: str | None
+        self,
+        subject: str,
+        terms: Sequence[str],
+        limit: int,
+        model: str | None,
+        *,
+        scan: bool = True,
     ) -> tuple[
         tuple[str, int] | None,
-        list[str],
+        dict[str, list[str]],
         list[tuple[str, float, str]],
         list[tuple[str, float, str, bytes]],
     ]:
         """What a search fuses, read on one connection: the index's (model, dimension), the
-        full-text ranking (ids), every current item (id, created_at, tags JSON) and the
-        vectors of ``model``."""
+        items matching each term (at most ``limit`` + 1 ids a term), every current item
+        (id, created_at, tags JSON) and the vectors of ``model``."""
 
         def read(tx: Tx) -> Any:
             index = None if model is None else mem.index_info(tx)
-            ranked = mem.text_search(tx, subject, terms, limit)
-            vectors = [] if model is None else mem.subject_vectors(tx, subject, model)
+            ranked = mem.text_matches(tx, subject, terms, limit)
+            vectors = [] if model is None or not scan else mem.subject_vectors(tx, subject, model)
             return index, ranked, mem.candidates(tx, subject), vectors
 
         result: Any = self.reading(read)
         return result  # type: ignore[no-any-return]
+
+    def memory_pgvector(self, dimension: int) -> bool:
+        """Whether searches use pgvector's HNSW index (set up on first call where ``CREATE
+        EXTENSION vector`` succeeds; the exact scan of the subject's vectors otherwise)."""
+        if self._pgvector is None:
+            self._pgvector = self.write(lambda tx: mem.enable_pgvector(tx, dimension))
+        return self._pgvector
+
+    def memory_nearest(
+        self, subject: str, model: str, query: bytes, limit: int
+    ) -> list[tuple[str, float]]:
+        """(id, cosine) of the subject's nearest items through pgvector (see above)."""
+        return self.reading(lambda tx: mem.pgvector_nearest(tx, subject, model, query, limit))
 
     def memory_index(self) -> tuple[str, int] | None:
         """(model, dimension) of the store's memory vectors, or None before the first."""
