@@ -24,6 +24,7 @@ from tether.errors import (
     InvalidEventError,
     InvalidMemory,
     InvalidOutput,
+    InvalidPreference,
     LLMCallFailed,
     LLMDeadlineExceeded,
     LLMError,
@@ -49,6 +50,7 @@ from tether.errors import (
     StoreLocked,
     StoreNotFound,
     StreamInterrupted,
+    SubjectNotFound,
     TetherError,
     UnknownProvider,
 )
@@ -67,6 +69,7 @@ from tether.flow.cron import on_cron
 from tether.harness import Harness
 from tether.memory import Memory, MemoryHit, MemoryItem
 from tether.records import Attempt, Event, Run, RunStatus, Step
+from tether.subjects import Subject
 
 __version__ = "0.1.0"
 
@@ -89,6 +92,7 @@ __all__ = [
     "InvalidEventError",
     "InvalidMemory",
     "InvalidOutput",
+    "InvalidPreference",
     "LLMCallFailed",
     "LLMDeadlineExceeded",
     "LLMError",
@@ -125,6 +129,8 @@ __all__ = [
     "StoreLocked",
     "StoreNotFound",
     "StreamInterrupted",
+    "Subject",
+    "SubjectNotFound",
     "SyncContext",
     "TetherError",
     "Throttle",

@@ -36,7 +36,9 @@
     ├── MemoryNotFound              no memory item with this id for this subject
     ├── MemoryDisabled              the subject's preferences turn long-term memory off
     ├── InvalidMemory               also a ValueError: empty or oversized text, bad tags or k
-    └── MemoryIndexMismatch         the store's vectors were made by another embedder (reindex)
+    ├── MemoryIndexMismatch         the store's vectors were made by another embedder (reindex)
+    ├── SubjectNotFound             nothing is kept about this subject (CLI, API lookups)
+    └── InvalidPreference           a preference that is not a JSON value: nothing written
 
 Control flow inside a running function derives from ``BaseException``, so ``except
 Exception`` in user code never swallows it (``tether.durable.signals`` and
@@ -336,6 +338,21 @@ class MemoryNotFound(TetherError):
 
 class MemoryDisabled(TetherError):
     """The subject's preferences turn long-term memory off (``preferences["memory"] = False``)."""
+
+
+class SubjectNotFound(TetherError):
+    """Nothing is kept about this subject: no memory, window, preference, run or event."""
+
+    def __init__(self, subject: str) -> None:
+        super().__init__(
+            f"nothing is kept about subject {subject!r}: no memory, window, preference, run "
+            "or event. Check the id (`tether subject list` lists the subjects)."
+        )
+        self.subject = subject
+
+
+class InvalidPreference(TetherError):
+    """A preference value (or name) that cannot be stored as JSON; nothing was written."""
 
 
 class InvalidMemory(TetherError, ValueError):

@@ -38,6 +38,7 @@ from starlette.routing import Route
 
 from tether.dashboard.audit import routes as audit_routes
 from tether.dashboard.openapi import OPENAPI
+from tether.dashboard.subjects import routes as subject_routes
 from tether.dashboard.views import function_stats, run_detail, run_summary
 from tether.errors import StoreError, TetherError
 from tether.observe import TRACE_KV_PREFIX as KV_PREFIX
@@ -395,6 +396,7 @@ def create_app(
         Route("/api/events", api_send, methods=["POST"]),
         Route("/api/stream", api_stream),
         *audit_routes(harness, page, r),
+        *subject_routes(harness, page, r, _json_body),
     ]
     middleware = [Middleware(BaseHTTPMiddleware, dispatch=_guard(token))]
     return Starlette(

@@ -10,6 +10,7 @@ from tether.durable.execution import CURRENT_STEP, RunExecution
 from tether.durable.steps import AsyncSteps, SyncSteps
 from tether.records import Event
 from tether.store.base import StepWrite
+from tether.subjects.subject import AsyncSubject, Subject, sql_store
 
 if TYPE_CHECKING:
     from tether.memory import AsyncMemory, Memory, WriteKeys
@@ -112,6 +113,19 @@ class _ContextBase:
         ex.patches[name] = answer
         return answer
 
+    def _subject(self, subject_id: str) -> Subject:
+        # Nothing is written here (no store call on the event loop, nothing to replay): a
+        # subject's memories, preferences and runs make it known to the store.
+        ex = self._ex
+        return Subject(
+            subject_id,
+            sql_store(ex.store),
+            clock=ex.clock,
+            memory=lambda sid: getattr(self, "memory")(sid),  # noqa: B009 (defined by each subclass)
+            cancel_local=ex.engine.cancel_local,
+            current_run=ex.run_id,
+        )
+
     def _memory(self, subject: str, asynchronous: bool) -> Any:
         from tether.memory import WriteKeys, open_memory
 
@@ -135,6 +149,11 @@ class Context(_ContextBase):
         super().__init__(ex)
         self.step = AsyncSteps(ex)
 
+    def subject(self, subject_id: str) -> AsyncSubject:
+        """A subject (DESIGN 4b), with coroutine methods; ``.memory`` is ``ctx.memory(id)``
+        (replay-safe writes)."""
+        return AsyncSubject(self._subject(subject_id))
+
     def memory(self, subject: str) -> AsyncMemory:
         """The long-term memory of ``subject``; its methods are coroutines, and its writes
         are keyed by (run, write number): a replayed run applies none of them twice."""
@@ -148,6 +167,10 @@ class SyncContext(_ContextBase):
     def __init__(self, ex: RunExecution) -> None:
         super().__init__(ex)
         self.step = SyncSteps(ex)
+
+    def subject(self, subject_id: str) -> Subject:
+        """A subject (DESIGN 4b); ``.memory`` is ``ctx.memory(id)`` (replay-safe writes)."""
+        return self._subject(subject_id)
 
     def memory(self, subject: str) -> Memory:
         """The long-term memory of ``subject`` (blocking methods); writes keyed by (run,

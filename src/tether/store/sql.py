@@ -56,12 +56,14 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypedDict, TypeVar
 
 from tether.codec import dumps, loads
+from tether.context.records import ContextItem
 from tether.errors import ConfigurationError, SchemaVersionError, StoreNotFound
 from tether.records import Run
 from tether.store import checkpoints as cp
-from tether.store import claims, endings, migrations, waits
+from tether.store import claims, endings, migrations, subject_runs, waits
 from tether.store import flow_decisions as flow
 from tether.store import memories as mem
+from tether.store import windows as win
 from tether.store.base import (
     Accepted,
     AttemptWrite,
@@ -274,18 +276,22 @@ class SQLStore(Store):
             }
             out: list[Accepted] = []
             for ev in events:
+                planned = plan(ev)
+                # The event belongs to the subject of a run it starts (DESIGN 4b).
+                subject = next((n.subject for n in planned if n.subject is not None), None)
                 if not tx.changed(
-                    "INSERT INTO events (id, name, data, ts, received_at) VALUES (?,?,?,?,?) "
+                    "INSERT INTO events (id, name, data, ts, received_at, subject) "
+                    "VALUES (?,?,?,?,?,?) "
                     "ON CONFLICT (id) DO UPDATE SET name=excluded.name, data=excluded.data, "
-                    "ts=excluded.ts, received_at=excluded.received_at "
+                    "ts=excluded.ts, received_at=excluded.received_at, subject=excluded.subject "
                     "WHERE events.received_at < ?",
-                    (ev.id, ev.name, tx.codec.encode(ev.data), ev.ts, now, now - DAY),
+                    (ev.id, ev.name, tx.codec.encode(ev.data), ev.ts, now, subject, now - DAY),
                 ):
                     out.append(Accepted(ev.id, True))
                     continue
                 run_ids = []
                 decisions = []
-                for new in plan(ev):
+                for new in planned:
                     rid, created, decision, _ = insert_run(tx, new, now)
                     if created:
                         run_ids.append(rid)
@@ -513,7 +519,11 @@ class SQLStore(Store):
             batch = [(r, cp.step_params(tx, r, token, s)) for r, token, s in items]
             return cp.checkpoints(tx, batch)
 
-        return self.write(op, single=len(items) == 1)
+        # Each checkpoint is fenced on its own, so they may commit one by one. Where that
+        # is cheap (PostgreSQL without a flush per commit) a batch skips BEGIN/COMMIT: its
+        # statements go in one pipeline, one round trip. SQLite shares one commit instead.
+        single = len(items) == 1 or (not self.dialect.serialised and self.durability == "process")
+        return self.write(op, single=single)
 
     def resolve_wait(self, run_id: str, token: int, step_id: str, now: float) -> bool:
         return self.write(lambda tx: cp.resolve_wait(tx, run_id, token, step_id, now))
@@ -806,3 +816,116 @@ class SQLStore(Store):
         return self.write(
             lambda tx: tx.changed("DELETE FROM subjects WHERE id=?", (subject,)), single=True
         )
+
+    # -- the runs and events of a subject (subject_runs.py, DESIGN 4b) ---------------------------
+    def run_subjects(self) -> list[str]:
+        """The subjects that own runs or events."""
+        return self.reading(subject_runs.subjects)
+
+    def subject_has_runs(self, subject: str) -> bool:
+        return self.reading(lambda tx: subject_runs.has_runs(tx, subject))
+
+    def stop_subject_runs(self, subject: str, now: float) -> list[str]:
+        """Cancel the subject's runs that are not executing, flag the executing ones (they
+        stop at their next step boundary); return the ids of the executing ones."""
+        return self.write(lambda tx: subject_runs.stop(tx, subject, now))
+
+    def executing_subject_runs(self, subject: str) -> list[str]:
+        return self.reading(lambda tx: subject_runs.executing(tx, subject))
+
+    def export_subject_runs(self, subject: str) -> dict[str, list[dict[str, Any]]]:
+        """``{"runs": [...], "events": [...]}``: the subject's runs with their steps and
+        attempts, and the events that triggered them, as JSON values."""
+        return self.reading(lambda tx: subject_runs.export(tx, subject))
+
+    def delete_subject_runs(self, subject: str) -> dict[str, int]:
+        """Delete the subject's runs (steps, attempts and all) and events; the counts."""
+        return self.write(lambda tx: subject_runs.delete(tx, subject))
+
+    def erase_deleted(self, timeout: float = 10.0) -> str | None:
+        """Make what was deleted unreadable in the store's own files; None when done, else
+        why it could not finish. A database server keeps deleted rows until VACUUM and
+        recycles its WAL itself, so there is nothing to do here (see the SQLite store)."""
+        return None
+
+    # -- context windows (windows.py) -----------------------------------------------------
+    def window_append(
+        self,
+        key: str,
+        items: Sequence[ContextItem],
+        now: float,
+        *,
+        subject: str | None = None,
+        model: str | None = None,
+        origins: Sequence[tuple[str, int] | None] | None = None,
+    ) -> list[ContextItem]:
+        """Append to window ``key`` atomically (``windows.append``)."""
+        return self.write(
+            lambda tx: win.append(
+                tx, key, items, now, subject=subject, model=model, origins=origins
+            )
+        )
+
+    def window_open(
+        self, key: str, subject: str | None, model: str | None, now: float
+    ) -> win.WindowRow:
+        """Window ``key``'s row, created on first use (its subject is checked)."""
+        return self.write(lambda tx: win.open_window(tx, key, subject, model, now))
+
+    def window_read(self, key: str, after: int = 0) -> tuple[int, list[ContextItem]]:
+        """(generation, items with ``seq > after``): the generation changes on ``clear``."""
+
+        def read(tx: Tx) -> tuple[int, list[ContextItem]]:
+            row = win.window(tx, key)
+            if row is None:
+                return 0, []
+            return row.generation, win.items_after(tx, row, after)
+
+        return self.reading(read)
+
+    def window_pins(self, key: str) -> dict[str, ContextItem]:
+        return self.reading(lambda tx: _on_window(tx, key, win.current_pins, {}))
+
+    def window_summary(self, key: str) -> ContextItem | None:
+        def read(tx: Tx) -> ContextItem | None:
+            row = win.window(tx, key)
+            if row is None or row.summary_seq is None:
+                return None
+            return win.item_at(tx, row, row.summary_seq)
+
+        return self.reading(read)
+
+    def window_artifact(self, key: str, handle: str) -> ContextItem | None:
+        return self.reading(
+            lambda tx: _on_window(tx, key, lambda t, r: win.artifact(t, r, handle), None)
+        )
+
+    def window_origins(self, key: str, run_id: str) -> dict[int, int]:
+        """seq -> write number of the items run ``run_id`` wrote to window ``key``."""
+        return self.reading(lambda tx: win.origins(tx, key, run_id))
+
+    def clear_window(self, key: str, now: float | None = None) -> int:
+        """Delete every item of window ``key`` for good; returns how many."""
+        stamp = time.time() if now is None else now
+        return self.write(lambda tx: win.clear(tx, key, stamp))
+
+    def window_keys(self, subject: str) -> list[str]:
+        """The keys of the windows opened with ``subject``."""
+        return self.reading(lambda tx: win.keys_of(tx, subject))
+
+    def export_window(self, key: str) -> dict[str, Any]:
+        """Window ``key`` with every item, as JSON-serialisable data ({} when unknown)."""
+        return self.reading(lambda tx: win.export(tx, key)) or {}
+
+    def delete_subject_windows(self, subject: str) -> dict[str, int]:
+        """Delete the windows of ``subject`` and their items: {"windows": n, "items": m}."""
+        return self.write(lambda tx: win.delete_subject(tx, subject))
+
+    def list_windows(self, limit: int = 100) -> list[dict[str, Any]]:
+        """The most recently updated windows (key, subject, model, times, item count)."""
+        return self.reading(lambda tx: win.listing(tx, limit))
+
+
+def _on_window(tx: Tx, key: str, fn: Callable[[Tx, win.WindowRow], T], default: T) -> T:
+    row = win.window(tx, key)
+    return default if row is None else fn(tx, row)
