@@ -34,7 +34,10 @@
     ├── RunCancelled                a run was cancelled (raised to callers waiting on it)
     ├── RunTimeout                  also a TimeoutError: a run or a wait on it ran out of time
     ├── MemoryNotFound              no memory item with this id for this subject
-    └── MemoryDisabled              the subject's preferences turn long-term memory off
+    ├── MemoryDisabled              the subject's preferences turn long-term memory off
+    └── EncryptionError             a payload cannot be decrypted (damaged, or stored in clear)
+        ├── EncryptionKeyError      a wrong, missing or malformed encryption key (names the fix)
+        └── SubjectKeyDestroyed     the subject was forgotten: its data key is gone
 
 Control flow inside a running function derives from ``BaseException``, so ``except
 Exception`` in user code never swallows it (``tether.durable.signals`` and
@@ -334,3 +337,17 @@ class MemoryNotFound(TetherError):
 
 class MemoryDisabled(TetherError):
     """The subject's preferences turn long-term memory off (``preferences["memory"] = False``)."""
+
+
+class EncryptionError(TetherError):
+    """A payload cannot be encrypted or decrypted: it was altered on disk, or is in clear
+    in a store that encrypts (encryption at rest, ``tether.store.encryption``)."""
+
+
+class EncryptionKeyError(EncryptionError):
+    """The encryption key is wrong, missing or malformed; the message says which key the
+    store needs (by id, never the key) and how to give it."""
+
+
+class SubjectKeyDestroyed(EncryptionError):
+    """The data of a forgotten subject: its key was destroyed, so it cannot be read."""

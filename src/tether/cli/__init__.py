@@ -16,7 +16,7 @@ import typer
 
 from tether.cli.loader import load_app, raw_store_url
 from tether.cli.output import cells, console, err, fail, id_table, plain, short, status_text
-from tether.cli.stores import open_existing, require_store, store_url
+from tether.cli.stores import StoreOpt, open_existing, require_store, store_url
 from tether.dashboard.views import step_kind
 from tether.errors import TetherError
 from tether.harness import Harness
@@ -31,10 +31,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-StoreOpt = Annotated[
-    str | None,
-    typer.Option("--store", "-s", help="Store URL (default: TETHER_STORE or .tether/tether.db)"),
-]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text")]
 
 __all__ = ["app", "console", "err", "main"]
@@ -407,8 +403,10 @@ def demo(
 
 from tether.cli.audit import app as audit_app  # noqa: E402
 from tether.cli.eval import command as _eval_command  # noqa: E402
+from tether.cli.keys import register as _register_keys  # noqa: E402  (tether keygen, rekey)
 from tether.cli.llm import register as _register_llm  # noqa: E402  (tether llm, tether fake-llm)
 
 app.add_typer(audit_app, name="audit")
 app.command("eval")(_eval_command)
 _register_llm(app)
+_register_keys(app)

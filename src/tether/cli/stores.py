@@ -11,12 +11,19 @@ hold tether's ``tether_meta`` table.
 from __future__ import annotations
 
 import os
+from typing import Annotated
 from urllib.parse import urlsplit
+
+import typer
 
 from tether.errors import StoreError
 from tether.harness import Harness
 from tether.store import DEFAULT_URL, redact_url
 
+StoreOpt = Annotated[
+    str | None,
+    typer.Option("--store", "-s", help="Store URL (default: TETHER_STORE or .tether/tether.db)"),
+]
 HOW_TO_CREATE = (
     "To create a store there, run the app (tether worker APP, or tether dev APP) or "
     "tether migrate --store {url}."

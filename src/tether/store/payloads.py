@@ -15,9 +15,31 @@ while the codec keeps them readable.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+from tether.errors import EncryptionKeyError
+
+if TYPE_CHECKING:
+    from tether.store.executor import Tx
+
 
 class PayloadCodec:
     """The identity codec: payloads are stored as the JSON text they are."""
+
+    # Whether SQL may match text inside payload columns (the dashboard's search): False
+    # for a codec whose stored form says nothing about the text (encryption).
+    searchable = True
+
+    def attach(self, store: Any, tx: Tx) -> None:
+        """Called in the transaction that opens (migrates) ``store``: refuse a store whose
+        payloads are encrypted, since this codec would hand out ciphertext as text."""
+        row = tx.one("SELECT value FROM tether_meta WHERE key='encryption_key_ids'")
+        if row and row[0]:
+            raise EncryptionKeyError(
+                f"{store._describe()} holds encrypted payloads (key id(s) {row[0]}) and no "
+                "key was given: set TETHER_ENCRYPTION_KEY to the store's key (or pass "
+                "Harness(encryption_key=...) / open_store(url, encryption_key=...))."
+            )
 
     def encode(self, text: str, subject: str | None = None) -> str:
         """The stored form of ``text``. ``subject`` names whose data it is (DESIGN 4b), for a
