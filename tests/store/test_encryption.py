@@ -255,3 +255,38 @@ def test_a_store_object_and_a_key_do_not_mix(encrypted: tuple[tether.Harness, St
         tether.Harness(store, encryption_key=KEY_A)
     assert "key" not in repr(store.codec).lower().replace("key_ids", "")
     assert KEY_A not in repr(store.codec)
+
+
+def test_rekey_encrypts_a_registered_subject_table_with_each_subject_key(
+    store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tether.store import encryption
+
+    monkeypatch.setattr(encryption, "PAYLOAD_TABLES", list(encryption.PAYLOAD_TABLES))
+    encryption.payload_table("notes_t", ["id"], ["body"], subject="who")
+    store: Any = open_store(store_url)  # a feature's table, written in clear
+    try:
+        store.write(
+            lambda tx: tx.execute("CREATE TABLE notes_t (id TEXT PRIMARY KEY, who TEXT, body TEXT)")
+        )
+        store.write(
+            lambda tx: tx.many(
+                "INSERT INTO notes_t (id, who, body) VALUES (?, ?, ?)",
+                [("1", "user:ann", f"{MARK} ann"), ("2", "user:bo", f"{MARK} bo")],
+            )
+        )
+    finally:
+        store.close()
+    store = open_store(store_url, encryption_key=KEY_A)
+    try:
+        assert rekey(store)["notes_t"] == 2
+        rows = dict(_read(store)("SELECT who, body FROM notes_t"))
+        assert all(MARK not in v and v.startswith(f"{PREFIX}s") for v in rows.values())
+        assert store.codec.decode(rows["user:ann"], "user:ann") == f"{MARK} ann"
+        store.destroy_subject_key("user:ann")
+        with pytest.raises(tether.SubjectKeyDestroyed):
+            store.codec.decode(rows["user:ann"], "user:ann")
+        assert store.codec.decode(rows["user:bo"], "user:bo") == f"{MARK} bo"
+        assert rekey(store)["notes_t"] == 0
+    finally:
+        store.close()

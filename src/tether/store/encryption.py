@@ -36,6 +36,7 @@ import os
 import secrets
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tether.errors import EncryptionError, EncryptionKeyError, SubjectKeyDestroyed
@@ -150,7 +151,7 @@ class EncryptingCodec(PayloadCodec):
         head, _, body = text[len(PREFIX) :].partition(":")
         kind, kid = head[:1], head[1:]
         try:
-            blob = base64.b64decode(body, validate=True)
+            blob = binascii.a2b_base64(body, strict_mode=True)
         except (binascii.Error, ValueError):
             blob = b""
         if kind == "m":
@@ -177,11 +178,9 @@ class EncryptingCodec(PayloadCodec):
 
     @staticmethod
     def _open(aead: Any, blob: bytes, aad: bytes) -> bytes:
-        from cryptography.exceptions import InvalidTag
-
         try:
             plain: bytes = aead.decrypt(blob[:NONCE], blob[NONCE:], aad)
-        except (InvalidTag, ValueError):
+        except (_invalid_tag(), ValueError):
             raise EncryptionError(
                 "a stored value failed authentication: it was altered or damaged on disk, or "
                 "written for another subject. Restore the store from a backup."
@@ -270,7 +269,19 @@ def destroy_subject_key(tx: Tx, subject: str) -> bool:
 
 
 def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
+    return binascii.b2a_base64(data, newline=False).decode("ascii")
+
+
+_INVALID_TAG: Any = None
+
+
+def _invalid_tag() -> type[Exception]:
+    global _INVALID_TAG
+    if _INVALID_TAG is None:
+        from cryptography.exceptions import InvalidTag
+
+        _INVALID_TAG = InvalidTag
+    return _INVALID_TAG  # type: ignore[no-any-return]
 
 
 def _subject_aad(subject: str) -> bytes:
@@ -285,23 +296,44 @@ def _now() -> float:
     return time.time()
 
 
-# Payload columns of data that belongs to no subject, by table: (key columns, payload
-# columns). ``rekey`` rewrites them under the first key of the ring. Subjects' data needs
-# no rewriting: its data keys are wrapped again instead (``rewrap``).
-REKEY_COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "runs": (("id",), ("input", "output", "error", "batch_events")),
-    "steps": (("run_id", "step_id"), ("output", "error")),
-    "events": (("id",), ("data",)),
-    "attempts": (("run_id", "step_id", "number"), ("error_message", "traceback")),
-    "langgraph_checkpoints": (
+@dataclass(frozen=True)
+class PayloadTable:
+    """Where ``tether rekey`` finds payloads: a table, its key columns, its payload
+    columns, and the column naming each row's subject (None: data of no subject)."""
+
+    table: str
+    keys: tuple[str, ...]
+    columns: tuple[str, ...]
+    subject: str | None = None
+
+
+# ``rekey`` rewrites the payloads listed here. A feature module whose table holds payloads
+# adds itself with ``payload_table(...)`` when it is imported (memories, window items).
+PAYLOAD_TABLES: list[PayloadTable] = [
+    PayloadTable("runs", ("id",), ("input", "output", "error", "batch_events")),
+    PayloadTable("steps", ("run_id", "step_id"), ("output", "error")),
+    PayloadTable("events", ("id",), ("data",)),
+    PayloadTable("attempts", ("run_id", "step_id", "number"), ("error_message", "traceback")),
+    PayloadTable(
+        "langgraph_checkpoints",
         ("thread_id", "checkpoint_ns", "checkpoint_id"),
         ("checkpoint", "metadata"),
     ),
-    "langgraph_writes": (
+    PayloadTable(
+        "langgraph_writes",
         ("thread_id", "checkpoint_ns", "checkpoint_id", "task_id", "idx"),
         ("value",),
     ),
-}
+]
+
+
+def payload_table(
+    table: str, keys: Sequence[str], columns: Sequence[str], subject: str | None = None
+) -> None:
+    """Register a table's payload columns for ``tether rekey`` (identifiers, never input)."""
+    entry = PayloadTable(table, tuple(keys), tuple(columns), subject)
+    if entry not in PAYLOAD_TABLES:
+        PAYLOAD_TABLES.append(entry)
 
 
 def rekey(store: Any, batch: int = 500) -> dict[str, int]:
@@ -312,22 +344,36 @@ def rekey(store: Any, batch: int = 500) -> dict[str, int]:
     if not isinstance(codec, EncryptingCodec):
         raise EncryptionKeyError(f"tether rekey needs the store's key ring: set {ENV}=NEW,OLD")
     done = {"subject_keys": store.write(codec.rewrap, sync=True)}
-    for table, (keys, columns) in REKEY_COLUMNS.items():
-        done[table] = 0
-        for column in columns:
-            # Identifiers come from the table above, never from input.
-            select = f"SELECT {', '.join(keys)}, {column} FROM {table} WHERE {column} IS NOT NULL"
-            update = f"UPDATE {table} SET {column}=? WHERE " + " AND ".join(f"{k}=?" for k in keys)
+    for entry in PAYLOAD_TABLES:
+        if not store.reading(lambda tx, t=entry.table: _exists(tx, t)):
+            continue
+        done[entry.table] = 0
+        keys = ", ".join(entry.keys)
+        who = entry.subject or "NULL"
+        for column in entry.columns:
+            # Identifiers come from PAYLOAD_TABLES, never from input.
+            select = f"SELECT {keys}, {who}, {column} FROM {entry.table} WHERE {column} IS NOT NULL"
+            update = f"UPDATE {entry.table} SET {column}=? WHERE " + " AND ".join(
+                f"{k}=?" for k in entry.keys
+            )
             pending: list[tuple[Any, ...]] = []
             for row in store.iter_rows(select):
-                fresh = codec.reencrypt(row[-1])
+                fresh = codec.reencrypt(row[-1], row[-2])
                 if fresh is not None:
-                    pending.append((fresh, *row[:-1]))
+                    pending.append((fresh, *row[:-2]))
                 if len(pending) >= batch:
-                    done[table] += _update(store, update, pending)
+                    done[entry.table] += _update(store, update, pending)
                     pending = []
-            done[table] += _update(store, update, pending)
+            done[entry.table] += _update(store, update, pending)
     return done
+
+
+def _exists(tx: Tx, table: str) -> bool:
+    if tx.d.name == "sqlite":
+        sql = "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?"
+    else:
+        sql = "SELECT 1 FROM information_schema.tables WHERE table_schema=current_schema() AND table_name=?"
+    return tx.one(sql, (table,)) is not None
 
 
 def _update(store: Any, sql: str, rows: list[tuple[Any, ...]]) -> int:

@@ -9,8 +9,9 @@ text on both backends) turns on encryption at rest for all of them at once.
 
 What the store matches or sorts on in SQL is not a payload and stays as given: ids,
 function ids, event names, flow-control keys, ``wait_for_event`` match values, reasons,
-timestamps. The dashboard's text search reads the stored text, so it finds payloads only
-while the codec keeps them readable.
+timestamps. The dashboard's text search reads the stored text, so it searches payloads
+only while the codec keeps them readable (``searchable``); encryption (``encryption.py``)
+turns that off and the search matches run ids only.
 """
 
 from __future__ import annotations
