@@ -724,7 +724,7 @@ class SQLStore(Store):
 
     def memory_add_many(self, news: Sequence[NewMemory]) -> list[MemoryRow]:
         """``memory_add`` for many items, in one transaction."""
-        return self.write(lambda tx: [mem.add(tx, new)[0] for new in news])
+        return self.write(lambda tx: mem.add_many(tx, news))
 
     def memory_clear(self, subject: str, write_key: str | None, now: float) -> int:
         """Delete every memory of the subject (``Memory.clear``); how many rows went."""
