@@ -354,6 +354,34 @@ class Harness:
         before = now - seconds(older_than, "older_than")
         return self.store.prune(before, min(before, now - DAY))
 
+    def context(
+        self,
+        key: str,
+        *,
+        model: str | None = None,
+        budget: int | None = None,
+        system: str | None = None,
+        subject: str | None = None,
+        memory: bool = False,
+        summarizer: Any = None,
+        extract: bool = False,
+    ) -> Any:
+        """The context window ``key`` (``ContextWindow``): the same key reopens the same log,
+        in any process. Needs ``model`` (whose context window sets the budget) or
+        ``budget``. Inside a durable function use ``ctx.context(...)``."""
+        from tether.context.windows import ContextWindow, open_state
+
+        options = dict(
+            model=model,
+            budget=budget,
+            system=system,
+            subject=subject,
+            memory=memory,
+            summarizer=summarizer,
+            extract=extract,
+        )
+        return ContextWindow(open_state(self.store, key, options, engine=self.engine))
+
     def worker(self, concurrency: int = 10, poll_interval: float = 0.2) -> Worker:
         """A worker executing this harness's functions; ``start()``, ``run()`` or ``with``."""
         worker = Worker(self.engine, concurrency=concurrency, poll_interval=poll_interval)

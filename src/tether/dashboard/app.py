@@ -39,6 +39,7 @@ from starlette.routing import Route
 from tether.dashboard.audit import routes as audit_routes
 from tether.dashboard.openapi import OPENAPI
 from tether.dashboard.views import function_stats, run_detail, run_summary
+from tether.dashboard.windows import routes as window_routes
 from tether.errors import StoreError, TetherError
 from tether.observe import TRACE_KV_PREFIX as KV_PREFIX
 from tether.observe.redact import Redactor, default_redactor
@@ -346,7 +347,10 @@ def create_app(
             missing.status_code = 404
             return missing
         data = run_detail(run, r, store.kv_get(KV_PREFIX + run_id))
-        return page("run.html", request, run=data, seen=run_fingerprint(run))
+        reports = store.window_reports(run_id) if hasattr(store, "window_reports") else {}
+        return page(
+            "run.html", request, run=data, seen=run_fingerprint(run), context_reports=reports
+        )
 
     def functions_page(request: Request) -> Response:
         return page("functions.html", request, functions=functions())
@@ -395,6 +399,7 @@ def create_app(
         Route("/api/events", api_send, methods=["POST"]),
         Route("/api/stream", api_stream),
         *audit_routes(harness, page, r),
+        *window_routes(harness, page, r),
     ]
     middleware = [Middleware(BaseHTTPMiddleware, dispatch=_guard(token))]
     return Starlette(
