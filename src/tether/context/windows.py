@@ -370,7 +370,9 @@ class _WindowBase:
         ex = self._s.ex
         if ex is None or not isinstance(self, AsyncContextWindow):
             return await asyncio.to_thread(fn, *args)
-        return await ex.engine.io(fn, *args)
+        # Always on the engine's I/O threads (never "inline, else again on a thread"):
+        # a write takes its write number once.
+        return await asyncio.get_running_loop().run_in_executor(ex.engine.io_pool, fn, *args)
 
     async def _summarize(self, fn: Callable[[], Awaitable[str]]) -> str:
         """The summarizer's answer: inside runs a durable step (``context.compact``,
@@ -554,6 +556,18 @@ def window_state(window: Any) -> WindowState:
     return state
 
 
+async def acompact_before_call(window: Any) -> None:
+    """Before ``ctx.step.llm(context=window)``: compact at the hard trigger when the window
+    has a summarizer (a durable step; the same decision on every replay)."""
+    if window_state(window).summarizer is not None:
+        await window._flow_build(None)
+
+
+def compact_before_call(window: Any) -> None:
+    if window_state(window).summarizer is not None:
+        _run_blocking(window._flow_build(None))
+
+
 def llm_with_context(
     window: Any,
     ex: RunExecution,
@@ -596,10 +610,10 @@ def llm_with_context(
 
     async def prepare(spec: str) -> list[Message]:
         current[:] = [spec]
-        return await ex.engine.io(build_for, spec, False)
+        return await asyncio.to_thread(build_for, spec, False)
 
     async def compact(_: list[Message]) -> list[Message]:
-        return await ex.engine.io(build_for, current[0] if current else str(model), True)
+        return await asyncio.to_thread(build_for, current[0] if current else str(model), True)
 
     options = dict(options)
     options.setdefault("circuit", ex.engine.breaker())

@@ -415,6 +415,10 @@ class AsyncSteps(_StepsBase):
 
         ``context=window`` (from ``ctx.context``) builds the messages from the window for
         each model tried and appends the reply in the transaction of the checkpoint."""
+        if context is not None:
+            from tether.context.windows import acompact_before_call
+
+            await acompact_before_call(context)
         steps, call = self._llm_step(model, messages, output, context, options)
         return await steps.run(step_id, call)
 
@@ -522,6 +526,10 @@ class SyncSteps(_StepsBase):
         **options: Any,
     ) -> Any:
         """A reliable LLM call as a durable step; see ``Context.step.llm``."""
+        if context is not None:
+            from tether.context.windows import compact_before_call
+
+            compact_before_call(context)
         steps, call = self._llm_step(model, messages, output, context, options)
         return steps.run(step_id, call)
 
