@@ -23,6 +23,7 @@ from tether.errors import (
     FunctionNotFound,
     InvalidEventError,
     InvalidOutput,
+    InvalidPreference,
     LLMCallFailed,
     LLMDeadlineExceeded,
     LLMError,
@@ -47,6 +48,7 @@ from tether.errors import (
     StoreLocked,
     StoreNotFound,
     StreamInterrupted,
+    SubjectNotFound,
     TetherError,
     UnknownProvider,
 )
@@ -64,6 +66,7 @@ from tether.flow.controls import (
 from tether.flow.cron import on_cron
 from tether.harness import Harness
 from tether.records import Attempt, Event, Run, RunStatus, Step
+from tether.subjects import Subject
 
 __version__ = "0.1.0"
 
@@ -85,6 +88,7 @@ __all__ = [
     "Harness",
     "InvalidEventError",
     "InvalidOutput",
+    "InvalidPreference",
     "LLMCallFailed",
     "LLMDeadlineExceeded",
     "LLMError",
@@ -117,6 +121,8 @@ __all__ = [
     "StoreLocked",
     "StoreNotFound",
     "StreamInterrupted",
+    "Subject",
+    "SubjectNotFound",
     "SyncContext",
     "TetherError",
     "Throttle",

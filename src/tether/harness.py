@@ -25,6 +25,7 @@ from tether.durations import Duration, seconds
 from tether.errors import ConfigurationError, FunctionNotFound, RunNotFound, RunTimeout
 from tether.records import TERMINAL_STATUSES, Event, Run, RunStatus
 from tether.store import Store, open_store
+from tether.subjects.subject import Subject, sql_store
 
 F = TypeVar("F", bound=Callable[..., Any])
 DAY = 86400.0
@@ -343,6 +344,7 @@ class Harness:
             original.event_name or "",
             dumps(original.input or {}),
             run_id,
+            original.subject,
         )
         rid = self.store.fork(run_id, from_step, new, self.clock.now())
         return RunHandle(self, rid)
@@ -381,6 +383,42 @@ class Harness:
             extract=extract,
         )
         return ContextWindow(open_state(self.store, key, options, engine=self.engine))
+
+    # -- subjects (DESIGN 4b) ------------------------------------------------------------------
+    def subject(self, subject_id: str) -> Subject:
+        """A subject (an end user, a tenant): its memory, preferences, windows, ``export()``
+        and ``forget()``. Created on first use."""
+        subject = self._subject(subject_id)
+        sql_store(self.store).ensure_subject(subject.id)
+        return subject
+
+    async def asubject(self, subject_id: str) -> Subject:
+        """Async version of ``subject``."""
+        return await asyncio.to_thread(self.subject, subject_id)
+
+    def _subject(self, subject_id: str) -> Subject:
+        """A handle on a subject that writes nothing (lookups: ``Subject.kept()``)."""
+        return Subject(
+            subject_id,
+            sql_store(self.store),
+            clock=self.clock,
+            memory=lambda sid: getattr(self, "memory")(sid),  # noqa: B009 (memory lands)
+            cancel_local=self._cancel_local,
+        )
+
+    def _cancel_local(self, run_id: str) -> None:
+        if self._engine is not None:
+            self._engine.cancel_local(run_id)
+
+    def subjects(self) -> list[str]:
+        """Every subject the store keeps something about (created, or owning memories,
+        runs or events), sorted."""
+        store = sql_store(self.store)
+        return sorted(set(store.list_subjects()) | set(store.run_subjects()))
+
+    async def asubjects(self) -> list[str]:
+        """Async version of ``subjects``."""
+        return await asyncio.to_thread(self.subjects)
 
     def worker(self, concurrency: int = 10, poll_interval: float = 0.2) -> Worker:
         """A worker executing this harness's functions; ``start()``, ``run()`` or ``with``."""

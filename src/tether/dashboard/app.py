@@ -38,6 +38,7 @@ from starlette.routing import Route
 
 from tether.dashboard.audit import routes as audit_routes
 from tether.dashboard.openapi import OPENAPI
+from tether.dashboard.subjects import routes as subject_routes
 from tether.dashboard.views import function_stats, run_detail, run_summary
 from tether.dashboard.windows import routes as window_routes
 from tether.errors import StoreError, TetherError
@@ -400,6 +401,7 @@ def create_app(
         Route("/api/stream", api_stream),
         *audit_routes(harness, page, r),
         *window_routes(harness, page, r),
+        *subject_routes(harness, page, r, _json_body),
     ]
     middleware = [Middleware(BaseHTTPMiddleware, dispatch=_guard(token))]
     return Starlette(

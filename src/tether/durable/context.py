@@ -10,6 +10,7 @@ from tether.durable.execution import CURRENT_STEP, RunExecution
 from tether.durable.steps import AsyncSteps, SyncSteps
 from tether.records import Event
 from tether.store.base import StepWrite
+from tether.subjects.subject import AsyncSubject, Subject, sql_store
 
 _logger = logging.getLogger("tether.run")
 
@@ -113,6 +114,19 @@ class _ContextBase:
 
         return open_state(self._ex.store, key, options, ex=self._ex, engine=self._ex.engine)
 
+    def _subject(self, subject_id: str) -> Subject:
+        # Nothing is written here (no store call on the event loop, nothing to replay): a
+        # subject's memories, preferences and runs make it known to the store.
+        ex = self._ex
+        return Subject(
+            subject_id,
+            sql_store(ex.store),
+            clock=ex.clock,
+            memory=lambda sid: getattr(self, "memory")(sid),  # noqa: B009 (memory lands)
+            cancel_local=ex.engine.cancel_local,
+            current_run=ex.run_id,
+        )
+
 
 class Context(_ContextBase):
     """Given to ``async def`` functions; ``ctx.step`` methods are coroutines."""
@@ -130,6 +144,11 @@ class Context(_ContextBase):
 
         return AsyncContextWindow(self._window_state(key, options), self.step)
 
+    def subject(self, subject_id: str) -> AsyncSubject:
+        """A subject (DESIGN 4b), with coroutine methods; ``.memory`` is ``ctx.memory(id)``
+        (replay-safe writes)."""
+        return AsyncSubject(self._subject(subject_id))
+
 
 class SyncContext(_ContextBase):
     """Given to plain ``def`` functions, which run on a worker thread; ``ctx.step`` blocks."""
@@ -144,3 +163,7 @@ class SyncContext(_ContextBase):
         from tether.context.windows import ContextWindow
 
         return ContextWindow(self._window_state(key, options), self.step)
+
+    def subject(self, subject_id: str) -> Subject:
+        """A subject (DESIGN 4b); ``.memory`` is ``ctx.memory(id)`` (replay-safe writes)."""
+        return self._subject(subject_id)

@@ -419,7 +419,7 @@ class Engine:
             "error": {k: err[k] for k in ("type", "message") if k in err},
             "event": {"name": ex.event.name, "data": ex.event.data, "id": ex.event.id},
         }
-        return self.factory.follow_up(handler, ex.run_id, data)
+        return self.factory.follow_up(handler, ex.run_id, data, ex.claim.subject)
 
     async def execute(self, claim: Claim) -> str:
         """Execute a claimed run until it ends or suspends (in the loop thread)."""
