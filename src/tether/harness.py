@@ -398,7 +398,9 @@ class Harness:
             summarizer=summarizer,
             extract=extract,
         )
-        return ContextWindow(open_state(self.store, key, options, engine=self.engine))
+        # the engine's observer when it runs (tracing); no engine is started for a window
+        state = open_state(self.store, key, options, engine=self._engine, embedder=self.embedder)
+        return ContextWindow(state)
 
     # -- subjects (DESIGN 4b) ------------------------------------------------------------------
     def subject(self, subject_id: str) -> Subject:

@@ -276,3 +276,19 @@ def test_a_fallback_with_a_smaller_window_gets_its_own_build(
     assert len(second.prompt) < len(first.prompt) / 2  # built again to fit 1,200 tokens
     report = vth.context("fb:1", model=big).items()[-1].meta["report"]
     assert report["budget"] < 1200 and report["tokens"] <= report["budget"]
+
+
+def test_plain_durable_function_window_blocks_and_compacts(vth: tether.Harness) -> None:
+    @vth.function(id="plain")
+    def plain(ctx: tether.SyncContext) -> dict[str, Any]:
+        conv = ctx.context("plain:1", budget=900, summarizer=extractive_summarizer)
+        for i in range(30):
+            conv.add("user", f"Step {i}: check srv-{i} " + "detail " * 12)
+            conv.add("assistant", f"Checked srv-{i}.")
+        built = conv.build()
+        ctx.step.sleep("pause", 5)
+        return {"compacted": built.report.compacted, "n": len(conv.items())}
+
+    assert vth.run(plain) == {"compacted": True, "n": 61}  # 60 messages and one summary
+    run = vth.list_runs("plain")[0]
+    assert [s.id for s in vth.get_run(run.id).steps] == ["context.compact", "pause"]

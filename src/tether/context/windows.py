@@ -821,7 +821,13 @@ OPTIONS = ("model", "budget", "system", "subject", "memory", "summarizer", "extr
 
 
 def open_state(
-    store: Any, key: str, options: dict[str, Any], *, ex: Any = None, engine: Any = None
+    store: Any,
+    key: str,
+    options: dict[str, Any],
+    *,
+    ex: Any = None,
+    engine: Any = None,
+    embedder: str | None = None,
 ) -> WindowState:
     """A window's state from the options of ``th.context`` / ``ctx.context``."""
     unknown = sorted(set(options) - set(OPTIONS))
@@ -841,5 +847,5 @@ def open_state(
         extract=bool(options.get("extract", False)),
         ex=ex,
         observer=getattr(engine, "observer", None),
-        embedder=getattr(engine, "embedder", None),
+        embedder=getattr(engine, "embedder", embedder),
     )

@@ -849,12 +849,6 @@ class SQLStore(Store):
             )
         )
 
-    def window_open(
-        self, key: str, subject: str | None, model: str | None, now: float
-    ) -> win.WindowRow:
-        """Window ``key``'s row, created on first use (its subject is checked)."""
-        return self.write(lambda tx: win.open_window(tx, key, subject, model, now))
-
     def window_read(self, key: str, after: int = 0) -> tuple[int, list[ContextItem]]:
         """(generation, items with ``seq > after``): the generation changes on ``clear``."""
 
