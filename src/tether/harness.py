@@ -485,6 +485,36 @@ class Harness:
             raise ConfigurationError(f"the store {self.store_url} cannot be vacuumed")
         return vacuum()
 
+    def context(
+        self,
+        key: str,
+        *,
+        model: str | None = None,
+        budget: int | None = None,
+        system: str | None = None,
+        subject: str | None = None,
+        memory: bool = False,
+        summarizer: Any = None,
+        extract: bool = False,
+    ) -> Any:
+        """The context window ``key`` (``ContextWindow``): the same key reopens the same log,
+        in any process. Needs ``model`` (whose context window sets the budget) or
+        ``budget``. Inside a durable function use ``ctx.context(...)``."""
+        from tether.context.windows import ContextWindow, open_state
+
+        options = dict(
+            model=model,
+            budget=budget,
+            system=system,
+            subject=subject,
+            memory=memory,
+            summarizer=summarizer,
+            extract=extract,
+        )
+        # the engine's observer when it runs (tracing); no engine is started for a window
+        state = open_state(self.store, key, options, engine=self._engine, embedder=self.embedder)
+        return ContextWindow(state)
+
     # -- subjects (DESIGN 4b) ------------------------------------------------------------------
     def subject(self, subject_id: str) -> Subject:
         """A subject (an end user, a tenant): its memory, preferences, windows, ``export()``

@@ -74,7 +74,7 @@ class Conversation:
         self.window: Any = None
         self.messages: list[dict[str, Any]] = []
         if HAS_WINDOWS:
-            self.window = ctx.context(  # type: ignore[attr-defined]
+            self.window = ctx.context(
                 f"conversation:{msg['conversation_id']}",
                 budget=WINDOW_BUDGET,
                 system=SYSTEM,
