@@ -122,6 +122,10 @@ def main() -> None:
         longest_batch_ms=round(result.longest_batch_s * 1000, 1),
         p50_batch_ms=round(result.batch_quantile(0.5) * 1000, 1),
         p99_batch_ms=round(result.batch_quantile(0.99) * 1000, 1),
+        slowest_batches_wall_cpu_ms=[
+            (round(w * 1000, 1), round(c * 1000, 1))
+            for w, c in sorted(zip(result.batch_times, result.batch_cpu, strict=True))[-5:]
+        ],
         runs_per_s_before=round(before, 1),
         runs_per_s_during=round(during, 1),
         runs_per_s_after=round(after, 1),

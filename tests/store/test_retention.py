@@ -315,3 +315,26 @@ def test_a_prune_racing_live_workers_loses_nothing_live(th: tether.Harness) -> N
     assert set(executed.values()) == {1}, "a step ran twice: its checkpoint was lost"
     assert sum(pruned) + len(th.list_runs(status="completed", limit=1000)) == total
     assert sum(pruned) > 0
+
+
+def test_superseded_memory_versions_go_and_current_ones_stay(th: tether.Harness) -> None:
+    from tether.store.memories import NewMemory
+
+    store = _sql(th)
+    old = time.time() - 40 * DAY
+
+    def new(mid: str, text: str, at: float) -> NewMemory:
+        return NewMemory(mid, "user:1", text, None, (), at)
+
+    store.ensure_subject("user:1")
+    store.memory_add(new("m1", "likes tea", old))
+    store.memory_update("m1", new("m2", "likes green tea", old + 1))  # m1 superseded 40 days ago
+    store.memory_update("m2", new("m3", "likes oolong", time.time()))  # m2 superseded now
+    store.memory_add(new("k1", "lives in Lyon", old))  # current, however old
+    dry = th.prune(older_than="30d", dry_run=True)
+    counts = th.prune(older_than="30d")
+    assert counts["memory"] == dry["memory"] == 1 and counts.bytes["memory"] > 0
+    ids = {r[0] for r in store.read("SELECT id FROM memories")}
+    assert ids == {"m2", "m3", "k1"}
+    assert {m.id for m in store.memory_list("user:1")} == {"m3", "k1"}
+    assert store.memory_delete("user:1", "m3", None, time.time()) == 2  # the chain, m2 incl.

@@ -27,6 +27,8 @@ Kinds (``KINDS``, in the order they are pruned) and what stays:
   cutoff goes whole.
 - ``breakers``: circuit-breaker and rate-limit hold records whose every deadline (window,
   open period, probe, hold) passed before the cutoff: the same as no record.
+- ``memory``: memory versions superseded (``Memory.update``) before the cutoff; current
+  versions are never pruned by age (``Memory.delete`` and ``Subject.forget`` remove them).
 
 Adding a kind is one ``Pruner`` in ``KINDS``.
 """
@@ -458,6 +460,36 @@ def _delete_breakers(tx: Tx, job: Job, keys: Sequence[Any]) -> tuple[list[Any], 
     return gone, {}
 
 
+# -- superseded memory versions ------------------------------------------------------------
+def _find_memory(tx: Tx, job: Job, cursor: Any) -> Found:
+    d = tx.d.name
+    rows = tx.all(
+        f"SELECT seq, {nbytes(d, 'text')} + {nbytes(d, 'source')} FROM memories "
+        "WHERE seq > ? AND superseded_at IS NOT NULL AND superseded_at < ? "
+        f"ORDER BY seq LIMIT {READ_LIMIT}",
+        (cursor or 0, job.before),
+    )
+    nxt = rows[-1][0] if len(rows) == READ_LIMIT else None
+    return Found([r[0] for r in rows], {r[0]: int(r[1]) for r in rows}, nxt)
+
+
+def _delete_memory(tx: Tx, job: Job, keys: Sequence[Any]) -> tuple[list[Any], dict[str, int]]:
+    """Superseded versions only (never in the full-text index; their vectors went when they
+    were superseded): the current version keeps its ``supersedes`` id, naming a version
+    that retention removed."""
+    cond, ps = tx.in_("seq", list(keys))
+    rows = tx.all(
+        f"DELETE FROM memories WHERE {cond} AND superseded_at IS NOT NULL "
+        "AND superseded_at < ? RETURNING seq",
+        (*ps, job.before),
+    )
+    gone = [r[0] for r in rows]
+    if gone:
+        vcond, vps = tx.in_("memory_seq", gone)
+        tx.execute(f"DELETE FROM memory_vectors WHERE {vcond}", vps)
+    return gone, {}
+
+
 KINDS: dict[str, Pruner] = {
     p.kind: p
     for p in (
@@ -485,6 +517,7 @@ KINDS: dict[str, Pruner] = {
             "LangGraph checkpoints (the newest of each thread stays while it is used)",
         ),
         Pruner("breakers", _find_breakers, _delete_breakers, "expired breaker and hold records"),
+        Pruner("memory", _find_memory, _delete_memory, "superseded memory versions"),
     )
 }
 
