@@ -33,8 +33,10 @@ from tether.durable.worker import Worker
 from tether.durations import Duration
 from tether.errors import ConfigurationError, FunctionNotFound, RunNotFound, RunTimeout
 from tether.flow.cron import on_cron
+from tether.memory import DEFAULT_EMBEDDER, Memory, open_memory
 from tether.records import TERMINAL_STATUSES, Event, Run, RunStatus
 from tether.store import Store, open_store
+from tether.store.base import NewRun
 from tether.store.retention import KEEP_EXPERIMENTS, PruneResult
 from tether.store.retention import prune as prune_store
 from tether.store.sql import SQLStore
@@ -66,6 +68,7 @@ class Harness:
         heartbeat: float = 0.5,
         max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
         retention: Mapping[str, Any] | None = None,
+        embedder: str | None = DEFAULT_EMBEDDER,
     ) -> None:
         if durability not in ("process", "power"):
             raise ConfigurationError(
@@ -79,7 +82,13 @@ class Harness:
         self._store_arg = store
         self.durability = durability
         self.clock = clock or Clock()
-        self._settings = EngineSettings(lease_ttl, heartbeat, max_output_bytes)
+        if embedder is not None and (not isinstance(embedder, str) or ":" not in embedder):
+            raise ConfigurationError(
+                f"embedder={embedder!r} is not a model: name one as 'provider:model' "
+                f"(the default is {DEFAULT_EMBEDDER!r}), or None for full-text memory only"
+            )
+        self.embedder = embedder
+        self._settings = EngineSettings(lease_ttl, heartbeat, max_output_bytes, embedder=embedder)
         self._registry = Registry(version)
         self._registry.on_register(self._registered)
         self._factory = RunFactory(self.clock, lambda: self._registry.version)
@@ -144,6 +153,14 @@ class Harness:
                         lambda: self.circuit_breaker,
                     )
         return self._engine
+
+    # -- long-term memory -------------------------------------------------------------------
+    def memory(self, subject: str) -> Memory:
+        """The long-term memory of ``subject`` (blocking methods, ``a``-prefixed coroutine
+        twins); embedded with this harness's ``embedder``."""
+        mem = open_memory(self.store, subject, embedder=self.embedder, clock=self.clock)
+        assert isinstance(mem, Memory)
+        return mem
 
     def close(self) -> None:
         """Stop workers, the engine and the store connections."""
@@ -313,14 +330,45 @@ class Harness:
     ) -> Any:
         """Async version of ``run``: the run executes on the engine's event loop."""
         engine = self.engine
-        rid, claim = await asyncio.to_thread(self._create, fn, data, run_id, True)
-        future = asyncio.run_coroutine_threadsafe(engine.adrive(rid, claim, timeout), engine.loop)
-        status = await asyncio.wrap_future(future)
+        spec = self._plain_local(fn)
+        if spec is None:  # store reads or user key callables may run: create on a thread
+            rid, claim = await asyncio.to_thread(self._create, fn, data, run_id, True)
+            new = None
+        else:  # a plain registered function: create, execute and read on the loop
+            rid, claim = "", None
+            new = self._factory.invoked(spec, input_json(data), run_id)
+        future = asyncio.run_coroutine_threadsafe(
+            self._arun_on_loop(new, rid, claim, timeout), engine.loop
+        )
+        rid, status, outcome = await asyncio.wrap_future(future)
         if status not in TERMINAL_STATUSES:
             raise RunTimeout(
                 f"run {rid} did not finish within {timeout}s; it goes on (status {status})"
             )
-        return await RunHandle(self, rid).aresult(timeout=0)
+        return outcome()
+
+    def _plain_local(self, fn: Any) -> DurableFunction | None:
+        """``fn``'s registered function when it has no idempotency key or flow control
+        (creating its run calls no user code and reads nothing first), else None."""
+        try:
+            spec = self._registry.resolve(fn)
+        except FunctionNotFound:
+            return None
+        return None if spec.idempotency is not None or spec.has_flow else spec
+
+    async def _arun_on_loop(
+        self, new: NewRun | None, rid: str, claim: Any, timeout: float | None
+    ) -> tuple[str, str, Any]:
+        """``arun``'s part on the engine loop: one hop there and back for the whole run."""
+        engine = self.engine
+        if new is not None:
+            rid, _, claim = await engine.io(
+                self.store.create_run, new, self.clock.now(), engine.owner, self.lease_ttl
+            )
+        status = await engine.adrive(rid, claim, timeout)
+        handle = RunHandle(self, rid)
+        outcome = await engine.io(handle._outcome) if status in TERMINAL_STATUSES else None
+        return rid, status, outcome
 
     # -- reading and operating ---------------------------------------------------------------
     def get_run(self, run_id: str) -> Run:

@@ -375,13 +375,12 @@ def _print_doctor(report: dict[str, Any]) -> None:
 
 @app.command()
 def demo(
-    tickets: Annotated[int, typer.Option(help="Tickets to triage")] = 20,
     store: Annotated[str | None, typer.Option("--store", help="Store URL")] = None,
 ) -> None:
-    """Run the bundled ticket-triage app end to end on the embedded store."""
+    """Run the bundled support agent end to end on the embedded store (with a SIGKILL)."""
     from tether.demo.run import run_demo
 
-    raise typer.Exit(run_demo(tickets=tickets, store=store, console=console))
+    raise typer.Exit(run_demo(store=store, console=console))
 
 
 from tether.cli.audit import app as audit_app  # noqa: E402
@@ -391,5 +390,9 @@ from tether.cli.subject import app as subject_app  # noqa: E402
 
 app.add_typer(audit_app, name="audit")
 app.add_typer(subject_app, name="subject")
+from tether.cli.memory import app as memory_app  # noqa: E402
+
+app.add_typer(audit_app, name="audit")
+app.add_typer(memory_app, name="memory")
 app.command("eval")(_eval_command)
 _register_llm(app)

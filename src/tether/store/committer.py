@@ -20,6 +20,20 @@ T = TypeVar("T")
 C = TypeVar("C")
 
 
+class Statement:
+    """An operation that is a single SQL statement (or several that stay right committed
+    one by one): alone in a batch, it runs without BEGIN/COMMIT, each statement a
+    transaction by itself."""
+
+    __slots__ = ("fn",)
+
+    def __init__(self, fn: Callable[[Any], Any]) -> None:
+        self.fn = fn
+
+    def __call__(self, conn: Any) -> Any:
+        return self.fn(conn)
+
+
 class Op(Generic[C]):
     __slots__ = ("done", "error", "fn", "result", "sync")
 

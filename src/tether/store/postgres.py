@@ -29,9 +29,10 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar, Unpack
 
 from tether.errors import StoreCorrupt
+from tether.store.committer import Statement
 from tether.store.dialect import POSTGRES
 from tether.store.executor import Tx
-from tether.store.postgres_conn import PgConnections, Statement
+from tether.store.postgres_conn import PgConnections
 from tether.store.sql import SQLStore, StoreOptions
 
 T = TypeVar("T")

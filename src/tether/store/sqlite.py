@@ -33,7 +33,7 @@ from tether.errors import (
     WouldBlock,
 )
 from tether.store import migrations
-from tether.store.committer import GroupCommitter, Op
+from tether.store.committer import GroupCommitter, Op, Statement
 from tether.store.dialect import SQLITE
 from tether.store.executor import Tx
 from tether.store.sql import SQLStore, StoreOptions
@@ -236,6 +236,15 @@ class SQLiteStore(SQLStore):
     ) -> None:
         conn = conn or self._writer
         raise_sync = self.durability != "power" and any(op.sync for op in ops)
+        if len(ops) == 1 and isinstance(ops[0].fn, Statement) and not raise_sync:
+            # One statement commits by itself (autocommit): no BEGIN/COMMIT calls.
+            try:
+                ops[0].result = ops[0].fn(conn)
+            except sqlite3.Error as exc:
+                raise _translate(exc, self.path) from None
+            self._commits += 1
+            self.operations += 1
+            return
         try:
             if raise_sync:
                 conn.execute("PRAGMA synchronous=FULL")
@@ -276,8 +285,10 @@ class SQLiteStore(SQLStore):
         if self._closed:
             raise StoreError(f"the store {self.path} is closed")
         if not sync and getattr(self._local, "nowait", False):
-            return self._committer.try_submit(fn, self._run_nowait)
-        return self._committer.submit(fn, sync=sync)
+            op: Callable[[Any], T] = Statement(fn) if single else fn
+            return self._committer.try_submit(op, self._run_nowait)
+        result: T = self._committer.submit(Statement(fn) if single else fn, sync=sync)
+        return result
 
     def vacuum(self, pages: int = 500, pause: float = 0.02) -> dict[str, Any]:
         """Give the file's free pages back to the file system, ``pages`` at a time (each
