@@ -338,3 +338,38 @@ def test_superseded_memory_versions_go_and_current_ones_stay(th: tether.Harness)
     assert ids == {"m2", "m3", "k1"}
     assert {m.id for m in store.memory_list("user:1")} == {"m3", "k1"}
     assert store.memory_delete("user:1", "m3", None, time.time()) == 2  # the chain, m2 incl.
+
+
+def test_windows_untouched_are_cleared_and_summarized_turns_go_from_those_in_use(
+    th: tether.Harness,
+) -> None:
+    from tests.context.conformance import call, result, summary, user
+    from tether.context import pin_item
+    from tether.store.retention import set_window_ttl
+
+    store = _sql(th)
+    old = time.time() - 40 * DAY
+    # in use: 6 old items, a summary through #4 (a tool call at #4 answered at #5), a new turn
+    store.window_append("live", [user("hi"), pin_item("name", "Ada"), user("a")], old)
+    store.window_append("live", [call("c1"), result("c1"), user("b")], old)
+    store.window_append("live", [summary(5, None)], old)  # #7 stands for #1..#5
+    store.window_append("live", [user("new")], time.time())  # #8
+    # untouched for 40 days: goes whole; a window with ttl=90d stays
+    store.window_append("idle", [user("x"), user("y")], old)
+    store.window_append("kept", [user("z")], old)
+    set_window_ttl(store, "kept", "90d")
+    assert set_window_ttl(store, "missing", "1d") is False
+
+    dry = th.prune(older_than="30d", dry_run=True)
+    counts = th.prune(older_than="30d")
+    assert counts["windows"] == dry["windows"] == 6  # #1, #3, #4, #5 of live; both of idle
+    assert counts["windows_cleared"] == dry["windows_cleared"] == 1
+    live = [(i.seq, i.kind) for i in store.window_read("live")[1]]
+    assert live == [(2, "pin"), (6, "message"), (7, "summary"), (8, "message")]
+    summary_now = store.window_summary("live")
+    assert summary_now is not None and summary_now.seq == 7  # still in force, still valid
+    generation, items = store.window_read("idle")
+    assert items == [] and generation == 1  # cleared: a process holding it sees it is gone
+    assert [i.seq for i in store.window_read("kept")[1]] == [1]
+    store.window_append("idle", [user("again")], time.time())  # the key works again
+    assert [i.seq for i in store.window_read("idle")[1]] == [3]

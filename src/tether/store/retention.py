@@ -490,6 +490,133 @@ def _delete_memory(tx: Tx, job: Job, keys: Sequence[Any]) -> tuple[list[Any], di
     return gone, {}
 
 
+# -- context windows -----------------------------------------------------------------------
+def _window_cutoff(job: Job, ttl: float | None) -> float:
+    return job.now - ttl if ttl is not None else job.before
+
+
+def _summary_cover(tx: Tx, key: str, subject: str | None, summary_seq: int) -> tuple[int, set[int]]:
+    """The last seq the window's summary in force stands for, moved back so that no tool
+    call at or before it has its result after it (a unit goes whole or not at all), and
+    the seqs the summary keeps verbatim."""
+    from tether.store.windows import ITEM_COLUMNS, decode
+
+    row = tx.one(
+        f"SELECT {ITEM_COLUMNS} FROM window_items WHERE window_key=? AND seq=?",
+        (key, summary_seq),
+    )
+    if row is None:
+        return 0, set()
+    item = decode(tx.codec, row, subject)
+    through = min(item.through_seq or 0, summary_seq - 1)
+    while through > 0:
+        split = tx.one(
+            "SELECT min(call_seq) FROM window_calls WHERE window_key=? AND call_seq <= ? "
+            "AND (result_seq IS NULL OR result_seq > ?)",
+            (key, through, through),
+        )
+        if split is None or split[0] is None:
+            break
+        through = int(split[0]) - 1
+    return through, {int(k) for k in item.kept}
+
+
+def _find_windows(tx: Tx, job: Job, cursor: Any) -> Found:
+    d = tx.d.name
+    rows = tx.all(
+        "SELECT key, subject, updated_at, ttl, summary_seq, last_seq, generation FROM windows "
+        "WHERE key > ? ORDER BY key LIMIT 100",
+        (cursor or "",),
+    )
+    keys: list[Any] = []
+    sizes: dict[Any, int] = {}
+    untouched = 0
+    for key, subject, updated, ttl, summary_seq, last_seq, generation in rows:
+        cutoff = _window_cutoff(job, ttl)
+        if updated < cutoff:  # untouched: cleared whole, in batches (its row stays)
+            found = tx.all(
+                f"SELECT seq, {nbytes(d, 'payload')} FROM window_items WHERE window_key=? "
+                "AND seq <= ? ORDER BY seq",
+                (key, last_seq),
+            )
+            if not found:
+                continue
+            untouched += 1
+            start = ("clear", key, 0, cutoff, generation)
+            keys.append(start)
+            sizes[start] = 0
+        elif summary_seq is not None:  # in use: what its summary stands for, once old
+            through, kept = _summary_cover(tx, key, subject, summary_seq)
+            found = [
+                (seq, size)
+                for seq, size in tx.all(
+                    f"SELECT seq, {nbytes(d, 'payload')} FROM window_items WHERE window_key=? "
+                    "AND seq <= ? AND created_at < ? AND kind IN ('message', 'artifact', "
+                    "'summary') ORDER BY seq",
+                    (key, through, cutoff),
+                )
+                if seq not in kept
+            ]
+        else:
+            continue
+        for seq, size in found:
+            item = ("item", key, int(seq), cutoff, generation)
+            keys.append(item)
+            sizes[item] = int(size)
+    nxt = rows[-1][0] if len(rows) == 100 else None
+    items = sum(1 for k in keys if k[0] == "item")
+    return Found(keys, sizes, nxt, {"windows": items, "windows_cleared": untouched})
+
+
+def set_window_ttl(store: SQLStore, key: str, ttl: Any) -> bool:
+    """Give window ``key`` its own retention age (a duration; None: the prune's age).
+    False when there is no such window."""
+    from tether.durations import seconds
+
+    value = None if ttl is None else seconds(ttl, "ttl")
+    return bool(
+        store.write(lambda tx: tx.changed("UPDATE windows SET ttl=? WHERE key=?", (value, key)))
+    )
+
+
+def _delete_windows(tx: Tx, job: Job, keys: Sequence[Any]) -> tuple[list[Any], dict[str, int]]:
+    """A ``clear`` key starts clearing an untouched window (still untouched, not cleared
+    since): its tool calls and summary go and its generation moves on, as ``clear()`` does,
+    so a process holding the window sees its copy is gone; its items follow in batches. An
+    ``item`` key of a window in use goes only while the window was not cleared since (the
+    summary in force only ever covers more)."""
+    gone: list[Any] = []
+    cleared = 0
+    for key in keys:
+        op, window, seq, cutoff, generation = key
+        if op == "clear":
+            n = tx.changed(
+                "UPDATE windows SET generation=generation+1, summary_seq=NULL WHERE key=? "
+                "AND updated_at < ? AND generation=?",
+                (window, cutoff, generation),
+            )
+            if n:
+                tx.execute("DELETE FROM window_calls WHERE window_key=?", (window,))
+                cleared += 1
+                gone.append(key)
+            continue
+        row = tx.one(
+            "SELECT generation, updated_at, summary_seq FROM windows WHERE key=?", (window,)
+        )
+        if row is None:
+            continue
+        now_gen, updated, summary_seq = row
+        ok = (now_gen == generation + 1 and updated < cutoff) or (
+            now_gen == generation and summary_seq is not None and seq < summary_seq
+        )
+        if ok and tx.changed(
+            "DELETE FROM window_items WHERE window_key=? AND seq=?", (window, seq)
+        ):
+            gone.append(key)
+    items = sum(1 for k in gone if k[0] == "item")
+    return gone, {"windows": items, "windows_cleared": cleared}
+
+
 KINDS: dict[str, Pruner] = {
     p.kind: p
     for p in (
@@ -518,6 +645,13 @@ KINDS: dict[str, Pruner] = {
         ),
         Pruner("breakers", _find_breakers, _delete_breakers, "expired breaker and hold records"),
         Pruner("memory", _find_memory, _delete_memory, "superseded memory versions"),
+        Pruner(
+            "windows",
+            _find_windows,
+            _delete_windows,
+            "context window items: whole windows untouched that long (a window's ttl first), "
+            "and what the summary of a window in use stands for",
+        ),
     )
 }
 
@@ -627,5 +761,6 @@ __all__ = [
     "Pruner",
     "delete_runs",
     "prune",
+    "set_window_ttl",
     "uuid_time",
 ]
