@@ -269,7 +269,8 @@ def test_langgraph_checkpoints_keep_each_threads_newest(th: tether.Harness) -> N
 
 def test_a_prune_racing_live_workers_loses_nothing_live(th: tether.Harness) -> None:
     """Runs sleep and wait for events while another thread prunes everything finished, over
-    and over: every run ends, each step ran once, and finished runs were pruned meanwhile."""
+    and over (quick runs finish and go meanwhile): every run ends, each step ran once, and
+    each run was pruned once, after it ended."""
     executed: Counter[tuple[str, str]] = Counter()
     lock = threading.Lock()
 
@@ -286,6 +287,10 @@ def test_a_prune_racing_live_workers_loses_nothing_live(th: tether.Harness) -> N
         ctx.step.wait_for_event("go", event="go", match="data.n", timeout=30)
         return str(ctx.step.run("c", mark, ctx.run_id, "c"))
 
+    @th.function(trigger=tether.on_event("quick"))
+    def quick(ctx: tether.SyncContext) -> str:
+        return str(ctx.step.run("q", mark, ctx.run_id, "q"))
+
     stop = threading.Event()
     pruned: list[int] = []
 
@@ -299,7 +304,7 @@ def test_a_prune_racing_live_workers_loses_nothing_live(th: tether.Harness) -> N
         thread.start()
         try:
             for n in range(total):
-                th.send(tether.Event("job", {"n": n}))
+                th.send([tether.Event("job", {"n": n}), tether.Event("quick", {"n": n})])
             deadline = time.monotonic() + 40
             while sum(1 for (_, s) in executed if s == "b") < total:
                 assert time.monotonic() < deadline, "runs stopped making progress"
@@ -308,13 +313,15 @@ def test_a_prune_racing_live_workers_loses_nothing_live(th: tether.Harness) -> N
             while sum(1 for (_, s) in executed if s == "c") < total:
                 assert time.monotonic() < deadline, "a waiting run lost its wake-up"
                 time.sleep(0.05)
+            while sum(pruned) < 2 * total:  # every run ends, then goes
+                assert time.monotonic() < deadline, f"pruned {sum(pruned)} of {2 * total}"
+                time.sleep(0.05)
         finally:
             stop.set()
             thread.join()
-    assert len({rid for rid, _ in executed}) == total
+    assert len({rid for rid, _ in executed}) == 2 * total
     assert set(executed.values()) == {1}, "a step ran twice: its checkpoint was lost"
-    assert sum(pruned) + len(th.list_runs(status="completed", limit=1000)) == total
-    assert sum(pruned) > 0
+    assert sum(pruned) == 2 * total and th.list_runs() == []
 
 
 def test_superseded_memory_versions_go_and_current_ones_stay(th: tether.Harness) -> None:

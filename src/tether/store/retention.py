@@ -29,6 +29,10 @@ Kinds (``KINDS``, in the order they are pruned) and what stays:
   open period, probe, hold) passed before the cutoff: the same as no record.
 - ``memory``: memory versions superseded (``Memory.update``) before the cutoff; current
   versions are never pruned by age (``Memory.delete`` and ``Subject.forget`` remove them).
+- ``windows``: a context window untouched since the cutoff (its own ``ttl`` first) is
+  cleared in batches, as ``clear()`` does (its row stays, its generation moves on); in a
+  window in use, items older than the cutoff that its summary in force stands for go
+  (whole tool-call units; pins, the summary and turns it keeps verbatim stay).
 
 Adding a kind is one ``Pruner`` in ``KINDS``.
 """
@@ -68,6 +72,12 @@ def nbytes(d: str, column: str) -> str:
     if d == "postgres":
         return f"COALESCE(octet_length({column}), 0)"
     return f"COALESCE(length(CAST({column} AS BLOB)), 0)"
+
+
+def bytewise(tx: Tx, column: str) -> str:
+    """``column`` compared byte by byte: id ranges such as ``eval-<key>-`` .. ``eval-<key>.``
+    must not depend on a PostgreSQL database's collation (which may ignore punctuation)."""
+    return f'{column} COLLATE "C"' if tx.d.name == "postgres" else column
 
 
 @dataclass
@@ -233,7 +243,7 @@ def _experiment_victims(tx: Tx, job: Job) -> list[str]:
     baselines = {
         k[len(BASELINE_PREFIX) :]
         for (k,) in tx.all(
-            "SELECT key FROM kv WHERE key >= ? AND key < ?",
+            f"SELECT key FROM kv WHERE {bytewise(tx, 'key')} >= ? AND {bytewise(tx, 'key')} < ?",
             (BASELINE_PREFIX, BASELINE_PREFIX[:-1] + ";"),
         )
     }
@@ -273,17 +283,19 @@ def _find_experiments(tx: Tx, job: Job, cursor: Any) -> Found:
         rid = victims[index]
         low, high = _family(rid)
         rows = tx.all(
-            f"SELECT id FROM runs WHERE id > ? AND id < ? ORDER BY id LIMIT {READ_LIMIT}",
+            f"SELECT id FROM runs WHERE {bytewise(tx, 'id')} > ? AND {bytewise(tx, 'id')} < ? "
+            f"ORDER BY {bytewise(tx, 'id')} LIMIT {READ_LIMIT}",
             (max(after, low), high),
         )
         ids = ([rid] if not after else []) + [r[0] for r in rows]
         nxt = (index, rows[-1][0]) if len(rows) == READ_LIMIT else (index + 1, "")
     else:  # the sweep: runs of experiments whose own run is gone
         rows = tx.all(
-            f"SELECT id FROM runs WHERE id > ? AND id < 'eval.' AND status IN {TERMINAL} "
+            f"SELECT id FROM runs WHERE {bytewise(tx, 'id')} > ? AND {bytewise(tx, 'id')} < 'eval.' "
+            f"AND status IN {TERMINAL} "
             f"AND ended_at < ? AND function_id <> ? AND function_id NOT LIKE '{ONLINE_PREFIX}%' "
             f"AND substr(id, 1, {HEAD_LEN}) NOT IN (SELECT id FROM runs WHERE function_id=?) "
-            f"ORDER BY id LIMIT {READ_LIMIT}",
+            f"ORDER BY {bytewise(tx, 'id')} LIMIT {READ_LIMIT}",
             (max(after, "eval-"), job.before, EXPERIMENT_FN, EXPERIMENT_FN),
         )
         ids = [r[0] for r in rows]
@@ -447,7 +459,8 @@ def _breaker_expired(value: str, before: float) -> bool:
 
 def _find_breakers(tx: Tx, job: Job, cursor: Any) -> Found:
     rows = tx.all(
-        f"SELECT key, value FROM kv WHERE key > ? AND key < ? ORDER BY key LIMIT {READ_LIMIT}",
+        f"SELECT key, value FROM kv WHERE {bytewise(tx, 'key')} > ? AND {bytewise(tx, 'key')} < ? "
+        f"ORDER BY {bytewise(tx, 'key')} LIMIT {READ_LIMIT}",
         (cursor or CIRCUIT_PREFIX, CIRCUIT_PREFIX[:-1] + ";"),
     )
     keys = [(k, v) for k, v in rows if _breaker_expired(v, job.before)]
