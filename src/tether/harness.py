@@ -459,7 +459,8 @@ class Harness:
         """Delete what is older than ``older_than`` (a duration for every kind, or a mapping
         of kind to duration): finished runs with their steps, events no live run came from,
         finished experiments (the latest ``keep_experiments`` of each evaluation and
-        baselines stay), online scores, LangGraph checkpoints, expired breaker records.
+        baselines stay), online scores, LangGraph checkpoints, expired breaker records,
+        superseded memory versions, context window items (see README, Retention).
         Event ids seen in the last 24 h are kept for deduplication. Returns the counts per
         kind (``result["runs"]``, ``result["steps"]``...; ``result.bytes`` per kind);
         ``dry_run`` only counts. Batches are short, so workers keep going meanwhile."""
