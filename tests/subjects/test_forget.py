@@ -6,7 +6,7 @@ subjects keep everything."""
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, ClassVar
 
 import tether
 from tests.subjects.conftest import BOTH_STORES
@@ -136,7 +136,7 @@ def test_forget_destroys_the_subjects_key_when_the_store_keeps_one(tmp_path: Any
     class KeyedStore(SQLiteStore):
         """A store with a key per subject (encryption at rest): forget() must destroy it."""
 
-        destroyed: list[str] = []
+        destroyed: ClassVar[list[str]] = []
 
         def destroy_subject_key(self, subject: str) -> None:
             self.destroyed.append(subject)

@@ -13,8 +13,7 @@ from typing import TYPE_CHECKING, Any
 from tether.errors import MissingExtra
 
 if TYPE_CHECKING:
-    import numpy as np
-    import numpy.typing as npt
+    pass
 
 DEFAULT_EMBEDDER = "local:all-minilm-l6-v2"
 
@@ -85,6 +84,6 @@ def similarities(
     good = [r for r in rows if len(r[3]) == 4 * dim]
     if not good:
         return []
-    matrix: npt.NDArray[np.float32] = np.frombuffer(b"".join(r[3] for r in good), dtype="<f4")
+    matrix = np.frombuffer(b"".join(r[3] for r in good), dtype="<f4")
     scores = matrix.reshape(len(good), dim) @ q
     return [(r[0], float(s)) for r, s in zip(good, scores, strict=True)]
