@@ -37,8 +37,6 @@ from tether.demo.shop import (
 )
 from tether.llm import Tool
 
-th = tether.Harness()
-
 HOSTED = os.environ.get("TETHER_DEMO_HOSTED", "local:smollm2-135m")
 LOCAL = os.environ.get("TETHER_DEMO_LOCAL", "local:smollm2-135m")
 PAYMENTS_URL = os.environ.get("TETHER_DEMO_PAYMENTS", "http://127.0.0.1:9")
@@ -50,6 +48,12 @@ WINDOW_BUDGET = int(os.environ.get("TETHER_DEMO_WINDOW_BUDGET", "420"))
 #: this tether has them.
 HAS_WINDOWS = hasattr(tether.Context, "context")
 HAS_MEMORY = hasattr(tether.Context, "memory")
+#: Memory search by meaning needs the embedding model in every worker (a torch import and
+#: a model load: many seconds on a loaded machine); the demo searches memories by their
+#: full-text index unless TETHER_DEMO_EMBEDDER names a model (local:all-minilm-l6-v2).
+EMBEDDER = os.environ.get("TETHER_DEMO_EMBEDDER") or None
+_options: dict[str, Any] = {"embedder": EMBEDDER} if HAS_MEMORY else {}
+th = tether.Harness(**_options)
 TOOLS: list[Tool] = [
     LOOKUP_ORDER,
     ISSUE_REFUND,
@@ -194,8 +198,11 @@ async def act(ctx: tether.Context, name: str, args: dict[str, Any], msg: dict[st
         )
         return answer
     if name == "remember" and HAS_MEMORY:
-        await ctx.memory(msg["subject"]).add(str(args.get("fact", "")), source="support-reply")  # type: ignore[attr-defined]
-        return {"remembered": True}
+        memory = getattr(ctx, "memory", None)(msg["subject"])  # type: ignore[misc]
+        item = await memory.add(
+            str(args.get("fact", "")), source=f"conversation {msg['conversation_id']}"
+        )
+        return {"remembered": item.text}
     if name == "forget_me":
         await ctx.step.send_event(
             "forget",

@@ -178,7 +178,10 @@ def report(
     else:
         t.add_row("context windows", "not in this build (ctx.context not available)")
     if HAS_MEMORY:
-        t.add_row("long-term memories retrieved into a window", str(recalled))
+        from tether.demo.agent import EMBEDDER
+
+        how = f"hybrid search with {EMBEDDER}" if EMBEDDER else "full-text search, no embedder"
+        t.add_row("long-term memories retrieved into a window", f"{recalled} ({how})")
     else:
         t.add_row("long-term memory", "not in this build (ctx.memory not available)")
     counts = scene.forgotten.get("forgotten") or {}

@@ -262,7 +262,7 @@ def run_demo(store: str | None = None, console: Console | None = None) -> int:
         )
 
         # 5. A returning customer: her window is new, her long-term memory is not.
-        m = d.say("conv-ada-2", "ada", "Hi again! Could you keep me posted about my grinder?")
+        m = d.say("conv-ada-2", "ada", "Hi again! Will you phone me when my grinder arrives?")
         d.wait_reply(m)
 
         # 6. The hosted model goes down: the local model answers, and says so.
