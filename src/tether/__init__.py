@@ -24,11 +24,14 @@ from tether.errors import (
     EncryptionKeyError,
     FunctionNotFound,
     InvalidEventError,
+    InvalidMemory,
     InvalidOutput,
+    InvalidPreference,
     LLMCallFailed,
     LLMDeadlineExceeded,
     LLMError,
     MemoryDisabled,
+    MemoryIndexMismatch,
     MemoryNotFound,
     MissingAPIKey,
     MissingExtra,
@@ -50,6 +53,7 @@ from tether.errors import (
     StoreNotFound,
     StreamInterrupted,
     SubjectKeyDestroyed,
+    SubjectNotFound,
     TetherError,
     UnknownProvider,
 )
@@ -66,7 +70,9 @@ from tether.flow.controls import (
 )
 from tether.flow.cron import on_cron
 from tether.harness import Harness
+from tether.memory import Memory, MemoryHit, MemoryItem
 from tether.records import Attempt, Event, Run, RunStatus, Step
+from tether.subjects import Subject
 
 __version__ = "0.1.0"
 
@@ -89,11 +95,17 @@ __all__ = [
     "FunctionNotFound",
     "Harness",
     "InvalidEventError",
+    "InvalidMemory",
     "InvalidOutput",
+    "InvalidPreference",
     "LLMCallFailed",
     "LLMDeadlineExceeded",
     "LLMError",
+    "Memory",
     "MemoryDisabled",
+    "MemoryHit",
+    "MemoryIndexMismatch",
+    "MemoryItem",
     "MemoryNotFound",
     "MissingAPIKey",
     "MissingExtra",
@@ -122,7 +134,9 @@ __all__ = [
     "StoreLocked",
     "StoreNotFound",
     "StreamInterrupted",
+    "Subject",
     "SubjectKeyDestroyed",
+    "SubjectNotFound",
     "SyncContext",
     "TetherError",
     "Throttle",

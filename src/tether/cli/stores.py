@@ -24,6 +24,8 @@ StoreOpt = Annotated[
     str | None,
     typer.Option("--store", "-s", help="Store URL (default: TETHER_STORE or .tether/tether.db)"),
 ]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text")]
+
 HOW_TO_CREATE = (
     "To create a store there, run the app (tether worker APP, or tether dev APP) or "
     "tether migrate --store {url}."

@@ -49,6 +49,7 @@ from tether.dashboard.guard import (
     session,
 )
 from tether.dashboard.openapi import OPENAPI
+from tether.dashboard.subjects import routes as subject_routes
 from tether.dashboard.views import function_stats, run_detail, run_summary
 from tether.errors import EncryptionError, StoreError, TetherError
 from tether.observe import TRACE_KV_PREFIX as KV_PREFIX
@@ -414,6 +415,7 @@ def create_app(
         Route("/api/events", api_send, methods=["POST"]),
         Route("/api/stream", api_stream),
         *audit_routes(harness, page, r),
+        *subject_routes(harness, page, r, json_body),
     ]
     middleware = [Middleware(BaseHTTPMiddleware, dispatch=guard(token, max_body_bytes))]
     return Starlette(

@@ -46,6 +46,8 @@ if TYPE_CHECKING:
     from tether.observe.otel import Observer
 
 log = logging.getLogger("tether.engine")
+# What ``execute`` returns when it ended the run itself (its fenced end committed).
+ENDED = frozenset({"completed", "failed", "cancelled"})
 T = TypeVar("T")
 
 
@@ -62,6 +64,7 @@ class EngineSettings:
     heartbeat: float = 0.5  # seconds between renewals
     max_output_bytes: int = 4 * 1024 * 1024
     inline_retry_max: float = 2.0  # longer backoffs suspend the run durably
+    embedder: str | None = "local:all-minilm-l6-v2"  # ctx.memory()'s (None: full text only)
 
 
 class Engine:
@@ -89,6 +92,7 @@ class Engine:
         self.heartbeat_interval = settings.heartbeat
         self.max_output_bytes = settings.max_output_bytes
         self.inline_retry_max = settings.inline_retry_max
+        self.embedder = settings.embedder
         self.active: dict[str, RunExecution] = {}
         self.stranded: dict[str, int] = {}  # leases to give back once the store works again
         self.step_pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="tether-step")
@@ -102,6 +106,7 @@ class Engine:
         self._closed = False
         self._pending: list[tuple[str, int, StepWrite, asyncio.Future[bool | Fenced]]] = []
         self._flush_scheduled = False
+        self._flushing = False  # a batch is being committed on the I/O threads
         self.loop = asyncio.new_event_loop()
         ready = threading.Event()
         self._thread = threading.Thread(
@@ -129,6 +134,8 @@ class Engine:
 
     def _flush(self) -> None:
         self._flush_scheduled = False
+        if self._flushing:
+            return  # one batch on the I/O threads at a time: the next one takes the rest
         batch, self._pending = self._pending, []
         items = [(r, t, w) for r, t, w, _ in batch]
         if self.store.loop_safe:
@@ -143,11 +150,16 @@ class Engine:
             else:
                 _settle(batch, results)
                 return
+        self._flushing = True
         done = self.loop.run_in_executor(self.io_pool, self.store.save_steps, items)
 
         def settle(f: asyncio.Future[list[bool | Fenced]]) -> None:
+            self._flushing = False
             error = asyncio.CancelledError() if f.cancelled() else f.exception()
             _settle(batch, error if error is not None else f.result())
+            if self._pending and not self._flush_scheduled:
+                self._flush_scheduled = True
+                self.loop.call_soon(self._flush)
 
         done.add_done_callback(settle)
 
@@ -419,7 +431,7 @@ class Engine:
             "error": {k: err[k] for k in ("type", "message") if k in err},
             "event": {"name": ex.event.name, "data": ex.event.data, "id": ex.event.id},
         }
-        return self.factory.follow_up(handler, ex.run_id, data)
+        return self.factory.follow_up(handler, ex.run_id, data, ex.claim.subject)
 
     async def execute(self, claim: Claim) -> str:
         """Execute a claimed run until it ends or suspends (in the loop thread)."""
@@ -487,8 +499,8 @@ class Engine:
         limit = None if timeout is None else time.monotonic() + timeout
         local: list[bool] = []
         while True:
-            if claim is not None:
-                self.execute_sync(claim)
+            if claim is not None and (status := self.execute_sync(claim)) in ENDED:
+                return status  # this process wrote the run's end: no need to read it
             with self.changed:
                 seen = self.generation
             kind, value = self._drive_next(run_id, local, limit)
@@ -508,8 +520,8 @@ class Engine:
         self.add_waker(waker)
         try:
             while True:
-                if claim is not None:
-                    await self.execute(claim)
+                if claim is not None and (status := await self.execute(claim)) in ENDED:
+                    return status
                 waker.clear()
                 kind, value = self._drive_next(run_id, local, limit)
                 claim = value if kind == "claim" else None

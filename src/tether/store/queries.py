@@ -8,7 +8,7 @@ from typing import Any
 
 RUN_COLUMNS = (
     "id, function_id, status, input, event_name, output, error, created_at, started_at, "
-    "ended_at, parent_id, replay_of, version, reason"
+    "ended_at, parent_id, replay_of, version, reason, subject"
 )
 
 
