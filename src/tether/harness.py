@@ -53,12 +53,12 @@ class Harness:
     ``durability="process"`` (default) survives any process crash; ``"power"`` also
     survives power loss, with concurrent checkpoints sharing an fsync. ``version`` names the
     code version recorded on each run (default: a hash of the registered functions).
+    ``retention={"runs": "30d", ...}`` prunes each kind past its age from any worker, on a
+    built-in cron function (``tether.durable.retention``).
     ``encryption_key`` (default ``TETHER_ENCRYPTION_KEY``) encrypts every payload at rest:
     a key from ``tether keygen``, or a key ring ``"NEW,OLD"`` for rotation.
     ``max_event_bytes`` and ``max_events_per_send`` bound what ``send`` accepts (the
     event's data as JSON; the events of one call): beyond them nothing is stored.
-    ``retention={"runs": "30d", ...}`` prunes each kind past its age from any worker, on a
-    built-in cron function (``tether.durable.retention``).
     """
 
     def __init__(
@@ -71,11 +71,11 @@ class Harness:
         lease_ttl: float = 2.0,
         heartbeat: float = 0.5,
         max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
+        retention: Mapping[str, Any] | None = None,
+        embedder: str | None = DEFAULT_EMBEDDER,
         encryption_key: str | Sequence[str] | None = None,
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
         max_events_per_send: int = DEFAULT_MAX_EVENTS_PER_SEND,
-        retention: Mapping[str, Any] | None = None,
-        embedder: str | None = DEFAULT_EMBEDDER,
     ) -> None:
         if durability not in ("process", "power"):
             raise ConfigurationError(

@@ -123,8 +123,8 @@ class SQLStore(Store):
         self.codec = codec or IDENTITY
         self.create = create  # False: migrate() refuses to create a store that is not there
         self._fresh: set[str] = set()  # runs this process created already claimed
-        self._active = threading.local()  # active_tx()
         self._pgvector: bool | None = None  # memory searches through pgvector (None: untried)
+        self._active = threading.local()  # active_tx()
 
     # -- what each backend supplies -------------------------------------------------------
     @abc.abstractmethod
