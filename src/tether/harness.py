@@ -9,7 +9,7 @@ import os
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
-from typing import Any, TypeVar, Unpack, overload
+from typing import TYPE_CHECKING, Any, TypeVar, Unpack, overload
 
 from tether.clock import Clock
 from tether.codec import DEFAULT_MAX_OUTPUT_BYTES, dumps
@@ -27,6 +27,9 @@ from tether.memory import DEFAULT_EMBEDDER, Memory, open_memory
 from tether.records import TERMINAL_STATUSES, Event, Run, RunStatus
 from tether.store import Store, open_store
 from tether.subjects.subject import Subject, sql_store
+
+if TYPE_CHECKING:
+    from tether.context.windows import ContextWindow
 
 F = TypeVar("F", bound=Callable[..., Any])
 DAY = 86400.0
@@ -383,7 +386,7 @@ class Harness:
         memory: bool = False,
         summarizer: Any = None,
         extract: bool = False,
-    ) -> Any:
+    ) -> ContextWindow:
         """The context window ``key`` (``ContextWindow``): the same key reopens the same log,
         in any process. Needs ``model`` (whose context window sets the budget) or
         ``budget``. Inside a durable function use ``ctx.context(...)``."""
