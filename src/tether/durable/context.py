@@ -127,7 +127,7 @@ class _ContextBase:
             subject_id,
             sql_store(ex.store),
             clock=ex.clock,
-            memory=lambda sid: getattr(self, "memory")(sid),  # noqa: B009 (memory lands)
+            memory=lambda sid: getattr(self, "memory")(sid),  # noqa: B009 (defined by each subclass)
             cancel_local=ex.engine.cancel_local,
             current_run=ex.run_id,
         )
