@@ -19,6 +19,8 @@ from typing import Any
 import pytest
 
 import tether
+from tests.context.conformance import user
+from tether.context.stored import StoreWindowLog
 from tether.store import open_store
 from tether.store.queries import RunQuery
 
@@ -140,12 +142,24 @@ def _workload(th: tether.Harness) -> None:
     th.cancel(f"run-{EVIL}")
     replayed = th.replay(f"run-{EVIL}", from_step=f"step-{EVIL}")
     assert replayed.run_id
-    store.destroy_subject_key(f"user:{EVIL}")
+    # Memories, preferences, windows and a subject's erasure, all keyed by user data.
+    who = th.subject(f"user:{EVIL}")
+    item = who.memory.add(f"{EVIL} likes tea", source=EVIL, tags=[EVIL])
+    assert who.memory.search(f"{MARK} tea")
+    who.memory.update(item.id, f"{EVIL} likes coffee")
+    assert who.memory.list(tags=[EVIL])
+    who.preferences["lang"] = EVIL
+    log = StoreWindowLog(th.store, f"chat-{EVIL}", subject=f"user:{EVIL}")
+    log.append([user(EVIL)])
+    assert log.items() and who.windows() == [f"chat-{EVIL}"]
+    assert who.export()["subject"] == f"user:{EVIL}"
+    assert f"user:{EVIL}" in th.subjects()
+    who.forget()
     th.prune("0s")
 
 
 def test_no_statement_carries_user_data(store_url: str, recorder: Recorder) -> None:
-    th = tether.Harness(store_url)
+    th = tether.Harness(store_url, embedder=None)
     try:
         _workload(th)
     finally:
