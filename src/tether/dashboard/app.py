@@ -51,6 +51,7 @@ from tether.dashboard.guard import (
 from tether.dashboard.openapi import OPENAPI
 from tether.dashboard.subjects import routes as subject_routes
 from tether.dashboard.views import function_stats, run_detail, run_summary
+from tether.dashboard.windows import routes as window_routes
 from tether.errors import EncryptionError, StoreError, TetherError
 from tether.observe import TRACE_KV_PREFIX as KV_PREFIX
 from tether.observe.redact import Redactor, default_redactor
@@ -358,7 +359,10 @@ def create_app(
             missing.status_code = 404
             return missing
         data = run_detail(run, r, store.kv_get(KV_PREFIX + run_id))
-        return page("run.html", request, run=data, seen=run_fingerprint(run))
+        reports = store.window_reports(run_id) if hasattr(store, "window_reports") else {}
+        return page(
+            "run.html", request, run=data, seen=run_fingerprint(run), context_reports=reports
+        )
 
     def functions_page(request: Request) -> Response:
         return page("functions.html", request, functions=functions())
@@ -415,6 +419,7 @@ def create_app(
         Route("/api/events", api_send, methods=["POST"]),
         Route("/api/stream", api_stream),
         *audit_routes(harness, page, r),
+        *window_routes(harness, page, r),
         *subject_routes(harness, page, r, json_body),
     ]
     middleware = [Middleware(BaseHTTPMiddleware, dispatch=guard(token, max_body_bytes))]

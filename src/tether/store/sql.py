@@ -54,10 +54,9 @@ import abc
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, TypedDict, TypeVar
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 
 from tether.codec import dumps, loads
-from tether.context.records import ContextItem
 from tether.errors import ConfigurationError, SchemaVersionError, StoreNotFound
 from tether.records import Run
 from tether.store import checkpoints as cp
@@ -94,6 +93,9 @@ from tether.store.queries import (
     runs_sql,
 )
 from tether.store.rows import build_run
+
+if TYPE_CHECKING:
+    from tether.context.records import ContextItem
 
 T = TypeVar("T")
 
@@ -532,10 +534,15 @@ class SQLStore(Store):
         return self.reading(lambda tx: cp.load_steps(tx, run_id))
 
     def save_step(self, run_id: str, token: int, step: StepWrite) -> bool:
-        def op(tx: Tx) -> bool:
-            return cp.checkpoint(tx, run_id, cp.step_params(tx, run_id, token, step))
+        also = step.also
 
-        return self.write(op, single=True)
+        def op(tx: Tx) -> bool:
+            cancel = cp.checkpoint(tx, run_id, cp.step_params(tx, run_id, token, step))
+            if also is not None:  # in the same transaction (a context window's reply)
+                also(tx)
+            return cancel
+
+        return self.write(op, single=also is None)
 
     def save_steps(self, items: Sequence[tuple[str, int, StepWrite]]) -> list[bool | Fenced]:
         def op(tx: Tx) -> list[bool | Fenced]:
@@ -724,7 +731,7 @@ class SQLStore(Store):
 
     def memory_add_many(self, news: Sequence[NewMemory]) -> list[MemoryRow]:
         """``memory_add`` for many items, in one transaction."""
-        return self.write(lambda tx: [mem.add(tx, new)[0] for new in news])
+        return self.write(lambda tx: mem.add_many(tx, news))
 
     def memory_clear(self, subject: str, write_key: str | None, now: float) -> int:
         """Delete every memory of the subject (``Memory.clear``); how many rows went."""
@@ -897,12 +904,6 @@ class SQLStore(Store):
             )
         )
 
-    def window_open(
-        self, key: str, subject: str | None, model: str | None, now: float
-    ) -> win.WindowRow:
-        """Window ``key``'s row, created on first use (its subject is checked)."""
-        return self.write(lambda tx: win.open_window(tx, key, subject, model, now))
-
     def window_read(self, key: str, after: int = 0) -> tuple[int, list[ContextItem]]:
         """(generation, items with ``seq > after``): the generation changes on ``clear``."""
 
@@ -951,6 +952,10 @@ class SQLStore(Store):
     def delete_subject_windows(self, subject: str) -> dict[str, int]:
         """Delete the windows of ``subject`` and their items: {"windows": n, "items": m}."""
         return self.write(lambda tx: win.delete_subject(tx, subject))
+
+    def window_reports(self, run_id: str) -> dict[str, dict[str, Any]]:
+        """The context report of each ``ctx.step.llm(context=...)`` step of a run, by step."""
+        return self.reading(lambda tx: win.run_reports(tx, run_id))
 
     def list_windows(self, limit: int = 100) -> list[dict[str, Any]]:
         """The most recently updated windows (key, subject, model, times, item count)."""
