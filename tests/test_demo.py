@@ -60,9 +60,8 @@ def test_demo_passes(tmp_path: Path) -> None:
     assert once == "yes: B-2002 $25.00 (ch_0001), C-3003 $480.00 (ch_0002)"
     assert "cancelled; refund was waiting, then approved and issued" in out
     forgotten = _row(out, "customer dee forgotten (th.subject().forget())")
-    assert forgotten.startswith("runs 2, events 2") and forgotten.endswith(
-        "erased from the file: yes"
-    )
+    assert "runs 2, events 2" in forgotten
+    assert forgotten.endswith("erased from the file: yes")
     after = _row(out, "after forgetting")
     assert (
         after == "subject listed: no; raw scan of the store for what dee said ('Lisbon'): not found"
