@@ -77,7 +77,7 @@ class Conversation:
         self.window: Any = None
         self.messages: list[dict[str, Any]] = []
         if HAS_WINDOWS:
-            self.window = ctx.context(  # type: ignore[attr-defined]
+            self.window = ctx.context(
                 f"conversation:{msg['conversation_id']}",
                 budget=WINDOW_BUDGET,
                 system=SYSTEM,
@@ -198,7 +198,7 @@ async def act(ctx: tether.Context, name: str, args: dict[str, Any], msg: dict[st
         )
         return answer
     if name == "remember" and HAS_MEMORY:
-        memory = getattr(ctx, "memory", None)(msg["subject"])  # type: ignore[misc]
+        memory = ctx.memory(msg["subject"])
         item = await memory.add(
             str(args.get("fact", "")), source=f"conversation {msg['conversation_id']}"
         )

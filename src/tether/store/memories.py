@@ -19,6 +19,7 @@ writers of one subject go one after the other on PostgreSQL (SQLite serialises w
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 from collections.abc import Sequence
@@ -73,9 +74,27 @@ def text_hash(subject: str, text: str) -> str:
     return hashlib.sha256(f"{subject}\0{text}".encode()).hexdigest()
 
 
+# English function words, left out of queries on both backends (PostgreSQL's english
+# configuration drops these and more; FTS5 has no stop list): "what is her job" must not
+# match every memory with "is" in it.
+_STOP_TEXT = (
+    "a about above after again against all am an and any are as at be because been before "
+    "being below between both but by can could did do does doing down during each few for "
+    "from further had has have having he her here hers herself him himself his how i if in "
+    "into is it its itself just me more most my myself no nor not now of off on once only or "
+    "other our ours ourselves out over own same she should so some such than that the their "
+    "theirs them themselves then there these they this those through to too under until up "
+    "very was we were what when where which while who whom why will with would you your yours "
+    "yourself yourselves "
+)
+STOPWORDS = frozenset(_STOP_TEXT.split())
+
+
 def query_terms(query: str) -> list[str]:
-    """The words of a query, as both full-text indexes are asked for them (any of them)."""
-    return list(dict.fromkeys(_TERM.findall(query.lower())))[:64]
+    """The words of a query but function words, as both full-text indexes are asked for
+    them (any of them matches)."""
+    words = [w for w in _TERM.findall(query.lower()) if w not in STOPWORDS]
+    return list(dict.fromkeys(words))[:64]
 
 
 def _row(codec: Any, r: Sequence[Any]) -> MemoryRow:
@@ -93,6 +112,12 @@ def _row(codec: Any, r: Sequence[Any]) -> MemoryRow:
 
 
 # -- the full-text index ------------------------------------------------------------------
+def _pg_words(text: str) -> str:
+    """PostgreSQL's parser reads "ORD-99812" as "ord" and "-99812": it is given the words
+    split as queries are, so an identifier's parts match."""
+    return " ".join(_TERM.findall(text))
+
+
 def _index_text(tx: Tx, seq: int, subject: str, text: str) -> None:
     if tx.d.name == "sqlite":
         tx.execute(
@@ -100,11 +125,9 @@ def _index_text(tx: Tx, seq: int, subject: str, text: str) -> None:
             (seq, subject_token(subject), text),
         )
     else:
-        # PostgreSQL's parser reads "ORD-99812" as "ord" and "-99812": give it the words
-        # split as queries are, so an identifier's parts match.
-        words = " ".join(_TERM.findall(text))
         tx.execute(
-            "UPDATE memories SET tsv=to_tsvector('english', ?::text) WHERE seq=?", (words, seq)
+            "UPDATE memories SET tsv=to_tsvector('english', ?::text) WHERE seq=?",
+            (_pg_words(text), seq),
         )
 
 
@@ -119,28 +142,27 @@ def _unindex_text(tx: Tx, seq: int, subject: str, text: str) -> None:
         tx.execute("UPDATE memories SET tsv=NULL WHERE seq=?", (seq,))
 
 
-def text_search(tx: Tx, subject: str, terms: Sequence[str], limit: int) -> list[str]:
-    """Ids of the subject's current items matching any of ``terms``, best match first."""
-    if not terms:
-        return []
-    if tx.d.name == "sqlite":
-        match = f'subject_token:"{subject_token(subject)}" AND text:(' + " OR ".join(
-            f'"{t}"' for t in terms
-        )
-        rows = tx.all(
-            "SELECT m.id FROM memories_fts f JOIN memories m ON m.seq = f.rowid "
-            "WHERE memories_fts MATCH ? AND m.subject=? AND m.superseded_at IS NULL "
-            "ORDER BY bm25(memories_fts, 0.0, 1.0) LIMIT ?",
-            (match + ")", subject, limit),
-        )
-    else:
-        rows = tx.all(
-            "SELECT id FROM memories, to_tsquery('english', ?::text) q "
-            "WHERE subject=? AND superseded_at IS NULL AND tsv @@ q "
-            "ORDER BY ts_rank_cd(tsv, q) DESC, seq DESC LIMIT ?",
-            (" | ".join(terms), subject, limit),
-        )
-    return [r[0] for r in rows]
+def text_matches(tx: Tx, subject: str, terms: Sequence[str], cap: int) -> dict[str, list[str]]:
+    """For each term, the ids of the subject's current items whose text holds it (stemmed
+    as the index stems), at most ``cap`` + 1 of them: what the memory layer's ranking needs
+    (which terms each item matched, and how many items hold each term)."""
+    out: dict[str, list[str]] = {}
+    token = subject_token(subject)
+    for term in terms:
+        if tx.d.name == "sqlite":
+            rows = tx.all(
+                "SELECT m.id FROM memories_fts f CROSS JOIN memories m ON m.seq = f.rowid "
+                "WHERE memories_fts MATCH ? AND m.subject=? AND m.superseded_at IS NULL LIMIT ?",
+                (f'subject_token:"{token}" AND text:"{term}"', subject, cap + 1),
+            )
+        else:
+            rows = tx.all(
+                "SELECT id FROM memories WHERE subject=? AND superseded_at IS NULL "
+                "AND tsv @@ to_tsquery('english', ?::text) LIMIT ?",
+                (subject, term, cap + 1),
+            )
+        out[term] = [r[0] for r in rows]
+    return out
 
 
 # -- vectors --------------------------------------------------------------------------------
@@ -166,6 +188,8 @@ def put_vector(tx: Tx, seq: int, subject: str, model: str, dimension: int, vecto
         "dimension=excluded.dimension, vector=excluded.vector",
         (seq, subject, model, dimension, vector),
     )
+    if getattr(tx.store, "_pgvector", False):
+        pgvector_put(tx, seq, subject, model, vector)
 
 
 def subject_vectors(tx: Tx, subject: str, model: str) -> list[tuple[str, float, str, bytes]]:
@@ -222,11 +246,20 @@ def _as_replayed(tx: Tx, new: NewMemory, item: str | None) -> MemoryRow:
     )
 
 
-def _insert(tx: Tx, new: NewMemory, supersedes: str | None) -> MemoryRow:
+def _insert(tx: Tx, new: NewMemory, supersedes: str | None, indexed: bool = False) -> MemoryRow:
+    """Insert one version with its full-text entry and vector. ``indexed``: the caller
+    has recorded the index's model in this transaction already."""
     codec, subject = tx.codec, new.subject
+    postgres = tx.d.name == "postgres"
     (seq,) = tx.one(
         "INSERT INTO memories (id, subject, text, text_hash, source, tags, created_at, "
-        "supersedes, write_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq",
+        "supersedes, write_key"
+        + (
+            ", tsv) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, to_tsvector('english', ?::text))"
+            if postgres
+            else ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        )
+        + " RETURNING seq",
         (
             new.id,
             subject,
@@ -237,23 +270,31 @@ def _insert(tx: Tx, new: NewMemory, supersedes: str | None) -> MemoryRow:
             new.created_at,
             supersedes,
             new.write_key,
+            *((_pg_words(new.text),) if postgres else ()),
         ),
     )
-    _index_text(tx, int(seq), subject, new.text)
+    if not postgres:
+        _index_text(tx, int(seq), subject, new.text)
     if new.vector is not None and new.model is not None and new.dimension is not None:
-        current = index_info(tx)
-        if current is None:
-            set_index(tx, new.model, new.dimension, new.created_at)
+        if not indexed:
+            tx.execute(
+                "INSERT INTO memory_index (name, model, dimension, updated_at) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (name) DO NOTHING",
+                (INDEX, new.model, new.dimension, new.created_at),
+            )
         put_vector(tx, int(seq), subject, new.model, new.dimension, new.vector)
     return MemoryRow(
         new.id, subject, new.text, new.source, new.tags, new.created_at, supersedes, None
     )
 
 
-def add(tx: Tx, new: NewMemory) -> tuple[MemoryRow, bool]:
+def add(
+    tx: Tx, new: NewMemory, *, locked: bool = False, indexed: bool = False
+) -> tuple[MemoryRow, bool]:
     """Write a new item; (the item, created). The exact text already current for the
     subject, or a write key already applied, returns the existing item instead."""
-    tx.lock([f"memory:{new.subject}"])
+    if not locked:
+        tx.lock([f"memory:{new.subject}"])
     done = _replayed(tx, new.write_key)
     if done is not None:
         return _as_replayed(tx, new, done[1]), False
@@ -265,9 +306,23 @@ def add(tx: Tx, new: NewMemory) -> tuple[MemoryRow, bool]:
         existing = _row(tx.codec, row)
         _record(tx, new.write_key, new.subject, "add", existing.id, new.created_at)
         return existing, False
-    item = _insert(tx, new, None)
+    item = _insert(tx, new, None, indexed)
     _record(tx, new.write_key, new.subject, "add", item.id, new.created_at)
     return item, True
+
+
+def add_many(tx: Tx, news: Sequence[NewMemory]) -> list[MemoryRow]:
+    """``add`` for many items in one transaction: the subjects' locks and the index's
+    model taken once."""
+    tx.lock(sorted({f"memory:{n.subject}" for n in news}))
+    first = next((n for n in news if n.vector is not None), None)
+    if first is not None and first.model is not None and first.dimension is not None:
+        tx.execute(
+            "INSERT INTO memory_index (name, model, dimension, updated_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (name) DO NOTHING",
+            (INDEX, first.model, first.dimension, first.created_at),
+        )
+    return [add(tx, n, locked=True, indexed=True)[0] for n in news]
 
 
 def _current(tx: Tx, subject: str, item: str) -> tuple[int, MemoryRow]:
@@ -285,8 +340,9 @@ def _current(tx: Tx, subject: str, item: str) -> tuple[int, MemoryRow]:
 
 
 def update(tx: Tx, old_id: str, new: NewMemory) -> MemoryRow:
-    """Supersede ``old_id`` with ``new`` (``supersedes`` = the old id; the old version stays,
-    out of the indexes). The same text returns the current item unchanged."""
+    """Supersede ``old_id`` with ``new``'s text (``supersedes`` = the old id; source and tags
+    carried over; the old version stays, out of the indexes). The same text returns the
+    current item unchanged."""
     tx.lock([f"memory:{new.subject}"])
     done = _replayed(tx, new.write_key)
     if done is not None:
@@ -298,7 +354,7 @@ def update(tx: Tx, old_id: str, new: NewMemory) -> MemoryRow:
     tx.execute("UPDATE memories SET superseded_at=? WHERE seq=?", (new.created_at, seq))
     _unindex_text(tx, seq, old.subject, old.text)
     tx.execute("DELETE FROM memory_vectors WHERE memory_seq=?", (seq,))
-    item = _insert(tx, new, old.id)
+    item = _insert(tx, dataclasses.replace(new, source=old.source, tags=old.tags), old.id)
     _record(tx, new.write_key, new.subject, "update", item.id, new.created_at)
     return item
 
@@ -451,3 +507,64 @@ def set_preferences(tx: Tx, subject: str, prefs: dict[str, Any], now: float) -> 
 
 
 LIST_SUBJECTS = "SELECT id FROM subjects UNION SELECT DISTINCT subject FROM memories ORDER BY 1"
+
+
+# -- pgvector (optional, PostgreSQL) -------------------------------------------------------------
+# Where ``CREATE EXTENSION vector`` succeeds, the store keeps a second copy of each vector in
+# ``memory_pgvectors`` with an HNSW index, and a search asks it for the nearest items instead
+# of scanning the subject's vectors. Debian's PostgreSQL here has no pgvector: the attempt
+# fails inside a savepoint, the transaction goes on, and the exact scan stays the path.
+def enable_pgvector(tx: Tx, dimension: int) -> bool:
+    """Set up the pgvector table (once); False where the extension cannot be created."""
+    if tx.d.name != "postgres":
+        return False
+    import psycopg
+
+    try:
+        with tx.conn.transaction():  # a savepoint: a failure leaves the transaction usable
+            tx.conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+    except psycopg.Error:
+        return False
+    tx.conn.execute(
+        "CREATE TABLE IF NOT EXISTS memory_pgvectors (memory_seq BIGINT PRIMARY KEY "
+        "REFERENCES memories (seq) ON DELETE CASCADE, subject TEXT NOT NULL, model TEXT NOT "
+        f"NULL, embedding vector({int(dimension)}) NOT NULL)"
+    )
+    tx.conn.execute(
+        "CREATE INDEX IF NOT EXISTS memory_pgvectors_hnsw ON memory_pgvectors "
+        "USING hnsw (embedding vector_cosine_ops)"
+    )
+    return True
+
+
+def _pg_literal(vector: bytes) -> str:
+    import array
+
+    values = array.array("f")
+    values.frombytes(vector)
+    return "[" + ",".join(f"{v:.7g}" for v in values) + "]"
+
+
+def pgvector_put(tx: Tx, seq: int, subject: str, model: str, vector: bytes) -> None:
+    tx.execute(
+        "INSERT INTO memory_pgvectors (memory_seq, subject, model, embedding) "
+        "VALUES (?, ?, ?, ?::vector) ON CONFLICT (memory_seq) DO UPDATE SET "
+        "model=excluded.model, embedding=excluded.embedding",
+        (seq, subject, model, _pg_literal(vector)),
+    )
+
+
+def pgvector_nearest(
+    tx: Tx, subject: str, model: str, query: bytes, limit: int
+) -> list[tuple[str, float]]:
+    """(id, cosine) of the subject's ``limit`` nearest current items, from the HNSW index
+    (iterative scans, pgvector 0.8+, keep the subject filter from starving the result)."""
+    tx.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+    literal = _pg_literal(query)
+    rows = tx.all(
+        "SELECT m.id, 1 - (p.embedding <=> ?::vector) FROM memory_pgvectors p "
+        "JOIN memories m ON m.seq = p.memory_seq WHERE p.subject=? AND p.model=? "
+        "AND m.superseded_at IS NULL ORDER BY p.embedding <=> ?::vector LIMIT ?",
+        (literal, subject, model, literal, limit),
+    )
+    return [(r[0], float(r[1])) for r in rows]
