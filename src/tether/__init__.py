@@ -20,13 +20,18 @@ from tether.errors import (
     ContentFiltered,
     ContextLengthExceeded,
     CostLimitExceeded,
+    EncryptionError,
+    EncryptionKeyError,
     FunctionNotFound,
     InvalidEventError,
+    InvalidMemory,
     InvalidOutput,
+    InvalidPreference,
     LLMCallFailed,
     LLMDeadlineExceeded,
     LLMError,
     MemoryDisabled,
+    MemoryIndexMismatch,
     MemoryNotFound,
     MissingAPIKey,
     MissingExtra,
@@ -47,6 +52,8 @@ from tether.errors import (
     StoreLocked,
     StoreNotFound,
     StreamInterrupted,
+    SubjectKeyDestroyed,
+    SubjectNotFound,
     TetherError,
     UnknownProvider,
 )
@@ -63,7 +70,9 @@ from tether.flow.controls import (
 )
 from tether.flow.cron import on_cron
 from tether.harness import Harness
+from tether.memory import Memory, MemoryHit, MemoryItem
 from tether.records import Attempt, Event, Run, RunStatus, Step
+from tether.subjects import Subject
 
 __version__ = "0.1.0"
 
@@ -80,15 +89,23 @@ __all__ = [
     "CostLimitExceeded",
     "Debounce",
     "DurableFunction",
+    "EncryptionError",
+    "EncryptionKeyError",
     "Event",
     "FunctionNotFound",
     "Harness",
     "InvalidEventError",
+    "InvalidMemory",
     "InvalidOutput",
+    "InvalidPreference",
     "LLMCallFailed",
     "LLMDeadlineExceeded",
     "LLMError",
+    "Memory",
     "MemoryDisabled",
+    "MemoryHit",
+    "MemoryIndexMismatch",
+    "MemoryItem",
     "MemoryNotFound",
     "MissingAPIKey",
     "MissingExtra",
@@ -117,6 +134,9 @@ __all__ = [
     "StoreLocked",
     "StoreNotFound",
     "StreamInterrupted",
+    "Subject",
+    "SubjectNotFound",
+    "SubjectKeyDestroyed",
     "SyncContext",
     "TetherError",
     "Throttle",

@@ -34,7 +34,14 @@
     ├── RunCancelled                a run was cancelled (raised to callers waiting on it)
     ├── RunTimeout                  also a TimeoutError: a run or a wait on it ran out of time
     ├── MemoryNotFound              no memory item with this id for this subject
-    └── MemoryDisabled              the subject's preferences turn long-term memory off
+    ├── MemoryDisabled              the subject's preferences turn long-term memory off
+    ├── InvalidMemory               also a ValueError: empty or oversized text, bad tags or k
+    ├── MemoryIndexMismatch         the store's vectors were made by another embedder (reindex)
+    ├── SubjectNotFound             nothing is kept about this subject (CLI, API lookups)
+    ├── InvalidPreference           a preference that is not a JSON value: nothing written
+    └── EncryptionError             a payload cannot be decrypted (damaged, or stored in clear)
+        ├── EncryptionKeyError      a wrong, missing or malformed encryption key (names the fix)
+        └── SubjectKeyDestroyed     the subject was forgotten: its data key is gone
 
 Control flow inside a running function derives from ``BaseException``, so ``except
 Exception`` in user code never swallows it (``tether.durable.signals`` and
@@ -334,3 +341,42 @@ class MemoryNotFound(TetherError):
 
 class MemoryDisabled(TetherError):
     """The subject's preferences turn long-term memory off (``preferences["memory"] = False``)."""
+
+
+class SubjectNotFound(TetherError):
+    """Nothing is kept about this subject: no memory, window, preference, run or event."""
+
+    def __init__(self, subject: str) -> None:
+        super().__init__(
+            f"nothing is kept about subject {subject!r}: no memory, window, preference, run "
+            "or event. Check the id (`tether subject list` lists the subjects)."
+        )
+        self.subject = subject
+
+
+class InvalidPreference(TetherError):
+    """A preference value (or name) that cannot be stored as JSON; nothing was written."""
+
+
+class InvalidMemory(TetherError, ValueError):
+    """A memory write or search given bad input (empty or oversized text, bad tags, bad k):
+    nothing was written."""
+
+
+class MemoryIndexMismatch(TetherError):
+    """The store's memory vectors were made by another embedder or dimension than the one
+    configured: run ``tether memory reindex`` (or configure the index's embedder)."""
+
+
+class EncryptionError(TetherError):
+    """A payload cannot be encrypted or decrypted: it was altered on disk, or is in clear
+    in a store that encrypts (encryption at rest, ``tether.store.encryption``)."""
+
+
+class EncryptionKeyError(EncryptionError):
+    """The encryption key is wrong, missing or malformed; the message says which key the
+    store needs (by id, never the key) and how to give it."""
+
+
+class SubjectKeyDestroyed(EncryptionError):
+    """The data of a forgotten subject: its key was destroyed, so it cannot be read."""

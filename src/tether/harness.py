@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, TypeVar, Unpack, overload
 
@@ -16,16 +16,31 @@ from tether.codec import DEFAULT_MAX_OUTPUT_BYTES, dumps
 from tether.durable.engine import Engine, EngineSettings
 from tether.durable.function import FAILED_EVENT, DurableFunction
 from tether.durable.handle import RunHandle
-from tether.durable.intake import Intake
+from tether.durable.intake import DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_EVENTS_PER_SEND, Intake
 from tether.durable.registry import FunctionOptions, Registry
+from tether.durable.retention import (
+    RETENTION_FN,
+    RetentionPolicy,
+    ages,
+    keep_count,
+    parse_policy,
+    retention_function,
+)
+from tether.durable.retry import Retry
 from tether.durable.runs import RunFactory, input_json, new_id
 from tether.durable.spec import FunctionSpec
 from tether.durable.worker import Worker
-from tether.durations import Duration, seconds
+from tether.durations import Duration
 from tether.errors import ConfigurationError, FunctionNotFound, RunNotFound, RunTimeout
+from tether.flow.cron import on_cron
+from tether.memory import DEFAULT_EMBEDDER, Memory, open_memory
 from tether.records import TERMINAL_STATUSES, Event, Run, RunStatus
 from tether.store import Store, open_store
 from tether.store.base import NewRun
+from tether.store.retention import KEEP_EXPERIMENTS, PruneResult
+from tether.store.retention import prune as prune_store
+from tether.store.sql import SQLStore
+from tether.subjects.subject import Subject, sql_store
 
 F = TypeVar("F", bound=Callable[..., Any])
 DAY = 86400.0
@@ -38,6 +53,12 @@ class Harness:
     ``durability="process"`` (default) survives any process crash; ``"power"`` also
     survives power loss, with concurrent checkpoints sharing an fsync. ``version`` names the
     code version recorded on each run (default: a hash of the registered functions).
+    ``retention={"runs": "30d", ...}`` prunes each kind past its age from any worker, on a
+    built-in cron function (``tether.durable.retention``).
+    ``encryption_key`` (default ``TETHER_ENCRYPTION_KEY``) encrypts every payload at rest:
+    a key from ``tether keygen``, or a key ring ``"NEW,OLD"`` for rotation.
+    ``max_event_bytes`` and ``max_events_per_send`` bound what ``send`` accepts (the
+    event's data as JSON; the events of one call): beyond them nothing is stored.
     """
 
     def __init__(
@@ -50,6 +71,11 @@ class Harness:
         lease_ttl: float = 2.0,
         heartbeat: float = 0.5,
         max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
+        retention: Mapping[str, Any] | None = None,
+        embedder: str | None = DEFAULT_EMBEDDER,
+        encryption_key: str | Sequence[str] | None = None,
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+        max_events_per_send: int = DEFAULT_MAX_EVENTS_PER_SEND,
     ) -> None:
         if durability not in ("process", "power"):
             raise ConfigurationError(
@@ -60,19 +86,49 @@ class Harness:
             raise ConfigurationError(
                 f"heartbeat ({heartbeat}s) must be shorter than lease_ttl ({lease_ttl}s)"
             )
+        if encryption_key is not None and isinstance(store, Store):
+            raise ConfigurationError(
+                "encryption_key= goes with a store URL; a store object already has its codec: "
+                "open it with open_store(url, encryption_key=...)"
+            )
         self._store_arg = store
+        self._encryption_key = encryption_key
         self.durability = durability
         self.clock = clock or Clock()
-        self._settings = EngineSettings(lease_ttl, heartbeat, max_output_bytes)
+        if embedder is not None and (not isinstance(embedder, str) or ":" not in embedder):
+            raise ConfigurationError(
+                f"embedder={embedder!r} is not a model: name one as 'provider:model' "
+                f"(the default is {DEFAULT_EMBEDDER!r}), or None for full-text memory only"
+            )
+        self.embedder = embedder
+        self._settings = EngineSettings(lease_ttl, heartbeat, max_output_bytes, embedder=embedder)
         self._registry = Registry(version)
         self._registry.on_register(self._registered)
         self._factory = RunFactory(self.clock, lambda: self._registry.version)
-        self._intake = Intake(self._registry, self._factory, lambda: self.store, self.clock)
+        self._intake = Intake(
+            self._registry,
+            self._factory,
+            lambda: self.store,
+            self.clock,
+            max_event_bytes=max_event_bytes,
+            max_events_per_send=max_events_per_send,
+        )
         self._store: Store | None = None
         self._engine: Engine | None = None
         self._lock = threading.RLock()
         self._workers: list[Worker] = []
         self._breaker: Any = None
+        self.retention: RetentionPolicy | None = None
+        if retention is not None:
+            self.retention = policy = parse_policy(retention)
+            self._registry.register(
+                retention_function(self, policy),
+                {
+                    "id": RETENTION_FN,
+                    "trigger": on_cron(policy.schedule, skip_missed=True),
+                    "retries": Retry(max_attempts=3),
+                },
+            )
 
     def __repr__(self) -> str:
         return f"Harness(store={self.store_url!r}, functions={sorted(self.functions)})"
@@ -95,7 +151,11 @@ class Harness:
                     if isinstance(self._store_arg, Store):
                         store = self._store_arg
                     else:
-                        store = open_store(self._store_arg, durability=self.durability)
+                        store = open_store(
+                            self._store_arg,
+                            durability=self.durability,
+                            encryption_key=self._encryption_key,
+                        )
                     if self._registry.functions:
                         store.register_functions(self._registry.describe(), self.clock.now())
                     self._store = store
@@ -117,6 +177,14 @@ class Harness:
                         lambda: self.circuit_breaker,
                     )
         return self._engine
+
+    # -- long-term memory -------------------------------------------------------------------
+    def memory(self, subject: str) -> Memory:
+        """The long-term memory of ``subject`` (blocking methods, ``a``-prefixed coroutine
+        twins); embedded with this harness's ``embedder``."""
+        mem = open_memory(self.store, subject, embedder=self.embedder, clock=self.clock)
+        assert isinstance(mem, Memory)
+        return mem
 
     def close(self) -> None:
         """Stop workers, the engine and the store connections."""
@@ -375,16 +443,83 @@ class Harness:
             original.event_name or "",
             dumps(original.input or {}),
             run_id,
+            original.subject,
         )
         rid = self.store.fork(run_id, from_step, new, self.clock.now())
         return RunHandle(self, rid)
 
-    def prune(self, older_than: Duration) -> dict[str, int]:
-        """Delete finished runs that ended more than ``older_than`` ago (and old events;
-        event ids seen in the last 24 h are kept for deduplication)."""
-        now = self.clock.now()
-        before = now - seconds(older_than, "older_than")
-        return self.store.prune(before, min(before, now - DAY))
+    def prune(
+        self,
+        older_than: Duration | Mapping[str, Duration],
+        *,
+        dry_run: bool = False,
+        keep_experiments: int = KEEP_EXPERIMENTS,
+        progress: Callable[[str, int, int], None] | None = None,
+    ) -> PruneResult:
+        """Delete what is older than ``older_than`` (a duration for every kind, or a mapping
+        of kind to duration): finished runs with their steps, events no live run came from,
+        finished experiments (the latest ``keep_experiments`` of each evaluation and
+        baselines stay), online scores, LangGraph checkpoints, expired breaker records.
+        Event ids seen in the last 24 h are kept for deduplication. Returns the counts per
+        kind (``result["runs"]``, ``result["steps"]``...; ``result.bytes`` per kind);
+        ``dry_run`` only counts. Batches are short, so workers keep going meanwhile."""
+        cutoffs = {kind: self.clock.now() - age for kind, age in ages(older_than).items()}
+        store = self.store
+        if not isinstance(store, SQLStore):
+            raise ConfigurationError(f"the store {self.store_url} has no retention")
+        return prune_store(
+            store,
+            cutoffs,
+            self.clock.now(),
+            dry_run=dry_run,
+            keep_experiments=keep_count(keep_experiments),
+            progress=progress,
+        )
+
+    def vacuum(self) -> dict[str, Any]:
+        """Shrink the store after a large prune: SQLite gives free pages back to the file
+        system (incremental vacuum; the first time on an older file, one full VACUUM),
+        PostgreSQL runs ``VACUUM (ANALYZE)`` on the pruned tables. See README, Retention."""
+        vacuum: Callable[[], dict[str, Any]] | None = getattr(self.store, "vacuum", None)
+        if vacuum is None:
+            raise ConfigurationError(f"the store {self.store_url} cannot be vacuumed")
+        return vacuum()
+
+    # -- subjects (DESIGN 4b) ------------------------------------------------------------------
+    def subject(self, subject_id: str) -> Subject:
+        """A subject (an end user, a tenant): its memory, preferences, windows, ``export()``
+        and ``forget()``. Created on first use."""
+        subject = self._subject(subject_id)
+        sql_store(self.store).ensure_subject(subject.id)
+        return subject
+
+    async def asubject(self, subject_id: str) -> Subject:
+        """Async version of ``subject``."""
+        return await asyncio.to_thread(self.subject, subject_id)
+
+    def _subject(self, subject_id: str) -> Subject:
+        """A handle on a subject that writes nothing (lookups: ``Subject.kept()``)."""
+        return Subject(
+            subject_id,
+            sql_store(self.store),
+            clock=self.clock,
+            memory=lambda sid: getattr(self, "memory")(sid),  # noqa: B009 (memory lands)
+            cancel_local=self._cancel_local,
+        )
+
+    def _cancel_local(self, run_id: str) -> None:
+        if self._engine is not None:
+            self._engine.cancel_local(run_id)
+
+    def subjects(self) -> list[str]:
+        """Every subject the store keeps something about (created, or owning memories,
+        runs or events), sorted."""
+        store = sql_store(self.store)
+        return sorted(set(store.list_subjects()) | set(store.run_subjects()))
+
+    async def asubjects(self) -> list[str]:
+        """Async version of ``subjects``."""
+        return await asyncio.to_thread(self.subjects)
 
     def worker(self, concurrency: int = 10, poll_interval: float = 0.2) -> Worker:
         """A worker executing this harness's functions; ``start()``, ``run()`` or ``with``."""

@@ -119,4 +119,5 @@ class Run(BaseModel):
     replay_of: str | None = None
     version: str | None = None
     reason: str | None = None
+    subject: str | None = None
     steps: list[Step] = Field(default_factory=list)

@@ -136,3 +136,53 @@ def test_ids_with_quotes_and_markup_stay_data(live_server: Server, page: Any) ->
     assert page.title() != "pwned"
     rerun = th.get_run(page.url.rsplit("/", 1)[-1])
     assert rerun.replay_of == run_id
+
+
+def test_a_subjects_page_deletes_memories_saves_preferences_exports_and_forgets(
+    tmp_path: Path, page: Any
+) -> None:
+    from tests.dashboard.conftest import serving
+
+    th = tether.Harness(f"sqlite:///{tmp_path / 'subjects.db'}", embedder=None)
+    subject = th.subject("user:42")
+    hostile = "<img src=x onerror=\"document.title='pwned'\"> likes tea"
+    first = subject.memory.add(hostile)
+    subject.memory.add("lives in Lyon")
+    subject.preferences["memory"] = True
+    with serving(th, worker=False) as server:
+        page.goto(f"{server.url}/subjects")
+        page.click("#subjects a:text('user:42')")
+        page.wait_for_url("**/subjects/user*42")
+        rows = page.locator("#memories tr[data-id]")
+        sync_api.expect(rows).to_have_count(2)
+        sync_api.expect(rows.first.locator(".text")).to_have_text(hostile)  # text, not markup
+        assert page.title() != "pwned"
+
+        page.locator(f"button.delete-memory[data-id='{first.id}']").click()
+        sync_api.expect(rows).to_have_count(1)
+        sync_api.expect(page.locator("#flash")).to_contain_text(f"deleted memory {first.id}")
+        assert [m.text for m in th.memory("user:42").list()] == ["lives in Lyon"]
+
+        prefs = page.locator("#preferences textarea")
+        prefs.fill("{nope")
+        page.click("#preferences button")
+        sync_api.expect(page.locator("#prefs-result")).to_contain_text("error: not JSON")
+        prefs.fill('{"memory": false, "lang": "fr"}')
+        page.click("#preferences button")
+        sync_api.expect(page.locator("#prefs-result")).to_contain_text("saved")
+        assert th.subject("user:42").preferences.load() == {"memory": False, "lang": "fr"}
+
+        href = page.locator("#export").get_attribute("href")
+        exported = page.request.get(server.url + str(href)).json()
+        assert exported["subject"] == "user:42"
+        assert [m["text"] for m in exported["memories"]] == ["lives in Lyon"]  # deleted is gone
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "dashboard-subject.png"), full_page=True)
+
+        page.on("dialog", lambda dialog: dialog.accept())
+        page.click("#forget")
+        sync_api.expect(page.locator("#flash")).to_contain_text("forgotten")
+        assert th.subjects() == []
+        page.goto(f"{server.url}/subjects/user:42")
+        sync_api.expect(page.locator("h2")).to_have_text("Subject not found")
+    th.close()

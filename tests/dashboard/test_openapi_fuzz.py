@@ -23,6 +23,12 @@ OPERATIONS = [
     "GET /api/events",
     "POST /api/events",
     "GET /api/audit",
+    "GET /api/subjects",
+    "GET /api/subjects/{subject}",
+    "DELETE /api/subjects/{subject}",
+    "GET /api/subjects/{subject}/export",
+    "DELETE /api/subjects/{subject}/memory/{item}",
+    "PUT /api/subjects/{subject}/preferences",
 ]
 
 

@@ -54,6 +54,95 @@ def _q(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
 
 
 _RUN_ID = {"name": "run_id", "in": "path", "required": True, "schema": {"type": "string"}}
+_SUBJECT = {
+    "name": "subject",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string"},
+    "description": "the subject id, e.g. user:42 (1 to 256 characters, no '/')",
+}
+_NO_SUBJECT = {**_ERR, "description": "nothing is kept about this subject (or no such item)"}
+_BAD_SUBJECT = {**_ERR, "description": "the subject id is not valid"}
+_SUBJECT_PATHS: dict[str, Any] = {
+    "/api/subjects": {
+        "get": {
+            "summary": "The subjects the store keeps something about",
+            "responses": {
+                "200": _ok(
+                    {
+                        "type": "object",
+                        "properties": {"subjects": {"type": "array", "items": {"type": "string"}}},
+                    }
+                ),
+                "401": _ERR,
+            },
+        }
+    },
+    "/api/subjects/{subject}": {
+        "get": {
+            "summary": "What is kept about a subject: preferences, current memories, windows, "
+            "runs (redacted)",
+            "parameters": [_SUBJECT],
+            "responses": {"200": _ok(_OBJ), "400": _BAD_SUBJECT, "404": _NO_SUBJECT, "401": _ERR},
+        },
+        "delete": {
+            "summary": "Forget a subject: delete its memories, windows, preferences, runs and "
+            "their events; `erased` is false when the deleted bytes could not be erased from "
+            "the store's files yet (`residue` says why; call again)",
+            "parameters": [_SUBJECT],
+            "responses": {
+                "200": _ok(
+                    {
+                        "type": "object",
+                        "properties": {
+                            "subject": {"type": "string"},
+                            "forgotten": {
+                                "type": "object",
+                                "additionalProperties": {"type": "integer"},
+                            },
+                            "erased": {"type": "boolean"},
+                            "residue": {"type": "string", "nullable": True},
+                        },
+                    }
+                ),
+                "400": _BAD_SUBJECT,
+                "404": _NO_SUBJECT,
+                "401": _ERR,
+            },
+        },
+    },
+    "/api/subjects/{subject}/export": {
+        "get": {
+            "summary": "Everything kept about a subject as one JSON document (not redacted: it "
+            "is the subject's own data): preferences, memories with superseded versions, "
+            "windows, runs with steps and attempts, events",
+            "parameters": [_SUBJECT],
+            "responses": {"200": _ok(_OBJ), "400": _BAD_SUBJECT, "404": _NO_SUBJECT, "401": _ERR},
+        }
+    },
+    "/api/subjects/{subject}/memory/{item}": {
+        "delete": {
+            "summary": "Delete one memory of a subject (with its older versions)",
+            "parameters": [
+                _SUBJECT,
+                {"name": "item", "in": "path", "required": True, "schema": {"type": "string"}},
+            ],
+            "responses": {"200": _ok(_OBJ), "400": _BAD_SUBJECT, "404": _NO_SUBJECT, "401": _ERR},
+        }
+    },
+    "/api/subjects/{subject}/preferences": {
+        "put": {
+            "summary": "Replace a subject's preferences (a JSON object); nothing is written "
+            "when the body is not one",
+            "parameters": [_SUBJECT],
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": {"type": "object"}}},
+            },
+            "responses": {"200": _ok(_OBJ), "400": _ERR, "404": _NO_SUBJECT, "401": _ERR},
+        }
+    },
+}
 
 OPENAPI: dict[str, Any] = {
     "openapi": "3.0.3",
@@ -77,7 +166,11 @@ OPENAPI: dict[str, Any] = {
                     _q("since", {"type": "number"}, "created at or after (epoch seconds)"),
                     _q("until", {"type": "number"}, "created before (epoch seconds)"),
                     _q("hours", {"type": "number"}, "created in the last N hours"),
-                    _q("q", {"type": "string"}, "text in the run id, input, output or error"),
+                    _q(
+                        "q",
+                        {"type": "string"},
+                        "text in the run id, input, output or error (the run id only when payloads are encrypted at rest)",
+                    ),
                     _q("event_id", {"type": "string"}, "runs triggered by this event"),
                     _q("limit", {"type": "integer", "minimum": 1, "maximum": 500}, "page size"),
                     _q("before", {"type": "string"}, "the last run id of the previous page"),
@@ -205,6 +298,8 @@ OPENAPI: dict[str, Any] = {
     },
 }
 
+
+OPENAPI["paths"].update(_SUBJECT_PATHS)
 
 # Every operation reads or writes the store.
 for _path in OPENAPI["paths"].values():

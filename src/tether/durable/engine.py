@@ -64,6 +64,7 @@ class EngineSettings:
     heartbeat: float = 0.5  # seconds between renewals
     max_output_bytes: int = 4 * 1024 * 1024
     inline_retry_max: float = 2.0  # longer backoffs suspend the run durably
+    embedder: str | None = "local:all-minilm-l6-v2"  # ctx.memory()'s (None: full text only)
 
 
 class Engine:
@@ -91,6 +92,7 @@ class Engine:
         self.heartbeat_interval = settings.heartbeat
         self.max_output_bytes = settings.max_output_bytes
         self.inline_retry_max = settings.inline_retry_max
+        self.embedder = settings.embedder
         self.active: dict[str, RunExecution] = {}
         self.stranded: dict[str, int] = {}  # leases to give back once the store works again
         self.step_pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="tether-step")
@@ -434,7 +436,7 @@ class Engine:
             "error": {k: err[k] for k in ("type", "message") if k in err},
             "event": {"name": ex.event.name, "data": ex.event.data, "id": ex.event.id},
         }
-        return self.factory.follow_up(handler, ex.run_id, data)
+        return self.factory.follow_up(handler, ex.run_id, data, ex.claim.subject)
 
     async def execute(self, claim: Claim) -> str:
         """Execute a claimed run until it ends or suspends (in the loop thread)."""

@@ -40,6 +40,8 @@ class FunctionOptions(TypedDict, total=False):
     concurrency  ``Concurrency(limit, key=, scope=)`` or a list of up to two
     singleton, throttle, rate_limit, debounce, priority, batch   flow-control objects
     idempotency  a key expression: one run per key value in 24 hours
+    subject      a key expression naming whose data the runs are ("event.data.user_id"):
+                 ``th.subject(id).forget()`` deletes them (DESIGN 4b)
     cancel_on    ``[tether.cancel_on(event, match=, timeout=)]``
     on_failure   a function run with the failed run's details
     """
@@ -56,11 +58,13 @@ class FunctionOptions(TypedDict, total=False):
     priority: Priority | None
     batch: Batch | None
     idempotency: KeyExpr | None
+    subject: KeyExpr | None
     cancel_on: Sequence[CancelOn]
     on_failure: DurableFunction | Callable[..., Any] | None
 
 
 _KNOWN = frozenset(FunctionOptions.__annotations__)
+BUILTIN_PREFIX = "tether."
 
 
 class Registry:
@@ -87,6 +91,8 @@ class Registry:
         if self._code_version is None:
             digest = hashlib.sha256()
             for fid in sorted(self.functions):
+                if fid.startswith(BUILTIN_PREFIX):
+                    continue  # tether's own functions (retention) are not the app's code
                 digest.update(f"{fid}:{self.functions[fid].source_hash};".encode())
             self._code_version = digest.hexdigest()[:12]
         return self._code_version
@@ -123,6 +129,8 @@ class Registry:
         triggers, crons = normalise_triggers(options.get("trigger"))
         idempotency = options.get("idempotency")
         check_key(idempotency, f"function {fid!r} idempotency")
+        subject = options.get("subject")
+        check_key(subject, f"function {fid!r} subject")
         controls = check_flow(dict(options))
         retries = options.get("retries")
         if retries is not None and not isinstance(retries, Retry):
@@ -144,6 +152,7 @@ class Registry:
                 retries=retries or Retry(),
                 timeout=timeout_s,
                 idempotency=idempotency,
+                subject=subject,
                 on_failure=handler,
                 source_hash=source_hash(func),
                 **controls,

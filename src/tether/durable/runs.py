@@ -17,6 +17,7 @@ from tether.codec import dumps, loads
 from tether.durable.function import FAILED_EVENT, INVOKED_EVENT
 from tether.durable.planning import flow_plan
 from tether.durable.spec import EventTrigger, FunctionSpec
+from tether.durable.subjects import subject_of
 from tether.errors import InvalidEventError
 from tether.flow.cron import CRON_EVENT, CronTrigger
 from tether.flow.expr import evaluate
@@ -47,9 +48,13 @@ class RunFactory:
         event_ts: float | None = None,
         due_at: float | None = None,
         controls: bool = True,
+        subject: str | None = None,
+        own_subject: bool = True,
         **links: Any,
     ) -> NewRun:
         now = self.clock.now()
+        if subject is None and own_subject:
+            subject = subject_of(spec.subject, event, spec.id)
         run = NewRun(
             id=run_id or new_id(),
             function_id=spec.id,
@@ -60,6 +65,7 @@ class RunFactory:
             due_at=now if due_at is None else due_at,
             version=self._version(),
             timeout_s=spec.timeout,
+            subject=subject,
             **links,
         )
         if not controls:
@@ -85,9 +91,17 @@ class RunFactory:
         """A run started by ``Harness.run`` / ``enqueue``."""
         return self._new(spec, Event(INVOKED_EVENT, loads(payload)), payload, run_id=run_id)
 
-    def child(self, spec: FunctionSpec, payload: str, parent_id: str, parent_step: str) -> NewRun:
+    def child(
+        self,
+        spec: FunctionSpec,
+        payload: str,
+        parent_id: str,
+        parent_step: str,
+        subject: str | None = None,
+    ) -> NewRun:
         """The child run of ``ctx.step.invoke``: its id is derived from the parent step,
-        so a re-executed step finds the same child."""
+        so a re-executed step finds the same child. It belongs to the parent's subject
+        (``subject``), else to the one its own ``subject=`` key names."""
         child_id = uuid.uuid5(uuid.NAMESPACE_URL, f"{parent_id}/{parent_step}").hex
         return self._new(
             spec,
@@ -96,6 +110,7 @@ class RunFactory:
             run_id=child_id,
             parent_id=parent_id,
             parent_step=parent_step,
+            subject=subject,
             controls=False,  # the parent waits for this run: nothing may skip or fold it
         )
 
@@ -109,6 +124,7 @@ class RunFactory:
             run_id=f"cron:{name}:{int(tick)}",
             event_ts=tick,
             due_at=tick,
+            own_subject=False,  # a tick is nobody's data
         )
 
     def replay(
@@ -118,9 +134,10 @@ class RunFactory:
         event_name: str,
         payload: str,
         replay_of: str,
+        subject: str | None = None,
     ) -> NewRun:
-        """A fork of run ``replay_of`` (``Harness.replay``): same function and input, no
-        flow control (the original already passed it)."""
+        """A fork of run ``replay_of`` (``Harness.replay``): same function, input and
+        subject, no flow control (the original already passed it)."""
         now = self.clock.now()
         return NewRun(
             id=new_id(),
@@ -133,16 +150,25 @@ class RunFactory:
             version=self._version(),
             replay_of=replay_of,
             timeout_s=None if spec is None else spec.timeout,
+            subject=subject,
         )
 
-    def follow_up(self, handler: FunctionSpec, failed_run: str, data: dict[str, Any]) -> NewRun:
-        """The ``on_failure`` run of a failed run (one per failed run)."""
+    def follow_up(
+        self,
+        handler: FunctionSpec,
+        failed_run: str,
+        data: dict[str, Any],
+        subject: str | None = None,
+    ) -> NewRun:
+        """The ``on_failure`` run of a failed run (one per failed run), of the failed
+        run's subject: its input holds the failed run's event."""
         payload = dumps(data)
         return self._new(
             handler,
             Event(FAILED_EVENT, data),
             payload,
             run_id=uuid.uuid5(uuid.NAMESPACE_URL, f"{failed_run}/on_failure").hex,
+            subject=subject,
         )
 
 

@@ -77,6 +77,7 @@ class FunctionSpec:
     priority: Priority | None = None
     batch: Batch | None = None
     cancel_on: tuple[CancelOn, ...] = ()
+    subject: KeyExpr | None = None  # whose data its runs are (DESIGN 4b)
     source_hash: str = ""
     # Settings given as callables by the registering process (unknown to any other one):
     # (what, event name of the trigger it filters, or None when it applies to every run).
@@ -185,6 +186,7 @@ class FunctionSpec:
             # Event triggers and cron triggers, as earlier versions stored them.
             "triggers": [t.describe() for t in self.triggers] + [c.describe() for c in self.crons],
             "idempotency": key(self.idempotency, "its idempotency key"),
+            "subject": key(self.subject, "its subject key"),
             "timeout": self.timeout,
             "flow": flow,
             "callables": [{"what": what, "event": event} for what, event in opaque],
@@ -226,6 +228,7 @@ class FunctionSpec:
             crons=tuple(crons),
             timeout=row.get("timeout"),
             idempotency=row.get("idempotency"),
+            subject=row.get("subject"),
             concurrency=tuple(
                 Concurrency(c["limit"], c.get("key"), c.get("scope"), bool(c.get("hold")))
                 for c in flow.get("concurrency") or ()

@@ -197,7 +197,7 @@ class _StepsBase:
         payload = input_json(data)
         seq = ex.begin_new(sid, "invoke")
         wake = None if timeout is None else now + seconds(timeout, "invoke timeout")
-        child = ex.engine.factory.child(target, payload, ex.run_id, sid)
+        child = ex.engine.factory.child(target, payload, ex.run_id, sid, ex.claim.subject)
         child_id = child.id
         write = StepWrite(sid, seq, "invoke", "waiting", now, wake_at=wake, child_id=child_id)
         ex.fenced(lambda: ex.store.start_child(ex.run_id, ex.token, write, child, now))

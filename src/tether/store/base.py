@@ -75,6 +75,7 @@ class NewRun:
     status: str = "queued"
     reason: str | None = None
     flow: FlowPlan | None = None
+    subject: str | None = None  # whose data this run is (DESIGN 4b)
 
 
 @dataclass(slots=True)
@@ -94,6 +95,7 @@ class Claim:
     created_at: float
     started_at: float
     batch_events: str | None = None
+    subject: str | None = None
 
 
 @dataclass(slots=True)

@@ -28,7 +28,7 @@ from tether.store.picking import Slot, pick
 
 COLUMNS = (
     "id, function_id, lease_token, event_name, input, event_id, event_ts, version, "
-    "deadline_at, cancel_requested, created_at, started_at, batch_events"
+    "deadline_at, cancel_requested, created_at, started_at, batch_events, subject"
 )
 SET = (
     "status='running', lease_owner=:owner, lease_token={next_token}, due_at=:until, "
@@ -87,6 +87,7 @@ def from_rows(tx: Tx, rows: list[Any]) -> list[Claim]:
             r[10],
             r[11],
             decode_opt(r[12]),
+            r[13],
         )
         for r in rows
     ]

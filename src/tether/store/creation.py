@@ -14,9 +14,9 @@ DAY = 86400.0
 _INSERT = (
     "INSERT INTO runs (id, function_id, status, event_name, event_id, event_ts, input, "
     "created_at, started_at, due_at, lease_owner, lease_token, timeout_s, deadline_at, "
-    "parent_id, parent_step, replay_of, version, idempotency_key, reason, ended_at) "
+    "parent_id, parent_step, replay_of, version, idempotency_key, reason, ended_at, subject) "
     "VALUES (?,?,?,?,?,?,?,?,?,?,?,CASE WHEN ?::boolean THEN {first_token} ELSE 0 END,"
-    "?,?,?,?,?,?,?,?,?) ON CONFLICT (id) DO NOTHING"
+    "?,?,?,?,?,?,?,?,?,?) ON CONFLICT (id) DO NOTHING"
 )
 _INSERT_RETURNING = _INSERT + " RETURNING lease_token"
 
@@ -68,6 +68,7 @@ def insert_run(
         run.idempotency_key,
         run.reason,
         now if terminal else None,
+        run.subject,
     )
     token = tx.d.first_token
     if token is None:  # the server computes it: read it back
@@ -96,4 +97,5 @@ def new_claim(run: NewRun, token: int, now: float) -> Claim:
         False,
         now,
         now,
+        subject=run.subject,
     )

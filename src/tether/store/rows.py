@@ -26,7 +26,8 @@ def build_run(
     codec: PayloadCodec = IDENTITY,
 ) -> Run:
     """``row`` follows ``queries.RUN_COLUMNS`` (id, function_id, status, input, event_name,
-    output, error, created_at, started_at, ended_at, parent_id, replay_of, version, reason),
+    output, error, created_at, started_at, ended_at, parent_id, replay_of, version, reason,
+    subject),
     ``steps`` ``RUN_STEPS_SQL`` and ``attempts`` ``RUN_ATTEMPTS_SQL``; payloads as stored."""
 
     def _maybe_json(stored: Any) -> Any:
@@ -78,5 +79,6 @@ def build_run(
         replay_of=row[11],
         version=row[12],
         reason=row[13],
+        subject=row[14] if len(row) > 14 else None,
         steps=out_steps,
     )

@@ -51,15 +51,20 @@ Adding a feature's tables and queries (memory, context windows, evals, audit)
 from __future__ import annotations
 
 import abc
+import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypedDict, TypeVar
 
 from tether.codec import dumps, loads
+from tether.context.records import ContextItem
 from tether.errors import ConfigurationError, SchemaVersionError, StoreNotFound
 from tether.records import Run
 from tether.store import checkpoints as cp
-from tether.store import claims, endings, migrations, waits
+from tether.store import claims, endings, migrations, subject_runs, waits
 from tether.store import flow_decisions as flow
+from tether.store import memories as mem
+from tether.store import windows as win
 from tether.store.base import (
     Accepted,
     AttemptWrite,
@@ -75,6 +80,7 @@ from tether.store.base import (
 from tether.store.creation import DAY, insert_run, new_claim
 from tether.store.dialect import Dialect
 from tether.store.executor import Params, Tx
+from tether.store.memories import MemoryRow, NewMemory
 from tether.store.payloads import IDENTITY, PayloadCodec
 from tether.store.queries import (
     RETRIES_SQL,
@@ -117,6 +123,8 @@ class SQLStore(Store):
         self.codec = codec or IDENTITY
         self.create = create  # False: migrate() refuses to create a store that is not there
         self._fresh: set[str] = set()  # runs this process created already claimed
+        self._pgvector: bool | None = None  # memory searches through pgvector (None: untried)
+        self._active = threading.local()  # active_tx()
 
     # -- what each backend supplies -------------------------------------------------------
     @abc.abstractmethod
@@ -154,7 +162,7 @@ class SQLStore(Store):
 
     def reading(self, fn: Callable[[Tx], T]) -> T:
         """Run ``fn(tx)`` on one read connection (several reads, one connection)."""
-        return self._on_reader(lambda conn: fn(Tx(conn, self)))
+        return self._on_reader(self._bound(fn))
 
     def write(self, fn: Callable[[Tx], T], *, sync: bool = False, single: bool = False) -> T:
         """Run ``fn(tx)`` in one transaction, group-committed with concurrent writers.
@@ -162,7 +170,27 @@ class SQLStore(Store):
         ``sync``: the commit reaches the disk even in ``durability="process"``.
         ``single``: ``fn`` stays right if each of its statements commits on its own (one
         statement, or fenced ones), so alone in its batch it may skip BEGIN/COMMIT."""
-        return self._submit(lambda conn: fn(Tx(conn, self)), sync, single)
+        return self._submit(self._bound(fn), sync, single)
+
+    def _bound(self, fn: Callable[[Tx], T]) -> Callable[[Any], T]:
+        """``fn`` on a ``Tx`` of the connection, known to this thread as the transaction
+        under way (``active_tx``) while it runs."""
+
+        def run(conn: Any) -> T:
+            tx, prev = Tx(conn, self), self.active_tx()
+            self._active.tx = tx
+            try:
+                return fn(tx)
+            finally:
+                self._active.tx = prev
+
+        return run
+
+    def active_tx(self) -> Tx | None:
+        """The transaction this thread is running an operation of this store in, if any: a
+        codec that needs the store (a subject's data key) works inside it instead of
+        waiting for a transaction of its own behind it."""
+        return getattr(self._active, "tx", None)
 
     def run_sql(self, fn: Callable[[Any, Dialect], T], *, write: bool) -> T:
         """Run ``fn(connection, dialect)`` for modules of shared statements that take a raw
@@ -197,6 +225,7 @@ class SQLStore(Store):
             for number, text in scripts:
                 if number > version:
                     self._apply_migration(tx, text)
+            self.codec.attach(self, tx)  # refuses a wrong or missing encryption key
             tx.execute(
                 "INSERT INTO tether_meta (key, value) VALUES ('schema_version', ?) "
                 "ON CONFLICT (key) DO UPDATE SET value=excluded.value",
@@ -270,18 +299,22 @@ class SQLStore(Store):
             }
             out: list[Accepted] = []
             for ev in events:
+                planned = plan(ev)
+                # The event belongs to the subject of a run it starts (DESIGN 4b).
+                subject = next((n.subject for n in planned if n.subject is not None), None)
                 if not tx.changed(
-                    "INSERT INTO events (id, name, data, ts, received_at) VALUES (?,?,?,?,?) "
+                    "INSERT INTO events (id, name, data, ts, received_at, subject) "
+                    "VALUES (?,?,?,?,?,?) "
                     "ON CONFLICT (id) DO UPDATE SET name=excluded.name, data=excluded.data, "
-                    "ts=excluded.ts, received_at=excluded.received_at "
+                    "ts=excluded.ts, received_at=excluded.received_at, subject=excluded.subject "
                     "WHERE events.received_at < ?",
-                    (ev.id, ev.name, tx.codec.encode(ev.data), ev.ts, now, now - DAY),
+                    (ev.id, ev.name, tx.codec.encode(ev.data), ev.ts, now, subject, now - DAY),
                 ):
                     out.append(Accepted(ev.id, True))
                     continue
                 run_ids = []
                 decisions = []
-                for new in plan(ev):
+                for new in planned:
                     rid, created, decision, _ = insert_run(tx, new, now)
                     if created:
                         run_ids.append(rid)
@@ -656,9 +689,17 @@ class SQLStore(Store):
             (key, value),
         )
 
+    # -- encryption at rest (encryption.py) ---------------------------------------------------
+    def destroy_subject_key(self, subject: str) -> bool:
+        """Delete ``subject``'s data key: its data still on disk (or in backups) can no
+        longer be decrypted. Whether there was a key (none without encryption)."""
+        from tether.store.encryption import destroy_subject_key
+
+        return self.write(lambda tx: destroy_subject_key(tx, subject), sync=True)
+
     # -- dashboard reads (queries.py) ----------------------------------------------------------
     def query_runs(self, query: RunQuery) -> list[Run]:
-        sql, params = runs_sql(query)
+        sql, params = runs_sql(query, payloads=self.codec.searchable)
         return [build_run(r, [], [], self.codec) for r in self.read(sql, params)]
 
     def run_stats(
@@ -674,3 +715,248 @@ class SQLStore(Store):
         sql, params = events_sql(limit, before, name)
         rows = self.read(sql, params)
         return [(EventRow(r[0], r[1], self.codec.decode(r[2]), r[3]), r[4], r[5]) for r in rows]
+
+    # -- long-term memory and subjects (memories.py) -------------------------------------------
+    def memory_add(self, new: NewMemory) -> tuple[MemoryRow, bool]:
+        """Write a memory item; (the item, created): an exact duplicate of a current text or
+        an already applied write key returns the existing item."""
+        return self.write(lambda tx: mem.add(tx, new))
+
+    def memory_add_many(self, news: Sequence[NewMemory]) -> list[MemoryRow]:
+        """``memory_add`` for many items, in one transaction."""
+        return self.write(lambda tx: mem.add_many(tx, news))
+
+    def memory_clear(self, subject: str, write_key: str | None, now: float) -> int:
+        """Delete every memory of the subject (``Memory.clear``); how many rows went."""
+        return self.write(lambda tx: mem.clear(tx, subject, write_key, now))
+
+    def memory_update(self, old_id: str, new: NewMemory) -> MemoryRow:
+        """Supersede a current item (MemoryNotFound when it is not the subject's)."""
+        return self.write(lambda tx: mem.update(tx, old_id, new))
+
+    def memory_delete(self, subject: str, item: str, write_key: str | None, now: float) -> int:
+        """Delete a current item and its older versions (MemoryNotFound when not there)."""
+        return self.write(lambda tx: mem.delete(tx, subject, item, write_key, now))
+
+    def memory_get(self, subject: str, item: str) -> MemoryRow:
+        return self.reading(lambda tx: mem.get(tx, subject, item))
+
+    def memory_get_many(self, subject: str, ids: Sequence[str]) -> dict[str, MemoryRow]:
+        return self.reading(lambda tx: mem.get_many(tx, subject, ids))
+
+    def memory_list(self, subject: str) -> list[MemoryRow]:
+        """The subject's current items, oldest first."""
+        return self.reading(lambda tx: mem.current(tx, subject))
+
+    def memory_search_sources(
+        self,
+        subject: str,
+        terms: Sequence[str],
+        limit: int,
+        model: str | None,
+        *,
+        scan: bool = True,
+    ) -> tuple[
+        tuple[str, int] | None,
+        dict[str, list[str]],
+        list[tuple[str, float, str]],
+        list[tuple[str, float, str, bytes]],
+    ]:
+        """What a search fuses, read on one connection: the index's (model, dimension), the
+        items matching each term (at most ``limit`` + 1 ids a term), every current item
+        (id, created_at, tags JSON) and the vectors of ``model``."""
+
+        def read(tx: Tx) -> Any:
+            index = None if model is None else mem.index_info(tx)
+            ranked = mem.text_matches(tx, subject, terms, limit)
+            vectors = [] if model is None or not scan else mem.subject_vectors(tx, subject, model)
+            return index, ranked, mem.candidates(tx, subject), vectors
+
+        result: Any = self.reading(read)
+        return result  # type: ignore[no-any-return]
+
+    def memory_pgvector(self, dimension: int) -> bool:
+        """Whether searches use pgvector's HNSW index (set up on first call where ``CREATE
+        EXTENSION vector`` succeeds; the exact scan of the subject's vectors otherwise)."""
+        if self._pgvector is None:
+            self._pgvector = self.write(lambda tx: mem.enable_pgvector(tx, dimension))
+        return self._pgvector
+
+    def memory_nearest(
+        self, subject: str, model: str, query: bytes, limit: int
+    ) -> list[tuple[str, float]]:
+        """(id, cosine) of the subject's nearest items through pgvector (see above)."""
+        return self.reading(lambda tx: mem.pgvector_nearest(tx, subject, model, query, limit))
+
+    def memory_index(self) -> tuple[str, int] | None:
+        """(model, dimension) of the store's memory vectors, or None before the first."""
+        return self.reading(mem.index_info)
+
+    def memory_set_index(self, model: str, dimension: int, now: float) -> None:
+        self.write(lambda tx: mem.set_index(tx, model, dimension, now))
+
+    def memory_to_reindex(self, model: str, after: int, limit: int) -> list[tuple[int, str, str]]:
+        return self.reading(lambda tx: mem.to_reindex(tx, model, after, limit))
+
+    def memory_put_vectors(
+        self, rows: Sequence[tuple[int, str, bytes]], model: str, dimension: int
+    ) -> None:
+        """Store (seq, subject, vector) rows made with ``model``."""
+
+        def op(tx: Tx) -> None:
+            for seq, subject, vector in rows:
+                mem.put_vector(tx, seq, subject, model, dimension, vector)
+
+        self.write(op)
+
+    def memory_drop_vectors(self, keep_model: str) -> int:
+        """Delete the vectors of every model but ``keep_model`` (after a reindex)."""
+        return self.write(
+            lambda tx: tx.changed("DELETE FROM memory_vectors WHERE model<>?", (keep_model,))
+        )
+
+    def export_memories(self, subject: str) -> list[dict[str, Any]]:
+        """Every version of the subject's memories (superseded ones too), oldest first."""
+        return self.reading(lambda tx: mem.export(tx, subject))
+
+    def delete_subject_memories(self, subject: str) -> int:
+        """Delete all the subject's memories, their full-text entries, vectors and write
+        keys (the FTS index merged on SQLite); how many memory rows went."""
+        return self.write(lambda tx: mem.delete_subject(tx, subject))
+
+    def ensure_subject(self, subject: str, now: float | None = None) -> None:
+        """Create the subject's row (no preferences) unless it exists."""
+        at = time.time() if now is None else now
+        self.write(lambda tx: mem.ensure_subject(tx, subject, at), single=True)
+
+    def subject_preferences(self, subject: str) -> dict[str, Any] | None:
+        """The subject's preferences ({} when unset), or None when it has no row."""
+        return self.reading(lambda tx: mem.preferences(tx, subject))
+
+    def set_subject_preferences(self, subject: str, prefs: dict[str, Any]) -> None:
+        """Persist the subject's preferences (a JSON object), creating its row."""
+        now = time.time()
+        self.write(lambda tx: mem.set_preferences(tx, subject, prefs, now), single=True)
+
+    def list_subjects(self) -> list[str]:
+        """Every subject the store keeps anything for (a subject row or memories)."""
+        return [r[0] for r in self.read(mem.LIST_SUBJECTS)]
+
+    def delete_subject_row(self, subject: str) -> int:
+        """Delete the subject's row (its preferences); 1 when there was one."""
+        return self.write(
+            lambda tx: tx.changed("DELETE FROM subjects WHERE id=?", (subject,)), single=True
+        )
+
+    # -- the runs and events of a subject (subject_runs.py, DESIGN 4b) ---------------------------
+    def run_subjects(self) -> list[str]:
+        """The subjects that own runs or events."""
+        return self.reading(subject_runs.subjects)
+
+    def subject_has_runs(self, subject: str) -> bool:
+        return self.reading(lambda tx: subject_runs.has_runs(tx, subject))
+
+    def stop_subject_runs(self, subject: str, now: float) -> list[str]:
+        """Cancel the subject's runs that are not executing, flag the executing ones (they
+        stop at their next step boundary); return the ids of the executing ones."""
+        return self.write(lambda tx: subject_runs.stop(tx, subject, now))
+
+    def executing_subject_runs(self, subject: str) -> list[str]:
+        return self.reading(lambda tx: subject_runs.executing(tx, subject))
+
+    def export_subject_runs(self, subject: str) -> dict[str, list[dict[str, Any]]]:
+        """``{"runs": [...], "events": [...]}``: the subject's runs with their steps and
+        attempts, and the events that triggered them, as JSON values."""
+        return self.reading(lambda tx: subject_runs.export(tx, subject))
+
+    def delete_subject_runs(self, subject: str) -> dict[str, int]:
+        """Delete the subject's runs (steps, attempts and all) and events; the counts."""
+        return self.write(lambda tx: subject_runs.delete(tx, subject))
+
+    def erase_deleted(self, timeout: float = 10.0) -> str | None:
+        """Make what was deleted unreadable in the store's own files; None when done, else
+        why it could not finish. A database server keeps deleted rows until VACUUM and
+        recycles its WAL itself, so there is nothing to do here (see the SQLite store)."""
+        return None
+
+    # -- context windows (windows.py) -----------------------------------------------------
+    def window_append(
+        self,
+        key: str,
+        items: Sequence[ContextItem],
+        now: float,
+        *,
+        subject: str | None = None,
+        model: str | None = None,
+        origins: Sequence[tuple[str, int] | None] | None = None,
+    ) -> list[ContextItem]:
+        """Append to window ``key`` atomically (``windows.append``)."""
+        return self.write(
+            lambda tx: win.append(
+                tx, key, items, now, subject=subject, model=model, origins=origins
+            )
+        )
+
+    def window_open(
+        self, key: str, subject: str | None, model: str | None, now: float
+    ) -> win.WindowRow:
+        """Window ``key``'s row, created on first use (its subject is checked)."""
+        return self.write(lambda tx: win.open_window(tx, key, subject, model, now))
+
+    def window_read(self, key: str, after: int = 0) -> tuple[int, list[ContextItem]]:
+        """(generation, items with ``seq > after``): the generation changes on ``clear``."""
+
+        def read(tx: Tx) -> tuple[int, list[ContextItem]]:
+            row = win.window(tx, key)
+            if row is None:
+                return 0, []
+            return row.generation, win.items_after(tx, row, after)
+
+        return self.reading(read)
+
+    def window_pins(self, key: str) -> dict[str, ContextItem]:
+        return self.reading(lambda tx: _on_window(tx, key, win.current_pins, {}))
+
+    def window_summary(self, key: str) -> ContextItem | None:
+        def read(tx: Tx) -> ContextItem | None:
+            row = win.window(tx, key)
+            if row is None or row.summary_seq is None:
+                return None
+            return win.item_at(tx, row, row.summary_seq)
+
+        return self.reading(read)
+
+    def window_artifact(self, key: str, handle: str) -> ContextItem | None:
+        return self.reading(
+            lambda tx: _on_window(tx, key, lambda t, r: win.artifact(t, r, handle), None)
+        )
+
+    def window_origins(self, key: str, run_id: str) -> dict[int, int]:
+        """seq -> write number of the items run ``run_id`` wrote to window ``key``."""
+        return self.reading(lambda tx: win.origins(tx, key, run_id))
+
+    def clear_window(self, key: str, now: float | None = None) -> int:
+        """Delete every item of window ``key`` for good; returns how many."""
+        stamp = time.time() if now is None else now
+        return self.write(lambda tx: win.clear(tx, key, stamp))
+
+    def window_keys(self, subject: str) -> list[str]:
+        """The keys of the windows opened with ``subject``."""
+        return self.reading(lambda tx: win.keys_of(tx, subject))
+
+    def export_window(self, key: str) -> dict[str, Any]:
+        """Window ``key`` with every item, as JSON-serialisable data ({} when unknown)."""
+        return self.reading(lambda tx: win.export(tx, key)) or {}
+
+    def delete_subject_windows(self, subject: str) -> dict[str, int]:
+        """Delete the windows of ``subject`` and their items: {"windows": n, "items": m}."""
+        return self.write(lambda tx: win.delete_subject(tx, subject))
+
+    def list_windows(self, limit: int = 100) -> list[dict[str, Any]]:
+        """The most recently updated windows (key, subject, model, times, item count)."""
+        return self.reading(lambda tx: win.listing(tx, limit))
+
+
+def _on_window(tx: Tx, key: str, fn: Callable[[Tx, win.WindowRow], T], default: T) -> T:
+    row = win.window(tx, key)
+    return default if row is None else fn(tx, row)

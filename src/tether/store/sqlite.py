@@ -19,6 +19,7 @@ import math
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar, Unpack
 from urllib.parse import quote
@@ -115,6 +116,12 @@ def check_path(path: str, create: bool) -> bool:
     return False
 
 
+def _optimize(table: str) -> str:
+    """The statement that merges an FTS5 table's segments (dropping deleted entries)."""
+    quoted = '"' + table.replace('"', '""') + '"'
+    return f"INSERT INTO {quoted} ({quoted}) VALUES ('optimize')"
+
+
 def _ln(x: float | None) -> float | None:
     """SQLite's ln() where the build has no math functions (NULL outside its domain)."""
     return math.log(x) if x is not None and x > 0 else None
@@ -166,7 +173,12 @@ class SQLiteStore(SQLStore):
             raise _translate(exc, self.path) from None
         try:
             _tether_tables(conn, self.path)  # before WAL mode rewrites another app's file
+            if self._target.endswith("mode=rwc"):  # a new file: let vacuum() shrink it later
+                conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
             conn.execute("PRAGMA journal_mode=WAL")
+            # Freed space is zeroed, so a deleted or rewritten row leaves no copy of its
+            # text in the file (``forget()``'s promise, DESIGN 4b; ``erase_deleted``).
+            conn.execute("PRAGMA secure_delete=ON")
             sync = "FULL" if self.durability == "power" else "NORMAL"
             conn.execute(f"PRAGMA synchronous={sync}")
             try:  # the run audit buckets latencies with ln(); builds without math functions
@@ -278,6 +290,37 @@ class SQLiteStore(SQLStore):
         result: T = self._committer.submit(Statement(fn) if single else fn, sync=sync)
         return result
 
+    def vacuum(self, pages: int = 500, pause: float = 0.02) -> dict[str, Any]:
+        """Give the file's free pages back to the file system, ``pages`` at a time (each
+        step a short write), then truncate the WAL. A file made before incremental vacuum
+        was on (``auto_vacuum`` NONE) is rebuilt once with a full VACUUM first: that holds
+        the write lock for the whole rebuild and needs free disk space of the file's size.
+        Returns the file's size before and after and whether the rebuild ran."""
+        before = self._file_size()
+        full = False
+        with self._errors():
+            if self._writer.execute("PRAGMA auto_vacuum").fetchone()[0] != 2:
+                with self._committer.exclusive():
+                    self._writer.execute("PRAGMA auto_vacuum=INCREMENTAL")
+                    self._writer.execute("VACUUM")
+                full = True
+            while self._writer.execute("PRAGMA freelist_count").fetchone()[0] > 0:
+                with self._committer.exclusive():
+                    self._writer.executescript(
+                        f"BEGIN IMMEDIATE; PRAGMA incremental_vacuum({int(pages)}); COMMIT;"
+                    )
+                time.sleep(pause)
+            with self._committer.exclusive():
+                self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        return {"bytes_before": before, "bytes_after": self._file_size(), "rebuilt": full}
+
+    def _file_size(self) -> int:
+        return sum(
+            os.path.getsize(self.path + suffix)
+            for suffix in ("", "-wal")
+            if os.path.exists(self.path + suffix)
+        )
+
     def close(self) -> None:
         self._closed = True
         with self._conns_lock:
@@ -285,6 +328,49 @@ class SQLiteStore(SQLStore):
         for conn in conns:
             with contextlib.suppress(sqlite3.Error):
                 conn.close()
+
+    # -- erasure (DESIGN 4b) ----------------------------------------------------------------
+    def erase_deleted(self, timeout: float = 10.0) -> str | None:
+        """Leave no byte of deleted rows in the file or its WAL: merge every full-text
+        index (FTS5 keeps deleted terms in old segments until a merge), then checkpoint
+        the WAL into the file and truncate it (older page images live there). Freed pages
+        are zeroed already (``secure_delete``). A reader in a long transaction blocks the
+        truncation: it is retried until ``timeout``; returns None when done, else why not."""
+        tables = [
+            r[0]
+            for r in self.read(
+                "SELECT name FROM sqlite_master WHERE type='table' AND sql LIKE ?",
+                ("CREATE VIRTUAL TABLE%USING fts5%",),
+            )
+        ]
+        if tables:
+            self.write(lambda tx: [tx.execute(_optimize(t)) for t in tables])
+        deadline = time.monotonic() + timeout
+        try:
+            conn = sqlite3.connect(self._target, timeout=1.0, isolation_level=None, uri=True)
+        except sqlite3.Error as exc:
+            return f"could not open {self.path} to checkpoint its WAL: {exc}"
+        try:
+            conn.execute("PRAGMA secure_delete=ON")
+            while True:
+                try:
+                    busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                except sqlite3.OperationalError as exc:  # the write lock stayed taken
+                    busy, reason = 1, str(exc)
+                else:
+                    reason = "a reader kept an older snapshot of the file open"
+                if not busy:
+                    return None
+                if time.monotonic() >= deadline:
+                    return (
+                        f"the WAL of {self.path} could not be checkpointed and truncated within "
+                        f"{timeout:g}s ({reason}): copies of deleted pages may remain in "
+                        f"{self.path}-wal until the next checkpoint. Call forget() again once "
+                        "long reads (backups, open tools) are done."
+                    )
+                time.sleep(0.05)
+        finally:
+            conn.close()
 
     # -- schema ----------------------------------------------------------------------------
     def _schema_tables(self, tx: Tx) -> set[str]:
