@@ -23,6 +23,8 @@ OPERATIONS = [
     "GET /api/events",
     "POST /api/events",
     "GET /api/audit",
+    "GET /api/windows",
+    "GET /api/windows/{key}",
     "GET /api/subjects",
     "GET /api/subjects/{subject}",
     "DELETE /api/subjects/{subject}",

@@ -166,7 +166,11 @@ OPENAPI: dict[str, Any] = {
                     _q("since", {"type": "number"}, "created at or after (epoch seconds)"),
                     _q("until", {"type": "number"}, "created before (epoch seconds)"),
                     _q("hours", {"type": "number"}, "created in the last N hours"),
-                    _q("q", {"type": "string"}, "text in the run id, input, output or error"),
+                    _q(
+                        "q",
+                        {"type": "string"},
+                        "text in the run id, input, output or error (the run id only when payloads are encrypted at rest)",
+                    ),
                     _q("event_id", {"type": "string"}, "runs triggered by this event"),
                     _q("limit", {"type": "integer", "minimum": 1, "maximum": 500}, "page size"),
                     _q("before", {"type": "string"}, "the last run id of the previous page"),
@@ -256,6 +260,54 @@ OPENAPI: dict[str, Any] = {
                         }
                     ),
                     "400": _ERR,
+                    "401": _ERR,
+                },
+            }
+        },
+        "/api/windows": {
+            "get": {
+                "summary": "Context windows, most recently updated first, with item counts",
+                "responses": {
+                    "200": _ok(
+                        {
+                            "type": "object",
+                            "required": ["windows"],
+                            "properties": {"windows": {"type": "array", "items": _OBJ}},
+                        }
+                    ),
+                    "401": _ERR,
+                },
+            }
+        },
+        "/api/windows/{key}": {
+            "get": {
+                "summary": "A context window: its items (with each LLM call's context report), "
+                "pins, summaries and artifacts",
+                "parameters": [
+                    {
+                        "name": "key",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "minLength": 1},
+                        "description": "the window's key",
+                    }
+                ],
+                "responses": {
+                    "200": _ok(
+                        {
+                            "type": "object",
+                            "required": ["key", "items", "pins", "summaries", "artifacts"],
+                            "properties": {
+                                "key": {"type": "string"},
+                                "subject": {"type": "string", "nullable": True},
+                                "items": {"type": "array", "items": _OBJ},
+                                "pins": {"type": "array", "items": _OBJ},
+                                "summaries": {"type": "array", "items": _OBJ},
+                                "artifacts": {"type": "array", "items": _OBJ},
+                            },
+                        }
+                    ),
+                    "404": _ERR,
                     "401": _ERR,
                 },
             }

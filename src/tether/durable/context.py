@@ -113,6 +113,11 @@ class _ContextBase:
         ex.patches[name] = answer
         return answer
 
+    def _window_state(self, key: str, options: dict[str, Any]) -> Any:
+        from tether.context.windows import open_state
+
+        return open_state(self._ex.store, key, options, ex=self._ex, engine=self._ex.engine)
+
     def _subject(self, subject_id: str) -> Subject:
         # Nothing is written here (no store call on the event loop, nothing to replay): a
         # subject's memories, preferences and runs make it known to the store.
@@ -149,6 +154,15 @@ class Context(_ContextBase):
         super().__init__(ex)
         self.step = AsyncSteps(ex)
 
+    def context(self, key: str, **options: Any) -> Any:
+        """The context window ``key`` (``AsyncContextWindow``: its methods are coroutines).
+        Options as ``th.context``: ``model``, ``budget``, ``system``, ``subject``,
+        ``memory``, ``summarizer``, ``extract``. Its writes are keyed by (run, write
+        number): a replay or a resumed run never appends an item twice."""
+        from tether.context.windows import AsyncContextWindow
+
+        return AsyncContextWindow(self._window_state(key, options), self.step)
+
     def subject(self, subject_id: str) -> AsyncSubject:
         """A subject (DESIGN 4b), with coroutine methods; ``.memory`` is ``ctx.memory(id)``
         (replay-safe writes)."""
@@ -167,6 +181,13 @@ class SyncContext(_ContextBase):
     def __init__(self, ex: RunExecution) -> None:
         super().__init__(ex)
         self.step = SyncSteps(ex)
+
+    def context(self, key: str, **options: Any) -> Any:
+        """The context window ``key`` (``ContextWindow``: its methods block); see
+        ``Context.context``."""
+        from tether.context.windows import ContextWindow
+
+        return ContextWindow(self._window_state(key, options), self.step)
 
     def subject(self, subject_id: str) -> Subject:
         """A subject (DESIGN 4b); ``.memory`` is ``ctx.memory(id)`` (replay-safe writes)."""

@@ -51,12 +51,12 @@ Adding a feature's tables and queries (memory, context windows, evals, audit)
 from __future__ import annotations
 
 import abc
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, TypedDict, TypeVar
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 
 from tether.codec import dumps, loads
-from tether.context.records import ContextItem
 from tether.errors import ConfigurationError, SchemaVersionError, StoreNotFound
 from tether.records import Run
 from tether.store import checkpoints as cp
@@ -94,6 +94,9 @@ from tether.store.queries import (
 )
 from tether.store.rows import build_run
 
+if TYPE_CHECKING:
+    from tether.context.records import ContextItem
+
 T = TypeVar("T")
 
 
@@ -123,6 +126,7 @@ class SQLStore(Store):
         self.create = create  # False: migrate() refuses to create a store that is not there
         self._fresh: set[str] = set()  # runs this process created already claimed
         self._pgvector: bool | None = None  # memory searches through pgvector (None: untried)
+        self._active = threading.local()  # active_tx()
 
     # -- what each backend supplies -------------------------------------------------------
     @abc.abstractmethod
@@ -160,7 +164,7 @@ class SQLStore(Store):
 
     def reading(self, fn: Callable[[Tx], T]) -> T:
         """Run ``fn(tx)`` on one read connection (several reads, one connection)."""
-        return self._on_reader(lambda conn: fn(Tx(conn, self)))
+        return self._on_reader(self._bound(fn))
 
     def write(self, fn: Callable[[Tx], T], *, sync: bool = False, single: bool = False) -> T:
         """Run ``fn(tx)`` in one transaction, group-committed with concurrent writers.
@@ -168,7 +172,27 @@ class SQLStore(Store):
         ``sync``: the commit reaches the disk even in ``durability="process"``.
         ``single``: ``fn`` stays right if each of its statements commits on its own (one
         statement, or fenced ones), so alone in its batch it may skip BEGIN/COMMIT."""
-        return self._submit(lambda conn: fn(Tx(conn, self)), sync, single)
+        return self._submit(self._bound(fn), sync, single)
+
+    def _bound(self, fn: Callable[[Tx], T]) -> Callable[[Any], T]:
+        """``fn`` on a ``Tx`` of the connection, known to this thread as the transaction
+        under way (``active_tx``) while it runs."""
+
+        def run(conn: Any) -> T:
+            tx, prev = Tx(conn, self), self.active_tx()
+            self._active.tx = tx
+            try:
+                return fn(tx)
+            finally:
+                self._active.tx = prev
+
+        return run
+
+    def active_tx(self) -> Tx | None:
+        """The transaction this thread is running an operation of this store in, if any: a
+        codec that needs the store (a subject's data key) works inside it instead of
+        waiting for a transaction of its own behind it."""
+        return getattr(self._active, "tx", None)
 
     def run_sql(self, fn: Callable[[Any, Dialect], T], *, write: bool) -> T:
         """Run ``fn(connection, dialect)`` for modules of shared statements that take a raw
@@ -203,6 +227,7 @@ class SQLStore(Store):
             for number, text in scripts:
                 if number > version:
                     self._apply_migration(tx, text)
+            self.codec.attach(self, tx)  # refuses a wrong or missing encryption key
             tx.execute(
                 "INSERT INTO tether_meta (key, value) VALUES ('schema_version', ?) "
                 "ON CONFLICT (key) DO UPDATE SET value=excluded.value",
@@ -509,10 +534,15 @@ class SQLStore(Store):
         return self.reading(lambda tx: cp.load_steps(tx, run_id))
 
     def save_step(self, run_id: str, token: int, step: StepWrite) -> bool:
-        def op(tx: Tx) -> bool:
-            return cp.checkpoint(tx, run_id, cp.step_params(tx, run_id, token, step))
+        also = step.also
 
-        return self.write(op, single=True)
+        def op(tx: Tx) -> bool:
+            cancel = cp.checkpoint(tx, run_id, cp.step_params(tx, run_id, token, step))
+            if also is not None:  # in the same transaction (a context window's reply)
+                also(tx)
+            return cancel
+
+        return self.write(op, single=also is None)
 
     def save_steps(self, items: Sequence[tuple[str, int, StepWrite]]) -> list[bool | Fenced]:
         def op(tx: Tx) -> list[bool | Fenced]:
@@ -666,9 +696,17 @@ class SQLStore(Store):
             (key, value),
         )
 
+    # -- encryption at rest (encryption.py) ---------------------------------------------------
+    def destroy_subject_key(self, subject: str) -> bool:
+        """Delete ``subject``'s data key: its data still on disk (or in backups) can no
+        longer be decrypted. Whether there was a key (none without encryption)."""
+        from tether.store.encryption import destroy_subject_key
+
+        return self.write(lambda tx: destroy_subject_key(tx, subject), sync=True)
+
     # -- dashboard reads (queries.py) ----------------------------------------------------------
     def query_runs(self, query: RunQuery) -> list[Run]:
-        sql, params = runs_sql(query)
+        sql, params = runs_sql(query, payloads=self.codec.searchable)
         return [build_run(r, [], [], self.codec) for r in self.read(sql, params)]
 
     def run_stats(
@@ -693,7 +731,7 @@ class SQLStore(Store):
 
     def memory_add_many(self, news: Sequence[NewMemory]) -> list[MemoryRow]:
         """``memory_add`` for many items, in one transaction."""
-        return self.write(lambda tx: [mem.add(tx, new)[0] for new in news])
+        return self.write(lambda tx: mem.add_many(tx, news))
 
     def memory_clear(self, subject: str, write_key: str | None, now: float) -> int:
         """Delete every memory of the subject (``Memory.clear``); how many rows went."""
@@ -866,12 +904,6 @@ class SQLStore(Store):
             )
         )
 
-    def window_open(
-        self, key: str, subject: str | None, model: str | None, now: float
-    ) -> win.WindowRow:
-        """Window ``key``'s row, created on first use (its subject is checked)."""
-        return self.write(lambda tx: win.open_window(tx, key, subject, model, now))
-
     def window_read(self, key: str, after: int = 0) -> tuple[int, list[ContextItem]]:
         """(generation, items with ``seq > after``): the generation changes on ``clear``."""
 
@@ -920,6 +952,10 @@ class SQLStore(Store):
     def delete_subject_windows(self, subject: str) -> dict[str, int]:
         """Delete the windows of ``subject`` and their items: {"windows": n, "items": m}."""
         return self.write(lambda tx: win.delete_subject(tx, subject))
+
+    def window_reports(self, run_id: str) -> dict[str, dict[str, Any]]:
+        """The context report of each ``ctx.step.llm(context=...)`` step of a run, by step."""
+        return self.reading(lambda tx: win.run_reports(tx, run_id))
 
     def list_windows(self, limit: int = 100) -> list[dict[str, Any]]:
         """The most recently updated windows (key, subject, model, times, item count)."""

@@ -18,13 +18,14 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tether.context.errors import InvalidContextItem
-from tether.context.log import LogIndex, supersedes, validate_append
-from tether.context.records import ContextItem
 from tether.errors import ConfigurationError
 from tether.store.executor import Tx
+
+if TYPE_CHECKING:  # the context package is imported on first use (it pulls in the LLM layer)
+    from tether.context.log import LogIndex
+    from tether.context.records import ContextItem
 
 _PAYLOAD_EXCLUDE = {"seq", "created_at", "key"}
 ITEM_COLUMNS = "seq, created_at, write_key, payload"
@@ -60,6 +61,8 @@ def encode(tx: Tx, item: ContextItem, subject: str | None) -> str:
 
 def decode(codec: Any, r: Any, subject: str | None) -> ContextItem:
     """An item from a row of ``ITEM_COLUMNS``."""
+    from tether.context.records import ContextItem
+
     data = json.loads(codec.decode(r[3], subject))
     data["seq"] = int(r[0])
     data["created_at"] = when(r[1])
@@ -94,6 +97,9 @@ def open_window(tx: Tx, key: str, subject: str | None, model: str | None, now: f
 
 def _index(tx: Tx, row: WindowRow, items: Sequence[ContextItem]) -> LogIndex:
     """The part of the log ``validate_append`` needs for this batch."""
+    from tether.context.log import LogIndex
+    from tether.context.records import ContextItem
+
     index = LogIndex(last_seq=row.last_seq)
     good = [i for i in items if isinstance(i, ContextItem)]
     keys = [i.key for i in good if i.key is not None]
@@ -140,6 +146,10 @@ def append(
     """Append ``items`` to window ``key`` (created on first use) in this transaction: every
     item or none. An item whose write key the window holds is not appended again; the held
     one is returned. ``origins[i]`` is the (run, write number) that wrote item ``i``."""
+    from tether.context.errors import InvalidContextItem
+    from tether.context.log import supersedes, validate_append
+    from tether.context.records import ContextItem
+
     if isinstance(items, ContextItem) or not isinstance(items, Sequence):
         raise InvalidContextItem(f"append takes a list of items, got {type(items).__name__}")
     if origins is not None and len(origins) != len(items):
@@ -313,3 +323,21 @@ def export(tx: Tx, key: str) -> dict[str, Any] | None:
         return None
     items = items_after(tx, row)
     return {**describe(row), "items": [i.model_dump(mode="json") for i in items]}
+
+
+def run_reports(tx: Tx, run_id: str) -> dict[str, dict[str, Any]]:
+    """The context report of each ``ctx.step.llm(context=...)`` step of a run, by step id:
+    {"window": key, "seq": item seq, "report": ContextReport as JSON}."""
+    rows = tx.all(
+        f"SELECT i.window_key, w.subject, {', '.join('i.' + c for c in ITEM_COLUMNS.split(', '))} "
+        "FROM window_items i JOIN windows w ON w.key = i.window_key "
+        "WHERE i.origin_run=? AND i.kind='message' ORDER BY i.seq",
+        (run_id,),
+    )
+    out: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        item = decode(tx.codec, r[2:], r[1])
+        step = item.meta.get("step")
+        if step and "report" in item.meta:
+            out[str(step)] = {"window": r[0], "seq": item.seq, "report": item.meta["report"]}
+    return out

@@ -30,6 +30,7 @@ CREATE TABLE IF NOT EXISTS window_items (
 CREATE UNIQUE INDEX IF NOT EXISTS window_items_write_key ON window_items (window_key, write_key);
 CREATE INDEX IF NOT EXISTS window_items_handle ON window_items (window_key, handle);
 CREATE INDEX IF NOT EXISTS window_items_kind ON window_items (window_key, kind, seq);
+CREATE INDEX IF NOT EXISTS window_items_origin ON window_items (origin_run);
 CREATE TABLE IF NOT EXISTS window_calls (
     window_key TEXT NOT NULL,
     call_id TEXT NOT NULL,
