@@ -191,11 +191,29 @@ def tables_sql(url: str) -> str:
     return "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
 
 
-def compactions_sql(since: float | None) -> tuple[str, list[Any]]:
-    """Summaries written into context windows (one per compaction) since ``since``."""
-    if since is None:
-        return "SELECT count(*) FROM context_items WHERE kind = 'summary'", []
-    return (
+#: Per table that holds window items (``window_items``; ``context_items`` in older
+#: stores): whether it has any row, and its summaries (one per compaction) since a time.
+_WINDOW_ITEMS = {
+    "window_items": (
+        "SELECT count(*) FROM (SELECT 1 FROM window_items LIMIT 1) AS w",
+        "SELECT count(*) FROM window_items WHERE kind = 'summary' AND created_at >= ?",
+    ),
+    "context_items": (
+        "SELECT count(*) FROM (SELECT 1 FROM context_items LIMIT 1) AS w",
         "SELECT count(*) FROM context_items WHERE kind = 'summary' AND created_at >= ?",
-        [since],
-    )
+    ),
+}
+
+
+def window_items_table(tables: set[str]) -> str | None:
+    return next((t for t in _WINDOW_ITEMS if t in tables), None)
+
+
+def window_items_sql(table: str) -> tuple[str, list[Any]]:
+    """1 when the window item log ``table`` has any row, else 0."""
+    return _WINDOW_ITEMS[table][0], []
+
+
+def compactions_sql(since: float | None, table: str = "window_items") -> tuple[str, list[Any]]:
+    """Summaries written into context windows (one per compaction) since ``since``."""
+    return _WINDOW_ITEMS[table][1], [since if since is not None else float("-inf")]

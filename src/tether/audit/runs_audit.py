@@ -377,11 +377,12 @@ class _Audit:
             "window_compactions": 0,
             "windows": NO_WINDOWS,
         }
-        if "context_items" in tables:
-            (count,) = next(iter(self.rows(q.compactions_sql(self.scope.since))))
+        table = q.window_items_table(tables)
+        if table is not None and next(iter(self.rows(q.window_items_sql(table))))[0]:
+            (count,) = next(iter(self.rows(q.compactions_sql(self.scope.since, table))))
             out["window_compactions"] = int(count or 0)
             out["compactions"] += int(count or 0)
-            out["windows"] = "read from context_items"
+            out["windows"] = f"read from {table}"
         return out
 
 
