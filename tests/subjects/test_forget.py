@@ -6,7 +6,7 @@ subjects keep everything."""
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, ClassVar
 
 import tether
 from tests.subjects.conftest import BOTH_STORES
@@ -136,7 +136,7 @@ def test_forget_destroys_the_subjects_key_when_the_store_keeps_one(tmp_path: Any
     class KeyedStore(SQLiteStore):
         """A store with a key per subject (encryption at rest): forget() must destroy it."""
 
-        destroyed: list[str] = []
+        destroyed: ClassVar[list[str]] = []
 
         def destroy_subject_key(self, subject: str) -> None:
             self.destroyed.append(subject)
@@ -149,3 +149,27 @@ def test_forget_destroys_the_subjects_key_when_the_store_keeps_one(tmp_path: Any
     assert KeyedStore.destroyed == ["user:9"]
     th.close()
     store.close()
+
+
+@BOTH_STORES
+def test_a_parent_outside_the_subject_sees_its_forgotten_child_fail(th: tether.Harness) -> None:
+    @th.function(id="profile", subject="event.data.user")
+    def profile(ctx: tether.SyncContext) -> None:
+        ctx.step.sleep("wait-a-day", "1d")
+
+    @th.function(id="batch")
+    def batch(ctx: tether.SyncContext) -> str:
+        try:
+            ctx.step.invoke("one", function="profile", data={"user": "user:5"})
+        except tether.StepFailed as exc:
+            return f"{exc.error_type}: {exc}"
+        return "child finished"
+
+    with th.worker(concurrency=2):
+        handle = th.enqueue("batch")
+        poll(lambda: [r.status.value for r in th.list_runs("profile")] == ["sleeping"])
+        done = th._subject("user:5").forget()
+        out = handle.result(timeout=20)
+    assert done["runs"] == 1
+    assert out.startswith("RunCancelled") and "was forgotten" in out
+    assert th.get_run(handle.run_id).subject is None

@@ -151,7 +151,7 @@ class Subject:
         harmless: the second call finishes an erasure the first could not."""
         store, subject = self._store, self.id
         self._stop_runs(wait)
-        counts = dict(store.delete_subject_runs(subject))
+        counts = dict(store.delete_subject_runs(subject, self._clock.now()))
         counts["memories"] = store.delete_subject_memories(subject)
         delete_windows: Callable[[str], dict[str, int]] | None = getattr(
             store, "delete_subject_windows", None
