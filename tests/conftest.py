@@ -23,7 +23,7 @@ import pytest
 import tether
 
 PG_URL = os.environ.get("TETHER_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
-CONFORMANCE = ("durable", "flow", "store")
+CONFORMANCE = ("durable", "flow", "store", "memory")
 # Tests that read or break the SQLite file itself have no PostgreSQL counterpart here.
 SQLITE_ONLY = "SQLite-specific: reads or damages the SQLite file directly"
 
@@ -133,3 +133,25 @@ def fresh_read(tmp_path: Path) -> Callable[..., list[Any]]:
             conn.close()
 
     return read
+
+
+@pytest.fixture(scope="session")
+def minilm() -> object:
+    """The local embedding model, loaded once per test run (skips without the extra).
+
+    ``load_model`` is a process-wide cache, so tests elsewhere that embed through
+    ``tether.llm.embed("local:all-minilm-l6-v2", ...)`` reuse this same instance."""
+    from tether.llm import MissingExtra
+    from tether.llm.providers import local_embed
+
+    try:
+        local_embed.check_installed()
+    except MissingExtra as exc:
+        pytest.skip(str(exc))
+    model = local_embed.load_model()
+    import torch
+
+    # The test machine's 2 cores are shared with other processes: one intra-op thread keeps
+    # OpenMP from spinning against them (3x faster there; production keeps torch's default).
+    torch.set_num_threads(1)
+    return model

@@ -22,12 +22,14 @@ from tether.errors import (
     CostLimitExceeded,
     FunctionNotFound,
     InvalidEventError,
+    InvalidMemory,
     InvalidOutput,
     InvalidPreference,
     LLMCallFailed,
     LLMDeadlineExceeded,
     LLMError,
     MemoryDisabled,
+    MemoryIndexMismatch,
     MemoryNotFound,
     MissingAPIKey,
     MissingExtra,
@@ -65,6 +67,7 @@ from tether.flow.controls import (
 )
 from tether.flow.cron import on_cron
 from tether.harness import Harness
+from tether.memory import Memory, MemoryHit, MemoryItem
 from tether.records import Attempt, Event, Run, RunStatus, Step
 from tether.subjects import Subject
 
@@ -87,12 +90,17 @@ __all__ = [
     "FunctionNotFound",
     "Harness",
     "InvalidEventError",
+    "InvalidMemory",
     "InvalidOutput",
     "InvalidPreference",
     "LLMCallFailed",
     "LLMDeadlineExceeded",
     "LLMError",
+    "Memory",
     "MemoryDisabled",
+    "MemoryHit",
+    "MemoryIndexMismatch",
+    "MemoryItem",
     "MemoryNotFound",
     "MissingAPIKey",
     "MissingExtra",

@@ -23,6 +23,7 @@ from tether.durable.spec import FunctionSpec
 from tether.durable.worker import Worker
 from tether.durations import Duration, seconds
 from tether.errors import ConfigurationError, FunctionNotFound, RunNotFound, RunTimeout
+from tether.memory import DEFAULT_EMBEDDER, Memory, open_memory
 from tether.records import TERMINAL_STATUSES, Event, Run, RunStatus
 from tether.store import Store, open_store
 from tether.subjects.subject import Subject, sql_store
@@ -50,6 +51,7 @@ class Harness:
         lease_ttl: float = 2.0,
         heartbeat: float = 0.5,
         max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
+        embedder: str | None = DEFAULT_EMBEDDER,
     ) -> None:
         if durability not in ("process", "power"):
             raise ConfigurationError(
@@ -63,7 +65,13 @@ class Harness:
         self._store_arg = store
         self.durability = durability
         self.clock = clock or Clock()
-        self._settings = EngineSettings(lease_ttl, heartbeat, max_output_bytes)
+        if embedder is not None and (not isinstance(embedder, str) or ":" not in embedder):
+            raise ConfigurationError(
+                f"embedder={embedder!r} is not a model: name one as 'provider:model' "
+                f"(the default is {DEFAULT_EMBEDDER!r}), or None for full-text memory only"
+            )
+        self.embedder = embedder
+        self._settings = EngineSettings(lease_ttl, heartbeat, max_output_bytes, embedder=embedder)
         self._registry = Registry(version)
         self._registry.on_register(self._registered)
         self._factory = RunFactory(self.clock, lambda: self._registry.version)
@@ -117,6 +125,14 @@ class Harness:
                         lambda: self.circuit_breaker,
                     )
         return self._engine
+
+    # -- long-term memory -------------------------------------------------------------------
+    def memory(self, subject: str) -> Memory:
+        """The long-term memory of ``subject`` (blocking methods, ``a``-prefixed coroutine
+        twins); embedded with this harness's ``embedder``."""
+        mem = open_memory(self.store, subject, embedder=self.embedder, clock=self.clock)
+        assert isinstance(mem, Memory)
+        return mem
 
     def close(self) -> None:
         """Stop workers, the engine and the store connections."""
@@ -374,7 +390,7 @@ class Harness:
             subject_id,
             sql_store(self.store),
             clock=self.clock,
-            memory=lambda sid: getattr(self, "memory")(sid),  # noqa: B009 (memory lands)
+            memory=self.memory,
             cancel_local=self._cancel_local,
         )
 

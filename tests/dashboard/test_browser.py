@@ -175,7 +175,7 @@ def test_a_subjects_page_deletes_memories_saves_preferences_exports_and_forgets(
         href = page.locator("#export").get_attribute("href")
         exported = page.request.get(server.url + str(href)).json()
         assert exported["subject"] == "user:42"
-        assert [m["text"] for m in exported["memories"]] == [hostile, "lives in Lyon"]
+        assert [m["text"] for m in exported["memories"]] == ["lives in Lyon"]  # deleted: gone
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "dashboard-subject.png"), full_page=True)
 

@@ -56,25 +56,3 @@ WIRES = {
     "anthropic": "anthropic:claude-haiku-4-5",
     "gemini": "google:gemini-2.5-flash",
 }
-
-
-@pytest.fixture(scope="session")
-def minilm() -> object:
-    """The local embedding model, loaded once per test run (skips without the extra).
-
-    ``load_model`` is a process-wide cache, so tests elsewhere that embed through
-    ``tether.llm.embed("local:all-minilm-l6-v2", ...)`` reuse this same instance."""
-    from tether.llm import MissingExtra
-    from tether.llm.providers import local_embed
-
-    try:
-        local_embed.check_installed()
-    except MissingExtra as exc:
-        pytest.skip(str(exc))
-    model = local_embed.load_model()
-    import torch
-
-    # The test machine's 2 cores are shared with other processes: one intra-op thread keeps
-    # OpenMP from spinning against them (3x faster there; production keeps torch's default).
-    torch.set_num_threads(1)
-    return model

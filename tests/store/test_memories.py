@@ -69,7 +69,9 @@ def new(
 
 
 def found(store: SQLStore, subject: str, query: str) -> list[str]:
-    return store.memory_search_sources(subject, query_terms(query), 50, None)[1]
+    """The ids matching any word of the query, sorted."""
+    matches = store.memory_search_sources(subject, query_terms(query), 50, None)[1]
+    return sorted({i for ids in matches.values() for i in ids})
 
 
 def test_an_item_round_trips_and_payloads_are_encoded_with_their_subject(store: SQLStore) -> None:
@@ -140,19 +142,22 @@ def test_another_subjects_id_is_not_found_and_nothing_changes(store: SQLStore) -
     assert store.export_memories("user:2") == []
 
 
-def test_full_text_search_keeps_to_the_subject_and_ranks_a_rare_identifier_first(
-    store: SQLStore,
-) -> None:
+def test_full_text_matches_keep_to_the_subject_term_by_term(store: SQLStore) -> None:
     for i in range(20):
         store.memory_add(new(f"a{i}", f"Order ORD-{10000 + i} shipped to the customer"))
         store.memory_add(new(f"b{i}", f"Order ORD-{10000 + i} shipped", subject="user:2"))
     store.memory_add(new("a-x", "Order ORD-99812 shipped to the customer"))
     store.memory_add(new("b-x", "Order ORD-99812 shipped", subject="user:2"))
-    hits = found(store, "user:1", "where is ORD-99812?")
-    assert hits[0] == "a-x"
-    assert all(h.startswith("a") for h in hits) and len(hits) == 21
+    terms = query_terms("Where is ORD-99812? Shipping!")
+    assert terms == ["ord", "99812", "shipping"]  # function words left out
+    matches = store.memory_search_sources("user:1", terms, 50, None)[1]
+    assert matches["99812"] == ["a-x"]
+    assert len(matches["ord"]) == 21 and all(i.startswith("a") for i in matches["ord"])
+    assert len(matches["shipping"]) == 21  # stemmed: "shipped" holds "shipping"
     assert found(store, "user:2", "99812") == ["b-x"]
     assert found(store, "user:1", "") == [] and found(store, "user:3", "order") == []
+    capped = store.memory_search_sources("user:1", ["order"], 5, None)[1]
+    assert len(capped["order"]) == 6  # cap + 1: the caller knows there are more
 
 
 def test_vectors_are_kept_with_their_model_and_the_index_records_it(store: SQLStore) -> None:

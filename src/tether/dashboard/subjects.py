@@ -24,7 +24,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from tether.durable.subjects import subject_problem
-from tether.errors import InvalidPreference, MemoryNotFound
+from tether.errors import InvalidMemory, InvalidPreference, MemoryNotFound
 from tether.observe.redact import Redactor
 from tether.subjects import Subject
 
@@ -110,6 +110,8 @@ def routes(harness: Harness, page: Page, r: Redactor, json_body: JsonBody) -> li
             return JSONResponse(
                 {"error": f"subject {found.id!r} has no memory {item!r}"}, status_code=404
             )
+        except InvalidMemory as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
         return JSONResponse({"subject": found.id, "deleted": item})
 
     def put_preferences(request: Request, body: Any) -> Response:

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from contextvars import ContextVar
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tether.durable.execution import CURRENT_STEP, RunExecution
 from tether.durable.steps import AsyncSteps, SyncSteps
 from tether.records import Event
 from tether.store.base import StepWrite
 from tether.subjects.subject import AsyncSubject, Subject, sql_store
+
+if TYPE_CHECKING:
+    from tether.memory import AsyncMemory, Memory, WriteKeys
 
 _logger = logging.getLogger("tether.run")
 
@@ -62,6 +66,7 @@ class _ContextBase:
     def __init__(self, ex: RunExecution) -> None:
         self._ex = ex
         self.log = RunLogger(ex)
+        self._memory_writes: WriteKeys | None = None
 
     @property
     def run_id(self) -> str:
@@ -109,7 +114,7 @@ class _ContextBase:
         ex.patches[name] = answer
         return answer
 
-    def _subject(self, subject_id: str) -> Subject:
+    def _subject(self, subject_id: str, memory: Callable[[str], Any]) -> Subject:
         # Nothing is written here (no store call on the event loop, nothing to replay): a
         # subject's memories, preferences and runs make it known to the store.
         ex = self._ex
@@ -117,9 +122,24 @@ class _ContextBase:
             subject_id,
             sql_store(ex.store),
             clock=ex.clock,
-            memory=lambda sid: getattr(self, "memory")(sid),  # noqa: B009 (memory lands)
+            memory=memory,
             cancel_local=ex.engine.cancel_local,
             current_run=ex.run_id,
+        )
+
+    def _memory(self, subject: str, asynchronous: bool) -> Any:
+        from tether.memory import WriteKeys, open_memory
+
+        if self._memory_writes is None:
+            self._memory_writes = WriteKeys(self._ex.run_id, check_only=self._ex.check_only)
+        ex = self._ex
+        return open_memory(
+            ex.store,
+            subject,
+            embedder=ex.engine.embedder,
+            clock=ex.clock,
+            writes=self._memory_writes,
+            asynchronous=asynchronous,
         )
 
 
@@ -133,7 +153,13 @@ class Context(_ContextBase):
     def subject(self, subject_id: str) -> AsyncSubject:
         """A subject (DESIGN 4b), with coroutine methods; ``.memory`` is ``ctx.memory(id)``
         (replay-safe writes)."""
-        return AsyncSubject(self._subject(subject_id))
+        return AsyncSubject(self._subject(subject_id, self.memory))
+
+    def memory(self, subject: str) -> AsyncMemory:
+        """The long-term memory of ``subject``; its methods are coroutines, and its writes
+        are keyed by (run, write number): a replayed run applies none of them twice."""
+        mem: AsyncMemory = self._memory(subject, asynchronous=True)
+        return mem
 
 
 class SyncContext(_ContextBase):
@@ -145,4 +171,10 @@ class SyncContext(_ContextBase):
 
     def subject(self, subject_id: str) -> Subject:
         """A subject (DESIGN 4b); ``.memory`` is ``ctx.memory(id)`` (replay-safe writes)."""
-        return self._subject(subject_id)
+        return self._subject(subject_id, self.memory)
+
+    def memory(self, subject: str) -> Memory:
+        """The long-term memory of ``subject`` (blocking methods); writes keyed by (run,
+        write number), as in ``Context.memory``."""
+        mem: Memory = self._memory(subject, asynchronous=False)
+        return mem

@@ -62,6 +62,7 @@ class EngineSettings:
     heartbeat: float = 0.5  # seconds between renewals
     max_output_bytes: int = 4 * 1024 * 1024
     inline_retry_max: float = 2.0  # longer backoffs suspend the run durably
+    embedder: str | None = "local:all-minilm-l6-v2"  # ctx.memory()'s (None: full text only)
 
 
 class Engine:
@@ -89,6 +90,7 @@ class Engine:
         self.heartbeat_interval = settings.heartbeat
         self.max_output_bytes = settings.max_output_bytes
         self.inline_retry_max = settings.inline_retry_max
+        self.embedder = settings.embedder
         self.active: dict[str, RunExecution] = {}
         self.stranded: dict[str, int] = {}  # leases to give back once the store works again
         self.step_pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="tether-step")

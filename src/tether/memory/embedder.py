@@ -8,13 +8,9 @@ Embedding never runs on an event loop: ``aembed`` awaits the model's own inferen
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from tether.errors import MissingExtra
-
-if TYPE_CHECKING:
-    import numpy as np
-    import numpy.typing as npt
+from tether.errors import ConfigurationError, MissingExtra
 
 DEFAULT_EMBEDDER = "local:all-minilm-l6-v2"
 
@@ -49,6 +45,12 @@ class Embedder:
         if self.model.startswith("local:"):
             from tether.llm.providers import local_embed
 
+            if self.model != f"local:{local_embed.MODEL}":
+                raise ConfigurationError(
+                    f"{self.model} is not a local embedding model: the one tether runs in "
+                    f"process is 'local:{local_embed.MODEL}' ({local_embed.INSTALL}); hosted "
+                    "ones are named like 'openai:text-embedding-3-small'"
+                )
             local_embed.check_installed()
 
     def pack(self, vectors: Sequence[Sequence[float]]) -> list[bytes]:
@@ -85,6 +87,6 @@ def similarities(
     good = [r for r in rows if len(r[3]) == 4 * dim]
     if not good:
         return []
-    matrix: npt.NDArray[np.float32] = np.frombuffer(b"".join(r[3] for r in good), dtype="<f4")
+    matrix = np.frombuffer(b"".join(r[3] for r in good), dtype="<f4")
     scores = matrix.reshape(len(good), dim) @ q
     return [(r[0], float(s)) for r, s in zip(good, scores, strict=True)]

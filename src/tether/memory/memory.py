@@ -38,8 +38,8 @@ T = TypeVar("T")
 # What an operation asks for: ("embed", texts) -> list[bytes], or ("store", fn) -> fn().
 Need = tuple[str, Any]
 Op = Generator[Need, Any, T]
-#: full-text matches read per search (more when a tag filter may discard some)
-TEXT_CANDIDATES = 100
+#: ids read per query word; a word more memories hold is a common one (its idf is small)
+TERM_CAP = 1000
 
 
 class WriteKeys:
@@ -214,12 +214,13 @@ class _MemoryCore:
         text = limits.check_text(text)
         key, new_id = self._key()
         yield from self._writable()
-        old = yield ("store", lambda: self.store.memory_get(self.subject, item))
         if self._writes is not None and self._writes.check_only:
-            return MemoryItem(new_id, self.subject, text, old.source, old.tags, supersedes=item)
+            return MemoryItem(new_id, self.subject, text, supersedes=item)
         (vector,) = yield from self._vectors([text])
         yield from self._check_index(vector)
-        new = self._new(key, new_id, text, old.source, old.tags, vector)
+        # source and tags come from the old version, read in the write's transaction (a
+        # replayed update finds its key there before looking for the old version)
+        new = self._new(key, new_id, text, None, (), vector)
         row = yield ("store", lambda: self.store.memory_update(item, new))
         return MemoryItem.from_row(row)
 
@@ -282,10 +283,9 @@ class _MemoryCore:
             (vector,) = yield ("embed", [query])
         model = None if vector is None or self.embedder is None else self.embedder.model
         terms = query_terms(query)
-        limit = TEXT_CANDIDATES if wanted is None else 10 * TEXT_CANDIDATES
-        index, text_ranked, items, rows = yield (
+        index, matches, items, rows = yield (
             "store",
-            lambda: self.store.memory_search_sources(self.subject, terms, max(limit, 2 * k), model),
+            lambda: self.store.memory_search_sources(self.subject, terms, TERM_CAP, model),
         )
         if model is not None and index is not None and index[0] != model:
             raise MemoryIndexMismatch(
@@ -295,7 +295,7 @@ class _MemoryCore:
             )
         created = {i: at for i, at, t in items if wanted is None or wanted & _tags_of(t)}
         similar = similarities(vector, rows) if vector is not None else []
-        ranked = fuse(text_ranked, similar, created, k)
+        ranked = fuse(matches, similar, created, k, vectors=vector is not None)
         found = yield (
             "store",
             lambda: self.store.memory_get_many(self.subject, [r.id for r in ranked]),

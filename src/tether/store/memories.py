@@ -19,6 +19,7 @@ writers of one subject go one after the other on PostgreSQL (SQLite serialises w
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 from collections.abc import Sequence
@@ -73,9 +74,27 @@ def text_hash(subject: str, text: str) -> str:
     return hashlib.sha256(f"{subject}\0{text}".encode()).hexdigest()
 
 
+# English function words, left out of queries on both backends (PostgreSQL's english
+# configuration drops these and more; FTS5 has no stop list): "what is her job" must not
+# match every memory with "is" in it.
+_STOP_TEXT = (
+    "a about above after again against all am an and any are as at be because been before "
+    "being below between both but by can could did do does doing down during each few for "
+    "from further had has have having he her here hers herself him himself his how i if in "
+    "into is it its itself just me more most my myself no nor not now of off on once only or "
+    "other our ours ourselves out over own same she should so some such than that the their "
+    "theirs them themselves then there these they this those through to too under until up "
+    "very was we were what when where which while who whom why will with would you your yours "
+    "yourself yourselves "
+)
+STOPWORDS = frozenset(_STOP_TEXT.split())
+
+
 def query_terms(query: str) -> list[str]:
-    """The words of a query, as both full-text indexes are asked for them (any of them)."""
-    return list(dict.fromkeys(_TERM.findall(query.lower())))[:64]
+    """The words of a query but function words, as both full-text indexes are asked for
+    them (any of them matches)."""
+    words = [w for w in _TERM.findall(query.lower()) if w not in STOPWORDS]
+    return list(dict.fromkeys(words))[:64]
 
 
 def _row(codec: Any, r: Sequence[Any]) -> MemoryRow:
@@ -119,28 +138,27 @@ def _unindex_text(tx: Tx, seq: int, subject: str, text: str) -> None:
         tx.execute("UPDATE memories SET tsv=NULL WHERE seq=?", (seq,))
 
 
-def text_search(tx: Tx, subject: str, terms: Sequence[str], limit: int) -> list[str]:
-    """Ids of the subject's current items matching any of ``terms``, best match first."""
-    if not terms:
-        return []
-    if tx.d.name == "sqlite":
-        match = f'subject_token:"{subject_token(subject)}" AND text:(' + " OR ".join(
-            f'"{t}"' for t in terms
-        )
-        rows = tx.all(
-            "SELECT m.id FROM memories_fts f JOIN memories m ON m.seq = f.rowid "
-            "WHERE memories_fts MATCH ? AND m.subject=? AND m.superseded_at IS NULL "
-            "ORDER BY bm25(memories_fts, 0.0, 1.0) LIMIT ?",
-            (match + ")", subject, limit),
-        )
-    else:
-        rows = tx.all(
-            "SELECT id FROM memories, to_tsquery('english', ?::text) q "
-            "WHERE subject=? AND superseded_at IS NULL AND tsv @@ q "
-            "ORDER BY ts_rank_cd(tsv, q) DESC, seq DESC LIMIT ?",
-            (" | ".join(terms), subject, limit),
-        )
-    return [r[0] for r in rows]
+def text_matches(tx: Tx, subject: str, terms: Sequence[str], cap: int) -> dict[str, list[str]]:
+    """For each term, the ids of the subject's current items whose text holds it (stemmed
+    as the index stems), at most ``cap`` + 1 of them: what the memory layer's ranking needs
+    (which terms each item matched, and how many items hold each term)."""
+    out: dict[str, list[str]] = {}
+    token = subject_token(subject)
+    for term in terms:
+        if tx.d.name == "sqlite":
+            rows = tx.all(
+                "SELECT m.id FROM memories_fts f JOIN memories m ON m.seq = f.rowid "
+                "WHERE memories_fts MATCH ? AND m.subject=? AND m.superseded_at IS NULL LIMIT ?",
+                (f'subject_token:"{token}" AND text:"{term}"', subject, cap + 1),
+            )
+        else:
+            rows = tx.all(
+                "SELECT id FROM memories WHERE subject=? AND superseded_at IS NULL "
+                "AND tsv @@ to_tsquery('english', ?::text) LIMIT ?",
+                (subject, term, cap + 1),
+            )
+        out[term] = [r[0] for r in rows]
+    return out
 
 
 # -- vectors --------------------------------------------------------------------------------
@@ -285,8 +303,9 @@ def _current(tx: Tx, subject: str, item: str) -> tuple[int, MemoryRow]:
 
 
 def update(tx: Tx, old_id: str, new: NewMemory) -> MemoryRow:
-    """Supersede ``old_id`` with ``new`` (``supersedes`` = the old id; the old version stays,
-    out of the indexes). The same text returns the current item unchanged."""
+    """Supersede ``old_id`` with ``new``'s text (``supersedes`` = the old id; source and tags
+    carried over; the old version stays, out of the indexes). The same text returns the
+    current item unchanged."""
     tx.lock([f"memory:{new.subject}"])
     done = _replayed(tx, new.write_key)
     if done is not None:
@@ -298,7 +317,7 @@ def update(tx: Tx, old_id: str, new: NewMemory) -> MemoryRow:
     tx.execute("UPDATE memories SET superseded_at=? WHERE seq=?", (new.created_at, seq))
     _unindex_text(tx, seq, old.subject, old.text)
     tx.execute("DELETE FROM memory_vectors WHERE memory_seq=?", (seq,))
-    item = _insert(tx, new, old.id)
+    item = _insert(tx, dataclasses.replace(new, source=old.source, tags=old.tags), old.id)
     _record(tx, new.write_key, new.subject, "update", item.id, new.created_at)
     return item
 

@@ -714,17 +714,17 @@ class SQLStore(Store):
         self, subject: str, terms: Sequence[str], limit: int, model: str | None
     ) -> tuple[
         tuple[str, int] | None,
-        list[str],
+        dict[str, list[str]],
         list[tuple[str, float, str]],
         list[tuple[str, float, str, bytes]],
     ]:
         """What a search fuses, read on one connection: the index's (model, dimension), the
-        full-text ranking (ids), every current item (id, created_at, tags JSON) and the
-        vectors of ``model``."""
+        items matching each term (at most ``limit`` + 1 ids a term), every current item
+        (id, created_at, tags JSON) and the vectors of ``model``."""
 
         def read(tx: Tx) -> Any:
             index = None if model is None else mem.index_info(tx)
-            ranked = mem.text_search(tx, subject, terms, limit)
+            ranked = mem.text_matches(tx, subject, terms, limit)
             vectors = [] if model is None else mem.subject_vectors(tx, subject, model)
             return index, ranked, mem.candidates(tx, subject), vectors
 
