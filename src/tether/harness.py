@@ -400,13 +400,41 @@ class Harness:
 
     def subjects(self) -> list[str]:
         """Every subject the store keeps something about (created, or owning memories,
-        runs or events), sorted."""
+        windows, runs or events), sorted."""
         store = sql_store(self.store)
         return sorted(set(store.list_subjects()) | set(store.run_subjects()))
 
     async def asubjects(self) -> list[str]:
         """Async version of ``subjects``."""
         return await asyncio.to_thread(self.subjects)
+
+    def context(
+        self,
+        key: str,
+        *,
+        model: str | None = None,
+        budget: int | None = None,
+        system: str | None = None,
+        subject: str | None = None,
+        memory: bool = False,
+        summarizer: Any = None,
+        extract: bool = False,
+    ) -> Any:
+        """The context window ``key`` (``ContextWindow``): the same key reopens the same log,
+        in any process. Needs ``model`` (whose context window sets the budget) or
+        ``budget``. Inside a durable function use ``ctx.context(...)``."""
+        from tether.context.windows import ContextWindow, open_state
+
+        options = dict(
+            model=model,
+            budget=budget,
+            system=system,
+            subject=subject,
+            memory=memory,
+            summarizer=summarizer,
+            extract=extract,
+        )
+        return ContextWindow(open_state(self.store, key, options, engine=self.engine))
 
     def worker(self, concurrency: int = 10, poll_interval: float = 0.2) -> Worker:
         """A worker executing this harness's functions; ``start()``, ``run()`` or ``with``."""

@@ -29,6 +29,8 @@ OPERATIONS = [
     "GET /api/subjects/{subject}/export",
     "DELETE /api/subjects/{subject}/memory/{item}",
     "PUT /api/subjects/{subject}/preferences",
+    "GET /api/windows",
+    "GET /api/windows/{key}",
 ]
 
 

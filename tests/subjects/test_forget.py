@@ -63,6 +63,13 @@ def test_export_then_forget_deletes_everything_of_one_subject_only(th: tether.Ha
         one.preferences["memory"] = False
         one.preferences["lang"] = "en"
         th.subject("user:2").preferences["lang"] = "de"
+        for user in ("user:1", "user:2"):
+            conv = th.context(f"conversation:{user}", budget=2000, subject=user)
+            conv.add("user", f"window text of {user}")
+            conv.add("assistant", "noted")
+            conv.pin("name", f"pinned for {user}")
+        th.context("unowned", budget=2000).add("user", "nobody's")
+        assert one.windows() == ["conversation:user:1"]
 
         doc = one.export()
         json.dumps(doc)  # JSON-serialisable as it is
@@ -74,14 +81,17 @@ def test_export_then_forget_deletes_everything_of_one_subject_only(th: tether.Ha
         hear = next(s for s in chat["steps"] if s["id"] == "hear")
         assert "flaky hi from user:1" in hear["attempts"][0]["error_message"]
         assert sorted(e["name"] for e in doc["events"]) == ["user.message", "user.nap"]
+        (window,) = doc["windows"]
+        assert window["key"] == "conversation:user:1"
+        assert len(window["items"]) == 3 and "window text of user:1" in json.dumps(window)
         assert all(e["data"]["user"] == "user:1" for e in doc["events"])
         assert "user:2" not in json.dumps(doc)
 
         done = one.forget()
     assert dict(done) == {
         "memories": 0,
-        "windows": 0,
-        "items": 0,
+        "windows": 1,
+        "items": 3,
         "preferences": 2,
         "runs": 3,
         "events": 2,
@@ -91,6 +101,8 @@ def test_export_then_forget_deletes_everything_of_one_subject_only(th: tether.Ha
     assert {r.subject for r in left} == {"user:2"} and len(left) == 3
     assert th.subjects() == ["user:2"]
     assert not th._subject("user:1").kept()
+    assert th.subject("user:2").windows() == ["conversation:user:2"]
+    assert th.context("unowned", budget=2000).items()  # a window of no subject stays
     names = sorted(row.name for row, _, _ in th.store.list_events(50))
     assert names == ["user.message", "user.nap"]
     assert th.subject("user:2").preferences.load() == {"lang": "de"}

@@ -49,6 +49,25 @@ def recall(log: WindowLog, handle: str) -> str:
     return found.content
 
 
+def check_pin_fits(
+    log: WindowLog, item: ContextItem, *, system: str | None, counter: TokenCounter, budget: int
+) -> None:
+    """Raise ``ContextBudgetError`` when pinning ``item`` (replacing a pin of its name)
+    would make the system prompt and the pins larger than ``budget``."""
+    name = item.name or ""
+    pins = {n: p for n, p in log.pins().items() if n != name}
+    pins[name] = item
+    text_now = system_text(system, pins_block(list(pins.values())))
+    needed = counter.count_messages([Message(role="system", content=text_now)])
+    if needed > budget:
+        raise ContextBudgetError(
+            f"pinning {name!r} would make the system prompt and pins {needed} tokens, over "
+            f"the budget of {budget}: shorten the pin, unpin another, or raise budget=",
+            budget=budget,
+            needed=needed,
+        )
+
+
 class WindowCore:
     """A context window over ``log``. ``budget`` or ``model`` is required."""
 
@@ -111,17 +130,7 @@ class WindowCore:
         """Pin ``text`` under ``name`` (replacing a pin of that name); refused, with nothing
         written, when the system prompt and the pins would no longer fit the budget."""
         item = pin_item(name, text, key=key)
-        pins = {n: p for n, p in self.log.pins().items() if n != name}
-        pins[name] = item
-        text_now = system_text(self.system, pins_block(list(pins.values())))
-        needed = self.counter.count_messages([Message(role="system", content=text_now)])
-        if needed > self.budget:
-            raise ContextBudgetError(
-                f"pinning {name!r} would make the system prompt and pins {needed} tokens, over "
-                f"the budget of {self.budget}: shorten the pin, unpin another, or raise budget=",
-                budget=self.budget,
-                needed=needed,
-            )
+        check_pin_fits(self.log, item, system=self.system, counter=self.counter, budget=self.budget)
         return self.log.append([item])[0]
 
     def unpin(self, name: str, *, key: str | None = None) -> ContextItem:

@@ -40,6 +40,7 @@ from tether.dashboard.audit import routes as audit_routes
 from tether.dashboard.openapi import OPENAPI
 from tether.dashboard.subjects import routes as subject_routes
 from tether.dashboard.views import function_stats, run_detail, run_summary
+from tether.dashboard.windows import routes as window_routes
 from tether.errors import StoreError, TetherError
 from tether.observe import TRACE_KV_PREFIX as KV_PREFIX
 from tether.observe.redact import Redactor, default_redactor
@@ -347,7 +348,10 @@ def create_app(
             missing.status_code = 404
             return missing
         data = run_detail(run, r, store.kv_get(KV_PREFIX + run_id))
-        return page("run.html", request, run=data, seen=run_fingerprint(run))
+        reports = store.window_reports(run_id) if hasattr(store, "window_reports") else {}
+        return page(
+            "run.html", request, run=data, seen=run_fingerprint(run), context_reports=reports
+        )
 
     def functions_page(request: Request) -> Response:
         return page("functions.html", request, functions=functions())
@@ -397,6 +401,7 @@ def create_app(
         Route("/api/stream", api_stream),
         *audit_routes(harness, page, r),
         *subject_routes(harness, page, r, _json_body),
+        *window_routes(harness, page, r),
     ]
     middleware = [Middleware(BaseHTTPMiddleware, dispatch=_guard(token))]
     return Starlette(

@@ -260,6 +260,54 @@ OPENAPI: dict[str, Any] = {
                 },
             }
         },
+        "/api/windows": {
+            "get": {
+                "summary": "Context windows, most recently updated first, with item counts",
+                "responses": {
+                    "200": _ok(
+                        {
+                            "type": "object",
+                            "required": ["windows"],
+                            "properties": {"windows": {"type": "array", "items": _OBJ}},
+                        }
+                    ),
+                    "401": _ERR,
+                },
+            }
+        },
+        "/api/windows/{key}": {
+            "get": {
+                "summary": "A context window: its items (with each LLM call's context report), "
+                "pins, summaries and artifacts",
+                "parameters": [
+                    {
+                        "name": "key",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "minLength": 1},
+                        "description": "the window's key",
+                    }
+                ],
+                "responses": {
+                    "200": _ok(
+                        {
+                            "type": "object",
+                            "required": ["key", "items", "pins", "summaries", "artifacts"],
+                            "properties": {
+                                "key": {"type": "string"},
+                                "subject": {"type": "string", "nullable": True},
+                                "items": {"type": "array", "items": _OBJ},
+                                "pins": {"type": "array", "items": _OBJ},
+                                "summaries": {"type": "array", "items": _OBJ},
+                                "artifacts": {"type": "array", "items": _OBJ},
+                            },
+                        }
+                    ),
+                    "404": _ERR,
+                    "401": _ERR,
+                },
+            }
+        },
         "/api/events": {
             "get": {
                 "summary": "Events, newest first, with the runs they triggered",

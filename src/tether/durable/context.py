@@ -142,6 +142,11 @@ class _ContextBase:
             asynchronous=asynchronous,
         )
 
+    def _window_state(self, key: str, options: dict[str, Any]) -> Any:
+        from tether.context.windows import open_state
+
+        return open_state(self._ex.store, key, options, ex=self._ex, engine=self._ex.engine)
+
 
 class Context(_ContextBase):
     """Given to ``async def`` functions; ``ctx.step`` methods are coroutines."""
@@ -161,6 +166,15 @@ class Context(_ContextBase):
         mem: AsyncMemory = self._memory(subject, asynchronous=True)
         return mem
 
+    def context(self, key: str, **options: Any) -> Any:
+        """The context window ``key`` (``AsyncContextWindow``: its methods are coroutines).
+        Options as ``th.context``: ``model``, ``budget``, ``system``, ``subject``,
+        ``memory``, ``summarizer``, ``extract``. Its writes are keyed by (run, write
+        number): a replay or a resumed run never appends an item twice."""
+        from tether.context.windows import AsyncContextWindow
+
+        return AsyncContextWindow(self._window_state(key, options), self.step)
+
 
 class SyncContext(_ContextBase):
     """Given to plain ``def`` functions, which run on a worker thread; ``ctx.step`` blocks."""
@@ -178,3 +192,10 @@ class SyncContext(_ContextBase):
         write number), as in ``Context.memory``."""
         mem: Memory = self._memory(subject, asynchronous=False)
         return mem
+
+    def context(self, key: str, **options: Any) -> Any:
+        """The context window ``key`` (``ContextWindow``: its methods block); see
+        ``Context.context``."""
+        from tether.context.windows import ContextWindow
+
+        return ContextWindow(self._window_state(key, options), self.step)

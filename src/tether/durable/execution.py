@@ -107,6 +107,8 @@ class RunExecution:
         self._idle: asyncio.Event | None = None
         self.patches: dict[str, bool] = {}
         self.diverged: NonDeterminismError | None = None
+        # context windows: writes made to each window key in this pass (their write numbers)
+        self.window_writes: dict[str, int] = {}
 
     # -- async steps in flight ------------------------------------------------------------
     def step_entered(self) -> None:

@@ -57,11 +57,17 @@ def _event_from_output(text: str | None) -> Event | None:
 
 class _StepsBase:
     def __init__(
-        self, ex: RunExecution, retries: Retry | None = None, timeout: float | None = None
+        self,
+        ex: RunExecution,
+        retries: Retry | None = None,
+        timeout: float | None = None,
+        also: Callable[[Any, str], Any] | None = None,
     ) -> None:
         self._ex = ex
         self._retries = retries
         self._timeout = timeout
+        # ``also(value, step_id)``: a ``fn(tx)`` run in the transaction of the step's checkpoint
+        self._also = also
 
     @property
     def idempotency_key(self) -> str:
@@ -261,6 +267,20 @@ class _StepsBase:
         call.__annotations__["return"] = LLMResponse[output] if output is not None else LLMResponse
         return call
 
+    def _llm_step(
+        self, model: Any, messages: Any, output: Any, context: Any, options: dict[str, Any]
+    ) -> tuple[Any, Any]:
+        """The steps object and callable of ``ctx.step.llm``: with ``context=``, the
+        window builds the messages and the reply is appended with the checkpoint."""
+        after = None
+        if context is not None:
+            from tether.context.windows import llm_with_context
+
+            call, after = llm_with_context(context, self._ex, model, messages, output, options)
+        else:
+            call = self._llm_call(model, messages, output, options)
+        return type(self)(self._ex, NO_RETRY, None, after), call
+
     def _encode(self, value: Any, sid: str, fn: Any) -> str:
         ex = self._ex
         return encode_result(
@@ -361,7 +381,10 @@ class AsyncSteps(_StepsBase):
                     CURRENT_STEP.reset(token)
                 write = StepWrite(sid, seq, "run", "completed", started, ex.clock.now(), encoded)
                 engine = ex.engine
-                if loop is not engine.loop:
+                if self._also is not None:  # its own transaction, off the loop
+                    write.also = self._also(value, sid)
+                    await loop.run_in_executor(engine.io_pool, ex.save, write)
+                elif loop is not engine.loop:
                     ex.save(write)
                 elif len(engine.active) > 1 or not engine.store.loop_safe:
                     await ex.asave(write)  # shares a commit with the other runs in flight
@@ -376,14 +399,28 @@ class AsyncSteps(_StepsBase):
             ex.step_left()
 
     async def llm(
-        self, step_id: str, *, model: Any, messages: Any, output: Any = None, **options: Any
+        self,
+        step_id: str,
+        *,
+        model: Any,
+        messages: Any = None,
+        output: Any = None,
+        context: Any = None,
+        **options: Any,
     ) -> Any:
         """A reliable LLM call as a durable step (``tether.llm.acomplete`` options:
         ``tools``, ``fallbacks``, ``max_tokens``, ``deadline``, ...). The response is
         checkpointed: a replay never calls the model again. The call has its own retry
-        policy (the classifier and the deadline), not the function's ``Retry``."""
-        call = self._llm_call(model, messages, output, options)
-        return await self.options(retries=NO_RETRY).run(step_id, call)
+        policy (the classifier and the deadline), not the function's ``Retry``.
+
+        ``context=window`` (from ``ctx.context``) builds the messages from the window for
+        each model tried and appends the reply in the transaction of the checkpoint."""
+        if context is not None:
+            from tether.context.windows import acompact_before_call
+
+            await acompact_before_call(context)
+        steps, call = self._llm_step(model, messages, output, context, options)
+        return await steps.run(step_id, call)
 
     async def _off_loop(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run a step whose store calls may wait (a synced commit, a PostgreSQL round trip,
@@ -457,7 +494,10 @@ class SyncSteps(_StepsBase):
                 continue
             finally:
                 CURRENT_STEP.reset(token)
-            ex.save(StepWrite(sid, seq, "run", "completed", started, ex.clock.now(), encoded))
+            write = StepWrite(sid, seq, "run", "completed", started, ex.clock.now(), encoded)
+            if self._also is not None:
+                write.also = self._also(value, sid)
+            ex.save(write)
             return value
 
     def _call(self, fn: Callable[..., Any], args: Any, kwargs: Any) -> Any:
@@ -476,11 +516,22 @@ class SyncSteps(_StepsBase):
             raise TimeoutError(f"step callable ran over its timeout of {self._timeout}s") from None
 
     def llm(
-        self, step_id: str, *, model: Any, messages: Any, output: Any = None, **options: Any
+        self,
+        step_id: str,
+        *,
+        model: Any,
+        messages: Any = None,
+        output: Any = None,
+        context: Any = None,
+        **options: Any,
     ) -> Any:
         """A reliable LLM call as a durable step; see ``Context.step.llm``."""
-        call = self._llm_call(model, messages, output, options)
-        return self.options(retries=NO_RETRY).run(step_id, call)
+        if context is not None:
+            from tether.context.windows import compact_before_call
+
+            compact_before_call(context)
+        steps, call = self._llm_step(model, messages, output, context, options)
+        return steps.run(step_id, call)
 
     def sleep(self, step_id: str, duration: Duration) -> None:
         """Sleep durably: the run is suspended (no thread, no slot) and resumed later."""

@@ -161,6 +161,7 @@ async def acomplete(
     max_reasks: int = 2,
     options: dict[str, Any] | None = None,
     compact: Compactor | None = None,
+    prepare: Callable[[str], Awaitable[list[Message]]] | None = None,
     **call: Unpack[CallOptions],
 ) -> LLMResponse[M]:
     """One logical LLM call: see ``docs/llm.md``.
@@ -170,11 +171,18 @@ async def acomplete(
     is per model; ``max_reasks`` is the separate budget for invalid structured output;
     ``compact``, when given, is called once with the messages when a model reports the
     context too long, and the shorter messages it returns are retried on the same model.
+    ``prepare``, when given, makes the messages for each model of the chain (its route's
+    ``provider:model``) before its first attempt: a context window builds them to fit that
+    model's context window.
     """
     request = _request(messages, tools, output, max_tokens, temperature, options)
     state = _start(model, call, max_reasks)
+    prepared: str | None = None
     while True:
         route, permit = await state.next_route()
+        if prepare is not None and route.spec != prepared:
+            request.messages = to_messages(await prepare(route.spec))
+            prepared = route.spec
         started = state.p.clock()
         try:
             result = await route.provider.complete(request, state.attempt_timeout())

@@ -121,6 +121,21 @@ class Observer:
             "gen_ai.client.operation.duration", "s", "Duration of one LLM call"
         )
         self.cost = meter.create_counter("tether.llm.cost", "USD", "Cost of LLM calls")
+        self.context_tokens = meter.create_histogram(
+            "tether.context.tokens", "{token}", "Tokens of a built context window, per slot"
+        )
+        self.context_usage = meter.create_histogram(
+            "tether.context.usage", "1", "A built context window's tokens over its budget"
+        )
+        self.context_compactions = meter.create_counter(
+            "tether.context.compactions", "{compaction}", "Context window compactions"
+        )
+        self.context_saved = meter.create_counter(
+            "tether.context.tokens_saved", "{token}", "Tokens saved by compaction"
+        )
+        self.context_hits = meter.create_counter(
+            "tether.context.retrieval_hits", "{hit}", "Items retrieved into the memory slot"
+        )
         self._log_filter = _LogFilter(self)
         self.saver = _ContextSaver()
         logging.getLogger("tether.run").addFilter(self._log_filter)
@@ -252,6 +267,52 @@ class Observer:
         return _like(traced, fn)
 
     # -- LLM calls ----------------------------------------------------------------------------
+    def context_report(self, key: str, report: Any) -> None:
+        """A window's build (``ContextReport``): attributes of the current span (the step
+        attempt that built it) and metrics."""
+        attrs: dict[str, Any] = {
+            "tether.context.key": key,
+            "tether.context.budget": int(report.budget),
+            "tether.context.tokens": int(report.tokens),
+            "tether.context.full_tokens": int(report.full_tokens),
+            "tether.context.trigger": report.trigger,
+            "tether.context.compacted": bool(report.compacted),
+            "tether.context.stubbed": len(report.stubbed),
+            "tether.context.retrieved": len(report.retrieved),
+        }
+        if report.summarized_through is not None:
+            attrs["tether.context.summarized_through"] = int(report.summarized_through)
+        for slot, tokens in report.slots.items():
+            attrs[f"tether.context.slot.{slot}"] = int(tokens)
+        span = trace.get_current_span()
+        if span.is_recording():
+            span.set_attributes(attrs)
+        if not self.metered:
+            return
+        for slot, tokens in report.slots.items():
+            if tokens:
+                self.context_tokens.record(tokens, {"tether.context.slot": slot})
+        if report.budget:
+            self.context_usage.record(report.tokens / report.budget)
+        if report.retrieved:
+            self.context_hits.add(len(report.retrieved))
+
+    def context_compacted(self, key: str, done: Any) -> None:
+        """A compaction (``Compaction``): a span event and the counters."""
+        span = trace.get_current_span()
+        if span.is_recording():
+            span.add_event(
+                "tether.context.compaction",
+                {
+                    "tether.context.key": key,
+                    "tether.context.turns_folded": int(done.turns_folded),
+                    "tether.context.tokens_saved": int(done.tokens_saved),
+                },
+            )
+        if self.metered:
+            self.context_compactions.add(1)
+            self.context_saved.add(max(0, int(done.tokens_saved)))
+
     def llm_hook(
         self,
         messages: Any,

@@ -127,6 +127,8 @@ class StepWrite:
     wait_value: str | None = None
     wait_if: str | None = None
     child_id: str | None = None
+    # run in the checkpoint's transaction (``fn(tx)``): a context window's reply append
+    also: Any = None
 
 
 @dataclass(slots=True)

@@ -53,7 +53,7 @@ from __future__ import annotations
 import abc
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, TypedDict, TypeVar
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 
 from tether.codec import dumps, loads
 from tether.errors import ConfigurationError, SchemaVersionError, StoreNotFound
@@ -62,6 +62,7 @@ from tether.store import checkpoints as cp
 from tether.store import claims, endings, migrations, subject_runs, waits
 from tether.store import flow_decisions as flow
 from tether.store import memories as mem
+from tether.store import windows as win
 from tether.store.base import (
     Accepted,
     AttemptWrite,
@@ -91,6 +92,9 @@ from tether.store.queries import (
     runs_sql,
 )
 from tether.store.rows import build_run
+
+if TYPE_CHECKING:
+    from tether.context.records import ContextItem
 
 T = TypeVar("T")
 
@@ -506,10 +510,15 @@ class SQLStore(Store):
         return self.reading(lambda tx: cp.load_steps(tx, run_id))
 
     def save_step(self, run_id: str, token: int, step: StepWrite) -> bool:
-        def op(tx: Tx) -> bool:
-            return cp.checkpoint(tx, run_id, cp.step_params(tx, run_id, token, step))
+        also = step.also
 
-        return self.write(op, single=True)
+        def op(tx: Tx) -> bool:
+            cancel = cp.checkpoint(tx, run_id, cp.step_params(tx, run_id, token, step))
+            if also is not None:  # in the same transaction (a context window's reply)
+                also(tx)
+            return cancel
+
+        return self.write(op, single=also is None)
 
     def save_steps(self, items: Sequence[tuple[str, int, StepWrite]]) -> list[bool | Fenced]:
         def op(tx: Tx) -> list[bool | Fenced]:
@@ -793,7 +802,7 @@ class SQLStore(Store):
 
     # -- the runs and events of a subject (subject_runs.py, DESIGN 4b) ---------------------------
     def run_subjects(self) -> list[str]:
-        """The subjects that own runs or events."""
+        """The subjects that own runs, events or context windows."""
         return self.reading(subject_runs.subjects)
 
     def subject_has_runs(self, subject: str) -> bool:
@@ -824,3 +833,89 @@ class SQLStore(Store):
         why it could not finish. A database server keeps deleted rows until VACUUM and
         recycles its WAL itself, so there is nothing to do here (see the SQLite store)."""
         return None
+
+    # -- context windows (windows.py) -----------------------------------------------------
+    def window_append(
+        self,
+        key: str,
+        items: Sequence[ContextItem],
+        now: float,
+        *,
+        subject: str | None = None,
+        model: str | None = None,
+        origins: Sequence[tuple[str, int] | None] | None = None,
+    ) -> list[ContextItem]:
+        """Append to window ``key`` atomically (``windows.append``)."""
+        return self.write(
+            lambda tx: win.append(
+                tx, key, items, now, subject=subject, model=model, origins=origins
+            )
+        )
+
+    def window_open(
+        self, key: str, subject: str | None, model: str | None, now: float
+    ) -> win.WindowRow:
+        """Window ``key``'s row, created on first use (its subject is checked)."""
+        return self.write(lambda tx: win.open_window(tx, key, subject, model, now))
+
+    def window_read(self, key: str, after: int = 0) -> tuple[int, list[ContextItem]]:
+        """(generation, items with ``seq > after``): the generation changes on ``clear``."""
+
+        def read(tx: Tx) -> tuple[int, list[ContextItem]]:
+            row = win.window(tx, key)
+            if row is None:
+                return 0, []
+            return row.generation, win.items_after(tx, row, after)
+
+        return self.reading(read)
+
+    def window_pins(self, key: str) -> dict[str, ContextItem]:
+        return self.reading(lambda tx: _on_window(tx, key, win.current_pins, {}))
+
+    def window_summary(self, key: str) -> ContextItem | None:
+        def read(tx: Tx) -> ContextItem | None:
+            row = win.window(tx, key)
+            if row is None or row.summary_seq is None:
+                return None
+            return win.item_at(tx, row, row.summary_seq)
+
+        return self.reading(read)
+
+    def window_artifact(self, key: str, handle: str) -> ContextItem | None:
+        return self.reading(
+            lambda tx: _on_window(tx, key, lambda t, r: win.artifact(t, r, handle), None)
+        )
+
+    def window_origins(self, key: str, run_id: str) -> dict[int, int]:
+        """seq -> write number of the items run ``run_id`` wrote to window ``key``."""
+        return self.reading(lambda tx: win.origins(tx, key, run_id))
+
+    def clear_window(self, key: str, now: float | None = None) -> int:
+        """Delete every item of window ``key`` for good; returns how many."""
+        stamp = time.time() if now is None else now
+        return self.write(lambda tx: win.clear(tx, key, stamp))
+
+    def window_keys(self, subject: str) -> list[str]:
+        """The keys of the windows opened with ``subject``."""
+        return self.reading(lambda tx: win.keys_of(tx, subject))
+
+    def export_window(self, key: str) -> dict[str, Any]:
+        """Window ``key`` with every item, as JSON-serialisable data ({} when unknown)."""
+        return self.reading(lambda tx: win.export(tx, key)) or {}
+
+    def delete_subject_windows(self, subject: str) -> dict[str, int]:
+        """Delete the windows of ``subject`` and their items: {"windows": n, "items": m}."""
+        return self.write(lambda tx: win.delete_subject(tx, subject))
+
+    def window_reports(self, run_id: str) -> dict[str, dict[str, Any]]:
+        """The context report of each ``ctx.step.llm(context=...)`` step of a run, by step."""
+        return self.reading(lambda tx: win.run_reports(tx, run_id))
+
+    def list_windows(self, limit: int = 100) -> list[dict[str, Any]]:
+        """The most recently updated windows (key, subject, model, times, item count)."""
+        return self.reading(lambda tx: win.listing(tx, limit))
+
+
+def _on_window(tx: Tx, key: str, fn: Callable[[Tx, win.WindowRow], T], default: T) -> T:
+    row = win.window(tx, key)
+    return default if row is None else fn(tx, row)

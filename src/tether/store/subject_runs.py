@@ -25,10 +25,11 @@ _EVENTS = "subject=? OR id IN (SELECT event_id FROM runs WHERE subject=? AND eve
 
 
 def subjects(tx: Tx) -> list[str]:
-    """The subjects that own runs or events."""
+    """The subjects that own runs, events or context windows."""
     rows = tx.all(
         "SELECT subject FROM runs WHERE subject IS NOT NULL UNION "
-        "SELECT subject FROM events WHERE subject IS NOT NULL"
+        "SELECT subject FROM events WHERE subject IS NOT NULL UNION "
+        "SELECT subject FROM windows WHERE subject IS NOT NULL"
     )
     return [r[0] for r in rows]
 
