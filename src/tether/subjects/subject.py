@@ -63,6 +63,38 @@ class Forgotten(dict[str, int]):
         return {"forgotten": dict(self), "erased": self.erased, "residue": self.residue}
 
 
+def summary(
+    doc: dict[str, Any],
+    text: Callable[[str], str] = str,
+    value: Callable[[Any], Any] = lambda v: v,
+) -> dict[str, Any]:
+    """What ``tether subject show`` and ``GET /api/subjects/{id}`` show of an ``export()``:
+    preferences, current memories, window keys, runs in brief and how many events. ``text``
+    and ``value`` pass stored text through (the dashboard's redactor)."""
+    current = [m for m in doc["memories"] if m.get("current", True)]
+    return {
+        "subject": doc["subject"],
+        "preferences": value(doc["preferences"]),
+        "memories": [
+            {
+                "id": m["id"],
+                "text": text(m["text"]),
+                "source": value(m.get("source")),
+                "tags": m.get("tags", []),
+                "created_at": m.get("created_at"),
+            }
+            for m in current
+        ],
+        "superseded_versions": len(doc["memories"]) - len(current),
+        "windows": [w.get("key") for w in doc["windows"]],
+        "runs": [
+            {"id": r["id"], "function_id": r["function_id"], "status": r["status"]}
+            for r in doc["runs"]
+        ],
+        "events": len(doc["events"]),
+    }
+
+
 class Subject:
     """One subject's data (see the module docstring). Blocking methods, with
     ``a``-prefixed coroutine twins."""
