@@ -2,6 +2,11 @@
 
     python bench/scale.py [--url postgresql://postgres@127.0.0.1/test] [--runs 400]
                           [--concurrency 50] [--workers 1,2,4] [--io-ms 20]
+    python bench/scale.py --workers 1 --concurrency 8 --io-ms 0   # issue 10's figure
+
+The second form is the figure issue 10 sets targets for: one worker with 8 runs of 10
+trivial steps in flight, against the same machine's sequential rate and against DBOS
+(the same queue concurrency) in the same run.
 
 In one run, on one server:
 - raw: committed single-row INSERTs from Python on one connection, one after the other
@@ -286,7 +291,7 @@ def main() -> None:
 
     raw_on = statistics.median(raw_commits(args.url, args.raw, "on") for _ in range(3))
     raw_off = statistics.median(raw_commits(args.url, args.raw, "off") for _ in range(3))
-    print(f"cores: {os.cpu_count()}")
+    print(f"cores: {os.cpu_count()}, load average at the start: {os.getloadavg()[0]:.2f}")
     print(f"raw commit, synchronous_commit=on : {raw_on:7.0f} us ({1e6 / raw_on:6.0f}/s)")
     print(f"raw commit, synchronous_commit=off: {raw_off:7.0f} us ({1e6 / raw_off:6.0f}/s)")
     seq = sequential(args.url, args.seq_runs)
@@ -305,9 +310,12 @@ def main() -> None:
         ours[str(w)] = steps_s
         print(
             f"  {w} worker(s): {args.runs / seconds:7.1f} runs/s {steps_s:8.0f} steps/s "
-            f"= {steps_s * raw_on / 1e6:.2f}x the raw single-connection commit rate"
+            f"= {steps_s * raw_on / 1e6:.2f}x the raw single-connection commit rate, "
+            f"{steps_s * seq / 1e6:.2f}x tether's sequential rate"
         )
     theirs = dbos_rows(args.url, counts, args.runs, args.seq_runs, args.concurrency, args.io_ms)
+    load = os.getloadavg()
+    print(f"load average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     if theirs:
         print(f"sequential per-step overhead: DBOS / tether = {theirs['seq'] / seq:.1f}x")
         for w in counts:

@@ -18,14 +18,28 @@ from tether.durable.function import FAILED_EVENT, DurableFunction
 from tether.durable.handle import RunHandle
 from tether.durable.intake import Intake
 from tether.durable.registry import FunctionOptions, Registry
+from tether.durable.retention import (
+    RETENTION_FN,
+    RetentionPolicy,
+    ages,
+    keep_count,
+    parse_policy,
+    retention_function,
+)
+from tether.durable.retry import Retry
 from tether.durable.runs import RunFactory, input_json, new_id
 from tether.durable.spec import FunctionSpec
 from tether.durable.worker import Worker
-from tether.durations import Duration, seconds
+from tether.durations import Duration
 from tether.errors import ConfigurationError, FunctionNotFound, RunNotFound, RunTimeout
+from tether.flow.cron import on_cron
 from tether.memory import DEFAULT_EMBEDDER, Memory, open_memory
 from tether.records import TERMINAL_STATUSES, Event, Run, RunStatus
 from tether.store import Store, open_store
+from tether.store.base import NewRun
+from tether.store.retention import KEEP_EXPERIMENTS, PruneResult
+from tether.store.retention import prune as prune_store
+from tether.store.sql import SQLStore
 from tether.subjects.subject import Subject, sql_store
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -39,6 +53,8 @@ class Harness:
     ``durability="process"`` (default) survives any process crash; ``"power"`` also
     survives power loss, with concurrent checkpoints sharing an fsync. ``version`` names the
     code version recorded on each run (default: a hash of the registered functions).
+    ``retention={"runs": "30d", ...}`` prunes each kind past its age from any worker, on a
+    built-in cron function (``tether.durable.retention``).
     """
 
     def __init__(
@@ -52,6 +68,7 @@ class Harness:
         heartbeat: float = 0.5,
         max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
         embedder: str | None = DEFAULT_EMBEDDER,
+        retention: Mapping[str, Any] | None = None,
     ) -> None:
         if durability not in ("process", "power"):
             raise ConfigurationError(
@@ -81,6 +98,17 @@ class Harness:
         self._lock = threading.RLock()
         self._workers: list[Worker] = []
         self._breaker: Any = None
+        self.retention: RetentionPolicy | None = None
+        if retention is not None:
+            self.retention = policy = parse_policy(retention)
+            self._registry.register(
+                retention_function(self, policy),
+                {
+                    "id": RETENTION_FN,
+                    "trigger": on_cron(policy.schedule, skip_missed=True),
+                    "retries": Retry(max_attempts=3),
+                },
+            )
 
     def __repr__(self) -> str:
         return f"Harness(store={self.store_url!r}, functions={sorted(self.functions)})"
@@ -302,14 +330,45 @@ class Harness:
     ) -> Any:
         """Async version of ``run``: the run executes on the engine's event loop."""
         engine = self.engine
-        rid, claim = await asyncio.to_thread(self._create, fn, data, run_id, True)
-        future = asyncio.run_coroutine_threadsafe(engine.adrive(rid, claim, timeout), engine.loop)
-        status = await asyncio.wrap_future(future)
+        spec = self._plain_local(fn)
+        if spec is None:  # store reads or user key callables may run: create on a thread
+            rid, claim = await asyncio.to_thread(self._create, fn, data, run_id, True)
+            new = None
+        else:  # a plain registered function: create, execute and read on the loop
+            rid, claim = "", None
+            new = self._factory.invoked(spec, input_json(data), run_id)
+        future = asyncio.run_coroutine_threadsafe(
+            self._arun_on_loop(new, rid, claim, timeout), engine.loop
+        )
+        rid, status, outcome = await asyncio.wrap_future(future)
         if status not in TERMINAL_STATUSES:
             raise RunTimeout(
                 f"run {rid} did not finish within {timeout}s; it goes on (status {status})"
             )
-        return await RunHandle(self, rid).aresult(timeout=0)
+        return outcome()
+
+    def _plain_local(self, fn: Any) -> DurableFunction | None:
+        """``fn``'s registered function when it has no idempotency key or flow control
+        (creating its run calls no user code and reads nothing first), else None."""
+        try:
+            spec = self._registry.resolve(fn)
+        except FunctionNotFound:
+            return None
+        return None if spec.idempotency is not None or spec.has_flow else spec
+
+    async def _arun_on_loop(
+        self, new: NewRun | None, rid: str, claim: Any, timeout: float | None
+    ) -> tuple[str, str, Any]:
+        """``arun``'s part on the engine loop: one hop there and back for the whole run."""
+        engine = self.engine
+        if new is not None:
+            rid, _, claim = await engine.io(
+                self.store.create_run, new, self.clock.now(), engine.owner, self.lease_ttl
+            )
+        status = await engine.adrive(rid, claim, timeout)
+        handle = RunHandle(self, rid)
+        outcome = await engine.io(handle._outcome) if status in TERMINAL_STATUSES else None
+        return rid, status, outcome
 
     # -- reading and operating ---------------------------------------------------------------
     def get_run(self, run_id: str) -> Run:
@@ -365,12 +424,42 @@ class Harness:
         rid = self.store.fork(run_id, from_step, new, self.clock.now())
         return RunHandle(self, rid)
 
-    def prune(self, older_than: Duration) -> dict[str, int]:
-        """Delete finished runs that ended more than ``older_than`` ago (and old events;
-        event ids seen in the last 24 h are kept for deduplication)."""
-        now = self.clock.now()
-        before = now - seconds(older_than, "older_than")
-        return self.store.prune(before, min(before, now - DAY))
+    def prune(
+        self,
+        older_than: Duration | Mapping[str, Duration],
+        *,
+        dry_run: bool = False,
+        keep_experiments: int = KEEP_EXPERIMENTS,
+        progress: Callable[[str, int, int], None] | None = None,
+    ) -> PruneResult:
+        """Delete what is older than ``older_than`` (a duration for every kind, or a mapping
+        of kind to duration): finished runs with their steps, events no live run came from,
+        finished experiments (the latest ``keep_experiments`` of each evaluation and
+        baselines stay), online scores, LangGraph checkpoints, expired breaker records.
+        Event ids seen in the last 24 h are kept for deduplication. Returns the counts per
+        kind (``result["runs"]``, ``result["steps"]``...; ``result.bytes`` per kind);
+        ``dry_run`` only counts. Batches are short, so workers keep going meanwhile."""
+        cutoffs = {kind: self.clock.now() - age for kind, age in ages(older_than).items()}
+        store = self.store
+        if not isinstance(store, SQLStore):
+            raise ConfigurationError(f"the store {self.store_url} has no retention")
+        return prune_store(
+            store,
+            cutoffs,
+            self.clock.now(),
+            dry_run=dry_run,
+            keep_experiments=keep_count(keep_experiments),
+            progress=progress,
+        )
+
+    def vacuum(self) -> dict[str, Any]:
+        """Shrink the store after a large prune: SQLite gives free pages back to the file
+        system (incremental vacuum; the first time on an older file, one full VACUUM),
+        PostgreSQL runs ``VACUUM (ANALYZE)`` on the pruned tables. See README, Retention."""
+        vacuum: Callable[[], dict[str, Any]] | None = getattr(self.store, "vacuum", None)
+        if vacuum is None:
+            raise ConfigurationError(f"the store {self.store_url} cannot be vacuumed")
+        return vacuum()
 
     # -- subjects (DESIGN 4b) ------------------------------------------------------------------
     def subject(self, subject_id: str) -> Subject:

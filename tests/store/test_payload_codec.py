@@ -36,11 +36,11 @@ class Wrapping(PayloadCodec):
         self.encoded = 0
         self.decoded = 0
 
-    def encode(self, text: str) -> str:
+    def encode(self, text: str, subject: str | None = None) -> str:
         self.encoded += 1
         return "enc:" + base64.b64encode(text.encode()).decode()
 
-    def decode(self, stored: str | bytes) -> str:
+    def decode(self, stored: str | bytes, subject: str | None = None) -> str:
         self.decoded += 1
         text = stored if isinstance(stored, str) else bytes(stored).decode()
         assert text.startswith("enc:"), f"read a payload the codec never wrote: {text[:60]!r}"

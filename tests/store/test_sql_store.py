@@ -163,3 +163,26 @@ def test_a_run_claimed_again_loads_the_steps_another_worker_wrote(
     (again,) = store.claim("w1", 1, ["f"], 12.0, 5.0)
     assert again.token > takeover.token
     assert list(store.load_steps(rid)) == ["s1"]
+
+
+def test_a_batch_of_checkpoints_reports_each_one_on_its_own(store: Store) -> None:
+    """One batch (one transaction on SQLite, one pipeline on PostgreSQL) with a checkpoint
+    that holds its lease, one of a run asked to cancel and one whose lease moved: each gets
+    its own answer, and only the fenced one writes nothing."""
+    claims = {}
+    for rid in ("live", "cancel", "moved"):
+        _, _, claim = store.create_run(_run(rid), now=1.0, owner="w1", ttl=60.0)
+        assert claim is not None
+        claims[rid] = claim
+    store.request_cancel("cancel", 2.0)
+    results = store.save_steps(
+        [
+            ("live", claims["live"].token, _step("s1")),
+            ("cancel", claims["cancel"].token, _step("s1")),
+            ("moved", claims["moved"].token + 1, _step("s1")),
+        ]
+    )
+    assert results[:2] == [False, True]
+    assert isinstance(results[2], Fenced)
+    written = "SELECT count(*) FROM steps WHERE run_id='{}'"
+    assert [_count(store, written.format(r)) for r in ("live", "cancel", "moved")] == [1, 1, 0]

@@ -175,3 +175,17 @@ def test_anthropic_and_gemini_errors_use_their_wire_format() -> None:
         assert {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "12s"} in err[
             "details"
         ]
+
+
+def test_a_scripted_tool_call_keeps_its_id_on_the_chat_wire() -> None:
+    with FakeLLMServer() as server:
+        server.reply("", tool_calls=[{"id": "call_lookup_7", "name": "lookup", "arguments": {}}])
+        server.reply("", tool_calls=[{"name": "lookup", "arguments": {}}])
+        ids = []
+        for _ in range(2):
+            _, _, body = _post(
+                f"{server.url}/v1/chat/completions",
+                {"model": "m", "messages": [{"role": "user", "content": "hi"}]},
+            )
+            ids.append(json.loads(body)["choices"][0]["message"]["tool_calls"][0]["id"])
+    assert ids == ["call_lookup_7", "call_0"]  # the scripted id, else call_<i>

@@ -16,7 +16,8 @@ import typer
 
 from tether.cli.loader import load_app, raw_store_url
 from tether.cli.output import cells, console, err, fail, id_table, plain, short, status_text
-from tether.cli.stores import open_existing, require_store, store_url
+from tether.cli.prune import prune_command
+from tether.cli.stores import JsonOpt, StoreOpt, open_existing, require_store, store_url
 from tether.dashboard.views import step_kind
 from tether.errors import TetherError
 from tether.harness import Harness
@@ -31,11 +32,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-StoreOpt = Annotated[
-    str | None,
-    typer.Option("--store", "-s", help="Store URL (default: TETHER_STORE or .tether/tether.db)"),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text")]
 
 __all__ = ["app", "console", "err", "main"]
 
@@ -296,24 +292,7 @@ def check_replay(
         raise typer.Exit(1)
 
 
-@app.command()
-def prune(
-    older_than: Annotated[str, typer.Option("--older-than", help="e.g. 30d, 12h")] = "30d",
-    as_json: JsonOpt = False,
-    store: StoreOpt = None,
-) -> None:
-    """Delete finished runs older than --older-than."""
-    th = open_existing(store)
-    try:
-        counts = th.prune(older_than)
-    finally:
-        th.close()
-    if as_json:
-        _print_json(counts)
-        return
-    console.print(
-        f"pruned {counts['runs']} runs, {counts['steps']} steps, {counts['events']} events"
-    )
+app.command("prune")(prune_command)
 
 
 @app.command()
@@ -396,13 +375,12 @@ def _print_doctor(report: dict[str, Any]) -> None:
 
 @app.command()
 def demo(
-    tickets: Annotated[int, typer.Option(help="Tickets to triage")] = 20,
     store: Annotated[str | None, typer.Option("--store", help="Store URL")] = None,
 ) -> None:
-    """Run the bundled ticket-triage app end to end on the embedded store."""
+    """Run the bundled support agent end to end on the embedded store (with a SIGKILL)."""
     from tether.demo.run import run_demo
 
-    raise typer.Exit(run_demo(tickets=tickets, store=store, console=console))
+    raise typer.Exit(run_demo(store=store, console=console))
 
 
 from tether.cli.audit import app as audit_app  # noqa: E402

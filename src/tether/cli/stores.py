@@ -11,11 +11,20 @@ hold tether's ``tether_meta`` table.
 from __future__ import annotations
 
 import os
+from typing import Annotated
 from urllib.parse import urlsplit
+
+import typer
 
 from tether.errors import StoreError
 from tether.harness import Harness
 from tether.store import DEFAULT_URL, redact_url
+
+StoreOpt = Annotated[
+    str | None,
+    typer.Option("--store", "-s", help="Store URL (default: TETHER_STORE or .tether/tether.db)"),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text")]
 
 HOW_TO_CREATE = (
     "To create a store there, run the app (tether worker APP, or tether dev APP) or "

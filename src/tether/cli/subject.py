@@ -13,7 +13,6 @@ from typing import Annotated, Any
 
 import typer
 
-from tether.cli import JsonOpt, StoreOpt
 from tether.cli.output import cells, console, fail, id_table, plain, short, status_text
 from tether.cli.stores import open_existing
 from tether.errors import SubjectNotFound
@@ -27,6 +26,11 @@ app = typer.Typer(
     add_completion=False,
 )
 
+StoreOpt = Annotated[
+    str | None,
+    typer.Option("--store", "-s", help="Store URL (default: TETHER_STORE or .tether/tether.db)"),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text")]
 SubjectArg = Annotated[str, typer.Argument(metavar="SUBJECT", help="The subject id, e.g. user:42")]
 
 

@@ -46,6 +46,8 @@ if TYPE_CHECKING:
     from tether.observe.otel import Observer
 
 log = logging.getLogger("tether.engine")
+# What ``execute`` returns when it ended the run itself (its fenced end committed).
+ENDED = frozenset({"completed", "failed", "cancelled"})
 T = TypeVar("T")
 
 
@@ -104,6 +106,7 @@ class Engine:
         self._closed = False
         self._pending: list[tuple[str, int, StepWrite, asyncio.Future[bool | Fenced]]] = []
         self._flush_scheduled = False
+        self._flushing = False  # a batch is being committed on the I/O threads
         self.loop = asyncio.new_event_loop()
         ready = threading.Event()
         self._thread = threading.Thread(
@@ -131,6 +134,8 @@ class Engine:
 
     def _flush(self) -> None:
         self._flush_scheduled = False
+        if self._flushing:
+            return  # one batch on the I/O threads at a time: the next one takes the rest
         batch, self._pending = self._pending, []
         items = [(r, t, w) for r, t, w, _ in batch]
         if self.store.loop_safe:
@@ -145,11 +150,16 @@ class Engine:
             else:
                 _settle(batch, results)
                 return
+        self._flushing = True
         done = self.loop.run_in_executor(self.io_pool, self.store.save_steps, items)
 
         def settle(f: asyncio.Future[list[bool | Fenced]]) -> None:
+            self._flushing = False
             error = asyncio.CancelledError() if f.cancelled() else f.exception()
             _settle(batch, error if error is not None else f.result())
+            if self._pending and not self._flush_scheduled:
+                self._flush_scheduled = True
+                self.loop.call_soon(self._flush)
 
         done.add_done_callback(settle)
 
@@ -489,8 +499,8 @@ class Engine:
         limit = None if timeout is None else time.monotonic() + timeout
         local: list[bool] = []
         while True:
-            if claim is not None:
-                self.execute_sync(claim)
+            if claim is not None and (status := self.execute_sync(claim)) in ENDED:
+                return status  # this process wrote the run's end: no need to read it
             with self.changed:
                 seen = self.generation
             kind, value = self._drive_next(run_id, local, limit)
@@ -510,8 +520,8 @@ class Engine:
         self.add_waker(waker)
         try:
             while True:
-                if claim is not None:
-                    await self.execute(claim)
+                if claim is not None and (status := await self.execute(claim)) in ENDED:
+                    return status
                 waker.clear()
                 kind, value = self._drive_next(run_id, local, limit)
                 claim = value if kind == "claim" else None

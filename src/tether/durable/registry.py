@@ -64,6 +64,7 @@ class FunctionOptions(TypedDict, total=False):
 
 
 _KNOWN = frozenset(FunctionOptions.__annotations__)
+BUILTIN_PREFIX = "tether."
 
 
 class Registry:
@@ -90,6 +91,8 @@ class Registry:
         if self._code_version is None:
             digest = hashlib.sha256()
             for fid in sorted(self.functions):
+                if fid.startswith(BUILTIN_PREFIX):
+                    continue  # tether's own functions (retention) are not the app's code
                 digest.update(f"{fid}:{self.functions[fid].source_hash};".encode())
             self._code_version = digest.hexdigest()[:12]
         return self._code_version

@@ -122,7 +122,8 @@ class Worker:
                 free = self.concurrency - len(self._tasks)
                 claims: list[Claim] = []
                 try:  # a locked or full store fails this round only, not the worker
-                    await engine.io(self._schedule_crons)
+                    if any(f.crons for f in registry.functions.values()):
+                        await engine.io(self._schedule_crons)
                     if free > 0 and function_ids:
                         claims = await engine.io(
                             store.claim,

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from tether.errors import ConfigurationError
 from tether.evals.records import case_ids, case_run_id, get_experiment, read_record
 from tether.evals.results import scores_of
+from tether.store.retention import BASELINE_PREFIX
 
 if TYPE_CHECKING:
     from tether.harness import Harness
@@ -185,6 +186,14 @@ def _note(p: float | None, na: int, nb: int, alpha: float) -> str:
     return f"p={p:.3g} (exact permutation test, {na} vs {nb} repeats): {verdict} at {alpha}"
 
 
+def mark_baseline(store: Store, experiment: str) -> None:
+    """Record that ``experiment`` served as a baseline: retention keeps it whatever its age
+    (``tether prune``); once per experiment."""
+    key = BASELINE_PREFIX + experiment
+    if store.kv_get(key) is None:
+        store.kv_set(key, "1")
+
+
 def compare(
     th: Harness | str,
     experiment: str | None = None,
@@ -216,6 +225,7 @@ def compare(
     if isinstance(min_delta, bool) or not isinstance(min_delta, int | float) or min_delta < 0:
         raise ConfigurationError(f"min_delta must be a number >= 0, got {min_delta!r}")
     mine, base = get_experiment(st, experiment), get_experiment(st, baseline)
+    mark_baseline(st, baseline)
     scorers = [s for s in mine.scorers if s in base.scorers]
     out = Comparison(experiment, baseline)
     for name in mine.scorers:

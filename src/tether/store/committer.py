@@ -9,14 +9,29 @@ own operation at once.
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar
 
 from tether.errors import WouldBlock
 
 T = TypeVar("T")
 C = TypeVar("C")
+
+
+class Statement:
+    """An operation that is a single SQL statement (or several that stay right committed
+    one by one): alone in a batch, it runs without BEGIN/COMMIT, each statement a
+    transaction by itself."""
+
+    __slots__ = ("fn",)
+
+    def __init__(self, fn: Callable[[Any], Any]) -> None:
+        self.fn = fn
+
+    def __call__(self, conn: Any) -> Any:
+        return self.fn(conn)
 
 
 class Op(Generic[C]):
@@ -78,6 +93,13 @@ class GroupCommitter(Generic[C]):
         finally:
             self._write_lock.release()
         return op.result  # type: ignore[no-any-return]
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold the write lock, with no group commit: for a statement that runs its own
+        transaction (``PRAGMA incremental_vacuum``, ``VACUUM``)."""
+        with self._write_lock:
+            yield
 
     def _commit(self, batch: list[Op[C]]) -> None:
         try:

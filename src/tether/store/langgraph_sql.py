@@ -33,14 +33,17 @@ def decode(text: str | bytes, codec: PayloadCodec) -> tuple[str, bytes]:
 
 # -- writes ------------------------------------------------------------------------------
 def put_checkpoint(conn: Any, d: Dialect, row: Sequence[Any]) -> None:
-    """Insert or replace one checkpoint: (thread, ns, id, parent, run_id, checkpoint, metadata)."""
+    """Insert or replace one checkpoint: (thread, ns, id, parent, run_id, checkpoint, metadata,
+    created_at); ``created_at`` (epoch seconds) dates it for retention."""
     conn.execute(
         d.q(
             "INSERT INTO langgraph_checkpoints (thread_id, checkpoint_ns, checkpoint_id, "
-            "parent_checkpoint_id, run_id, checkpoint, metadata) VALUES (?, ?, ?, ?, ?, ?, ?) "
+            "parent_checkpoint_id, run_id, checkpoint, metadata, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id) DO UPDATE SET "
             "parent_checkpoint_id=excluded.parent_checkpoint_id, run_id=excluded.run_id, "
-            "checkpoint=excluded.checkpoint, metadata=excluded.metadata"
+            "checkpoint=excluded.checkpoint, metadata=excluded.metadata, "
+            "created_at=excluded.created_at"
         ),
         tuple(row),
     )
@@ -89,8 +92,9 @@ def copy_thread(conn: Any, d: Dialect, source: str, target: str) -> None:
     conn.execute(
         d.q(
             "INSERT INTO langgraph_checkpoints (thread_id, checkpoint_ns, checkpoint_id, "
-            "parent_checkpoint_id, run_id, checkpoint, metadata) SELECT ?, checkpoint_ns, "
-            "checkpoint_id, parent_checkpoint_id, run_id, checkpoint, metadata FROM "
+            "parent_checkpoint_id, run_id, checkpoint, metadata, created_at) SELECT ?, "
+            "checkpoint_ns, checkpoint_id, parent_checkpoint_id, run_id, checkpoint, metadata, "
+            "created_at FROM "
             "langgraph_checkpoints WHERE thread_id=? ON CONFLICT DO NOTHING"
         ),
         (target, source),

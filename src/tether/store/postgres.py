@@ -29,13 +29,25 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar, Unpack
 
 from tether.errors import StoreCorrupt
+from tether.store.committer import Statement
 from tether.store.dialect import POSTGRES
 from tether.store.executor import Tx
-from tether.store.postgres_conn import PgConnections, Statement
+from tether.store.postgres_conn import PgConnections
 from tether.store.sql import SQLStore, StoreOptions
 
 T = TypeVar("T")
 TABLES = {"functions", "events", "runs", "steps", "attempts", "kv", "cancel_waits"}
+VACUUMED = (
+    "runs",
+    "steps",
+    "attempts",
+    "events",
+    "kv",
+    "cancel_waits",
+    "takeovers",
+    "langgraph_checkpoints",
+    "langgraph_writes",
+)
 
 
 def lock_keys(conn: Any, keys: Iterable[str]) -> None:
@@ -110,6 +122,26 @@ class PostgresStore(SQLStore):
                         yield from rows
         except self._db.pg.Error as exc:
             raise self._db._translate(exc) from None
+
+    def vacuum(self, tables: Sequence[str] = VACUUMED) -> dict[str, Any]:
+        """``VACUUM (ANALYZE)`` the tables retention prunes: their dead rows become space
+        the tables reuse (the files shrink only where their tail was freed; ``VACUUM FULL``,
+        which rewrites a table under an exclusive lock, is left to the operator). Returns
+        the tables' total size before and after."""
+        size = (
+            "SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = current_schema() "
+            "AND c.relname = ANY(%s)"
+        )
+        try:
+            with self._db.connection() as conn:
+                before = int(conn.execute(size, (list(tables),)).fetchone()[0])
+                for table in tables:
+                    conn.execute(f"VACUUM (ANALYZE) {table}")
+                after = int(conn.execute(size, (list(tables),)).fetchone()[0])
+        except self._db.pg.Error as exc:
+            raise self._db._translate(exc) from None
+        return {"bytes_before": before, "bytes_after": after, "rebuilt": False}
 
     def _lock_keys(self, conn: Any, keys: Iterable[str]) -> None:
         lock_keys(conn, keys)

@@ -21,7 +21,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from tether.errors import ConfigurationError, StoreError, StoreFull
 from tether.store import redact_url
-from tether.store.committer import GroupCommitter, Op
+from tether.store.committer import GroupCommitter, Op, Statement
 
 T = TypeVar("T")
 
@@ -53,19 +53,6 @@ def connect_fix(message: str) -> str:
         "check that the server is running and accepts TCP connections at this host and "
         "port (pg_isready -h HOST -p PORT), and that the URL is right"
     )
-
-
-class Statement:
-    """An operation that is a single SQL statement: alone in a batch, it runs without
-    BEGIN/COMMIT (PostgreSQL makes one statement atomic by itself)."""
-
-    __slots__ = ("fn",)
-
-    def __init__(self, fn: Callable[[Any], Any]) -> None:
-        self.fn = fn
-
-    def __call__(self, conn: Any) -> Any:
-        return self.fn(conn)
 
 
 def _release(held: dict[str, Any]) -> None:

@@ -525,7 +525,11 @@ class SQLStore(Store):
             batch = [(r, cp.step_params(tx, r, token, s)) for r, token, s in items]
             return cp.checkpoints(tx, batch)
 
-        return self.write(op, single=len(items) == 1)
+        # Each checkpoint is fenced on its own, so they may commit one by one. Where that
+        # is cheap (PostgreSQL without a flush per commit) a batch skips BEGIN/COMMIT: its
+        # statements go in one pipeline, one round trip. SQLite shares one commit instead.
+        single = len(items) == 1 or (not self.dialect.serialised and self.durability == "process")
+        return self.write(op, single=single)
 
     def resolve_wait(self, run_id: str, token: int, step_id: str, now: float) -> bool:
         return self.write(lambda tx: cp.resolve_wait(tx, run_id, token, step_id, now))

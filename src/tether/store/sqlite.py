@@ -33,7 +33,7 @@ from tether.errors import (
     WouldBlock,
 )
 from tether.store import migrations
-from tether.store.committer import GroupCommitter, Op
+from tether.store.committer import GroupCommitter, Op, Statement
 from tether.store.dialect import SQLITE
 from tether.store.executor import Tx
 from tether.store.sql import SQLStore, StoreOptions
@@ -173,6 +173,8 @@ class SQLiteStore(SQLStore):
             raise _translate(exc, self.path) from None
         try:
             _tether_tables(conn, self.path)  # before WAL mode rewrites another app's file
+            if self._target.endswith("mode=rwc"):  # a new file: let vacuum() shrink it later
+                conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
             conn.execute("PRAGMA journal_mode=WAL")
             # Freed space is zeroed, so a deleted or rewritten row leaves no copy of its
             # text in the file (``forget()``'s promise, DESIGN 4b; ``erase_deleted``).
@@ -234,6 +236,15 @@ class SQLiteStore(SQLStore):
     ) -> None:
         conn = conn or self._writer
         raise_sync = self.durability != "power" and any(op.sync for op in ops)
+        if len(ops) == 1 and isinstance(ops[0].fn, Statement) and not raise_sync:
+            # One statement commits by itself (autocommit): no BEGIN/COMMIT calls.
+            try:
+                ops[0].result = ops[0].fn(conn)
+            except sqlite3.Error as exc:
+                raise _translate(exc, self.path) from None
+            self._commits += 1
+            self.operations += 1
+            return
         try:
             if raise_sync:
                 conn.execute("PRAGMA synchronous=FULL")
@@ -274,8 +285,41 @@ class SQLiteStore(SQLStore):
         if self._closed:
             raise StoreError(f"the store {self.path} is closed")
         if not sync and getattr(self._local, "nowait", False):
-            return self._committer.try_submit(fn, self._run_nowait)
-        return self._committer.submit(fn, sync=sync)
+            op: Callable[[Any], T] = Statement(fn) if single else fn
+            return self._committer.try_submit(op, self._run_nowait)
+        result: T = self._committer.submit(Statement(fn) if single else fn, sync=sync)
+        return result
+
+    def vacuum(self, pages: int = 500, pause: float = 0.02) -> dict[str, Any]:
+        """Give the file's free pages back to the file system, ``pages`` at a time (each
+        step a short write), then truncate the WAL. A file made before incremental vacuum
+        was on (``auto_vacuum`` NONE) is rebuilt once with a full VACUUM first: that holds
+        the write lock for the whole rebuild and needs free disk space of the file's size.
+        Returns the file's size before and after and whether the rebuild ran."""
+        before = self._file_size()
+        full = False
+        with self._errors():
+            if self._writer.execute("PRAGMA auto_vacuum").fetchone()[0] != 2:
+                with self._committer.exclusive():
+                    self._writer.execute("PRAGMA auto_vacuum=INCREMENTAL")
+                    self._writer.execute("VACUUM")
+                full = True
+            while self._writer.execute("PRAGMA freelist_count").fetchone()[0] > 0:
+                with self._committer.exclusive():
+                    self._writer.executescript(
+                        f"BEGIN IMMEDIATE; PRAGMA incremental_vacuum({int(pages)}); COMMIT;"
+                    )
+                time.sleep(pause)
+            with self._committer.exclusive():
+                self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        return {"bytes_before": before, "bytes_after": self._file_size(), "rebuilt": full}
+
+    def _file_size(self) -> int:
+        return sum(
+            os.path.getsize(self.path + suffix)
+            for suffix in ("", "-wal")
+            if os.path.exists(self.path + suffix)
+        )
 
     def close(self) -> None:
         self._closed = True

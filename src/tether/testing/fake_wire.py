@@ -18,7 +18,8 @@ Wire = str  # "chat" | "responses" | "anthropic" | "gemini" | "openai-embed" | "
 @dataclass
 class Reply:
     """A scripted reply. ``text`` is the assistant's text; ``tool_calls`` are
-    ``{"name": ..., "arguments": dict | raw JSON string}``; ``usage`` keys are tether's
+    ``{"name": ..., "arguments": dict | raw JSON string}`` (with an optional ``"id"``: the
+    Chat Completions wire uses it, else ``call_<i>``); ``usage`` keys are tether's
     (``input_tokens``, ``output_tokens``, ``cached_input_tokens``, ``cache_write_tokens``,
     ``reasoning_tokens``); ``delay`` seconds before the reply starts."""
 
@@ -256,7 +257,7 @@ def _chat(model: str, r: Reply, u: dict[str, int]) -> dict[str, Any]:
     if r.tool_calls:
         message["tool_calls"] = [
             {
-                "id": f"call_{i}",
+                "id": tc.get("id") or f"call_{i}",
                 "type": "function",
                 "function": {"name": tc["name"], "arguments": _args_string(tc)},
             }
@@ -446,7 +447,12 @@ def _chat_stream(
                 chunk(
                     {
                         "tool_calls": [
-                            {"index": i, "id": f"call_{i}", "type": "function", "function": fn}
+                            {
+                                "index": i,
+                                "id": tc.get("id") or f"call_{i}",
+                                "type": "function",
+                                "function": fn,
+                            }
                         ]
                     }
                 ),

@@ -8,6 +8,7 @@ they never block the event loop."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
@@ -122,6 +123,7 @@ class TetherSaver(BaseCheckpointSaver[str]):
             None if run_id is None else str(run_id),
             sql.encode(self.serde.dumps_typed(checkpoint), self.store.codec),
             sql.encode(self.serde.dumps_typed(full), self.store.codec),
+            time.time(),
         )
         self.store.run_sql(lambda conn, d: sql.put_checkpoint(conn, d, row), write=True)
         return _config(thread_id, ns, checkpoint["id"])
