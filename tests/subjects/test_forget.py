@@ -185,3 +185,24 @@ def test_a_parent_outside_the_subject_sees_its_forgotten_child_fail(th: tether.H
     assert done["runs"] == 1
     assert out.startswith("RunCancelled") and "was forgotten" in out
     assert th.get_run(handle.run_id).subject is None
+
+
+@BOTH_STORES
+def test_an_event_a_subjects_run_waited_for_is_forgotten_with_it(th: tether.Harness) -> None:
+    @th.function(id="ask", trigger=tether.on_event("asked"), subject="event.data.user")
+    def ask(ctx: tether.SyncContext) -> Any:
+        reply = ctx.step.wait_for_event("reply", event="replied", match="data.ticket", timeout=60)
+        return None if reply is None else reply.data["text"]
+
+    with th.worker(concurrency=2):
+        th.send(tether.Event("asked", {"user": "user:8", "ticket": "T1"}))
+        poll(lambda: [r.status.value for r in th.list_runs("ask")] == ["waiting"])
+        th.send(tether.Event("replied", {"ticket": "T1", "text": "my address is 1 Rue X"}))
+        th.send(tether.Event("replied", {"ticket": "T2", "text": "someone else's"}))
+        poll(lambda: [r.status.value for r in th.list_runs("ask")] == ["completed"])
+    doc = th._subject("user:8").export()
+    assert sorted(e["name"] for e in doc["events"]) == ["asked", "replied"]
+    done = th._subject("user:8").forget()
+    assert done["runs"] == 1 and done["events"] == 2
+    left = [row.data for row, _, _ in th.store.list_events(10)]
+    assert left == ['{"ticket":"T2","text":"someone else\'s"}']
