@@ -1,8 +1,9 @@
 """The runs and events of a subject (DESIGN 4b): list, cancel, export and delete them.
 
 A run belongs to a subject when its function was declared with ``subject=`` (the column
-``runs.subject``, migration 8); an event belongs to the subject of a run it started
-(``events.subject``), and to the subject of any run whose ``event_id`` names it. Deleting a
+``runs.subject``, migration 8); an event belongs to the subject of a run it started or
+resumed (``events.subject``, set when it is accepted), and to the subject of any run whose
+``event_id`` names it. Deleting a
 subject's runs deletes everything stored for them: steps, attempts, cancel-on-event
 registrations, LangGraph checkpoints written by them, their trace ids and the events that
 triggered them (takeovers go with their run, by trigger).
