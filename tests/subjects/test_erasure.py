@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import tether
+from tests.subjects.conftest import BOTH_STORES
 from tether.testing import poll
 
 # Distinctive strings, each stored in a different place (lower case: what an index keeps).
@@ -147,4 +148,41 @@ def test_a_forgotten_subjects_embeddings_leave_the_file_too(tmp_path: Path, mini
     assert done.erased and done["memories"] == 1
     data = raw(path)
     assert probe["user:gone"] not in data and probe["user:kept"] in data
+    th.close()
+
+
+@BOTH_STORES
+def test_no_table_holds_a_row_of_a_forgotten_subject(store_url: str, tmp_path: Path) -> None:
+    """On both stores: after ``forget()`` no row of any table holds the subject's text or
+    id (on PostgreSQL the physical bytes are VACUUM's, docs/subjects.md)."""
+    th = tether.Harness(store_url, embedder=None)
+    fill(th, tmp_path / "unused")
+    store: Any = th.store
+    if store.dialect.name == "sqlite":
+        tables = [r[0] for r in store.read("SELECT name FROM sqlite_master WHERE type='table'")]
+    else:
+        tables = [
+            r[0]
+            for r in store.read(
+                "SELECT table_name FROM information_schema.tables "
+                "WHERE table_schema=current_schema()"
+            )
+        ]
+
+    def rows_mentioning(needles: list[str]) -> dict[str, int]:
+        hits: dict[str, int] = {}
+        for table in tables:
+            for row in store.read(f'SELECT * FROM "{table}"'):
+                text = repr(row).lower()
+                if any(n.lower() in text for n in needles):
+                    hits[table] = hits.get(table, 0) + 1
+        return hits
+
+    needles = [*GONE.values(), "user:gone"]
+    assert {"runs", "steps", "events", "attempts", "memories", "subjects"} <= set(
+        rows_mentioning(needles)
+    )
+    th.subject("user:gone").forget()
+    assert rows_mentioning(needles) == {}
+    assert rows_mentioning([KEPT, "user:kept"])  # the other subject is all there
     th.close()
