@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 
 # The extras (the demo and the tests share them) include llama-cpp-python, which compiles
 # from source the first time (about 11 minutes on 2 cores; pip caches the wheel afterwards).
-TEST_EXTRAS ?= dev,postgres,openai,anthropic,google,local,memory,otel,dashboard,evals,pydantic-ai,openai-agents,langgraph
+TEST_EXTRAS ?= dev,postgres,openai,anthropic,google,local,memory,otel,dashboard,evals,encryption,fuzz,pydantic-ai,openai-agents,langgraph
 # torch goes in first, on its own: 2.13.0 is a CPU build on this disk (about 190 MB); a bare
 # torch requirement (sentence-transformers has one) would pull a CUDA build of several GB.
 TORCH ?= torch==2.13.0

@@ -9,6 +9,8 @@ then N times with 8 runs in flight. Systems:
   ``journal_mode=WAL`` + ``synchronous=NORMAL`` set by a SQLAlchemy ``connect`` listener.
 - ``tether-process`` / ``tether-power``: ``tether.Harness(durability="process" | "power")``,
   a plain ``def`` function (``SyncContext``) and an ``async def`` one (``Context``).
+- ``tether-encrypted``: ``tether-process`` with encryption at rest on
+  (``Harness(encryption_key=...)``, AES-256-GCM on every payload), its cost per step.
 - With ``--drivers pysqlite3,sqlean,apsw``: ``raw-normal@DRIVER`` and ``tether-process@DRIVER``,
   the same workloads on another SQLite driver (one that bundles a newer SQLite), in the
   same round as the stdlib ones. ``pysqlite3`` (pysqlite3-binary) and ``sqlean``
@@ -278,11 +280,22 @@ def _tether_functions(th: Any, tether: Any) -> tuple[Any, Any]:
 
 
 def bench_tether(
-    db: Path, phase: str, runs: int, warmup: int, durability: str, variant: str
+    db: Path,
+    phase: str,
+    runs: int,
+    warmup: int,
+    durability: str,
+    variant: str,
+    encrypted: bool = False,
 ) -> dict[str, Any]:
     import tether
 
-    th = tether.Harness(store=f"sqlite:///{db}", durability=durability)
+    key = None
+    if encrypted:
+        from tether.store.encryption import generate_key
+
+        key = generate_key()
+    th = tether.Harness(store=f"sqlite:///{db}", durability=durability, encryption_key=key)
     ten_sync, ten_async = _tether_functions(th, tether)
 
     if variant == "async" and phase == "conc":
@@ -353,6 +366,8 @@ def child_main(args: argparse.Namespace) -> None:
     elif system in ("tether-process", "tether-power"):
         durability = system.removeprefix("tether-")
         result = bench_tether(db, phase, args.runs, args.warmup, durability, variant)
+    elif system == "tether-encrypted":
+        result = bench_tether(db, phase, args.runs, args.warmup, "process", variant, True)
     else:
         raise SystemExit(f"unknown system {system!r}")
     result["samples"] = SAMPLES
@@ -535,6 +550,7 @@ def schedule(threads: bool, drivers: tuple[str, ...] = ()) -> list[Key]:
         cases += bracket
         cases += [(tether, "seq", v) for v in seq] + [(tether, "conc", v) for v in conc]
         if raw == "raw-normal":
+            cases += [("tether-encrypted", "seq", "sync"), ("tether-encrypted", "conc", "worker")]
             for driver in drivers:
                 cases += [
                     (f"raw-normal@{driver}", "seq", "-"),
@@ -737,6 +753,32 @@ def round_ratios(best: dict[Key, dict[str, Any]]) -> list[dict[str, Any]]:
                     True,
                     f"{tc['steps_per_s']:,.0f} / {d['steps_per_s']:,.0f} steps/s",
                 )
+    te, tp = (
+        _get(best, "tether-encrypted", "seq", "sync"),
+        _get(best, "tether-process", "seq", "sync"),
+    )
+    if te and tp:
+        add(
+            "tether-encrypted (sync) seq per-step / tether-process (sync)",
+            te["step_median_us"] / tp["step_median_us"],
+            "-",
+            None,
+            False,
+            f"{te['step_median_us']:.1f} us / {tp['step_median_us']:.1f} us",
+        )
+    te, tc = (
+        _get(best, "tether-encrypted", "conc", "worker"),
+        _get(best, "tether-process", "conc", "worker"),
+    )
+    if te and tc:
+        add(
+            "tether-encrypted (worker) 8-conc steps/s / tether-process (worker)",
+            te["steps_per_s"] / tc["steps_per_s"],
+            "-",
+            None,
+            True,
+            f"{te['steps_per_s']:,.0f} / {tc['steps_per_s']:,.0f} steps/s",
+        )
     for variant in ("worker", "async", "threads"):
         tw = _get(best, "tether-power", "conc", variant)
         if tw and raw_f_rate:

@@ -38,7 +38,10 @@
     ├── InvalidMemory               also a ValueError: empty or oversized text, bad tags or k
     ├── MemoryIndexMismatch         the store's vectors were made by another embedder (reindex)
     ├── SubjectNotFound             nothing is kept about this subject (CLI, API lookups)
-    └── InvalidPreference           a preference that is not a JSON value: nothing written
+    ├── InvalidPreference           a preference that is not a JSON value: nothing written
+    └── EncryptionError             a payload cannot be decrypted (damaged, or stored in clear)
+        ├── EncryptionKeyError      a wrong, missing or malformed encryption key (names the fix)
+        └── SubjectKeyDestroyed     the subject was forgotten: its data key is gone
 
 Control flow inside a running function derives from ``BaseException``, so ``except
 Exception`` in user code never swallows it (``tether.durable.signals`` and
@@ -363,3 +366,17 @@ class InvalidMemory(TetherError, ValueError):
 class MemoryIndexMismatch(TetherError):
     """The store's memory vectors were made by another embedder or dimension than the one
     configured: run ``tether memory reindex`` (or configure the index's embedder)."""
+
+
+class EncryptionError(TetherError):
+    """A payload cannot be encrypted or decrypted: it was altered on disk, or is in clear
+    in a store that encrypts (encryption at rest, ``tether.store.encryption``)."""
+
+
+class EncryptionKeyError(EncryptionError):
+    """The encryption key is wrong, missing or malformed; the message says which key the
+    store needs (by id, never the key) and how to give it."""
+
+
+class SubjectKeyDestroyed(EncryptionError):
+    """The data of a forgotten subject: its key was destroyed, so it cannot be read."""

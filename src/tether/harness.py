@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, TypeVar, Unpack, overload
 
@@ -16,7 +16,7 @@ from tether.codec import DEFAULT_MAX_OUTPUT_BYTES, dumps
 from tether.durable.engine import Engine, EngineSettings
 from tether.durable.function import FAILED_EVENT, DurableFunction
 from tether.durable.handle import RunHandle
-from tether.durable.intake import Intake
+from tether.durable.intake import DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_EVENTS_PER_SEND, Intake
 from tether.durable.registry import FunctionOptions, Registry
 from tether.durable.retention import (
     RETENTION_FN,
@@ -55,6 +55,10 @@ class Harness:
     code version recorded on each run (default: a hash of the registered functions).
     ``retention={"runs": "30d", ...}`` prunes each kind past its age from any worker, on a
     built-in cron function (``tether.durable.retention``).
+    ``encryption_key`` (default ``TETHER_ENCRYPTION_KEY``) encrypts every payload at rest:
+    a key from ``tether keygen``, or a key ring ``"NEW,OLD"`` for rotation.
+    ``max_event_bytes`` and ``max_events_per_send`` bound what ``send`` accepts (the
+    event's data as JSON; the events of one call): beyond them nothing is stored.
     """
 
     def __init__(
@@ -67,8 +71,11 @@ class Harness:
         lease_ttl: float = 2.0,
         heartbeat: float = 0.5,
         max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
-        embedder: str | None = DEFAULT_EMBEDDER,
         retention: Mapping[str, Any] | None = None,
+        embedder: str | None = DEFAULT_EMBEDDER,
+        encryption_key: str | Sequence[str] | None = None,
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+        max_events_per_send: int = DEFAULT_MAX_EVENTS_PER_SEND,
     ) -> None:
         if durability not in ("process", "power"):
             raise ConfigurationError(
@@ -79,7 +86,13 @@ class Harness:
             raise ConfigurationError(
                 f"heartbeat ({heartbeat}s) must be shorter than lease_ttl ({lease_ttl}s)"
             )
+        if encryption_key is not None and isinstance(store, Store):
+            raise ConfigurationError(
+                "encryption_key= goes with a store URL; a store object already has its codec: "
+                "open it with open_store(url, encryption_key=...)"
+            )
         self._store_arg = store
+        self._encryption_key = encryption_key
         self.durability = durability
         self.clock = clock or Clock()
         if embedder is not None and (not isinstance(embedder, str) or ":" not in embedder):
@@ -92,7 +105,14 @@ class Harness:
         self._registry = Registry(version)
         self._registry.on_register(self._registered)
         self._factory = RunFactory(self.clock, lambda: self._registry.version)
-        self._intake = Intake(self._registry, self._factory, lambda: self.store, self.clock)
+        self._intake = Intake(
+            self._registry,
+            self._factory,
+            lambda: self.store,
+            self.clock,
+            max_event_bytes=max_event_bytes,
+            max_events_per_send=max_events_per_send,
+        )
         self._store: Store | None = None
         self._engine: Engine | None = None
         self._lock = threading.RLock()
@@ -131,7 +151,11 @@ class Harness:
                     if isinstance(self._store_arg, Store):
                         store = self._store_arg
                     else:
-                        store = open_store(self._store_arg, durability=self.durability)
+                        store = open_store(
+                            self._store_arg,
+                            durability=self.durability,
+                            encryption_key=self._encryption_key,
+                        )
                     if self._registry.functions:
                         store.register_functions(self._registry.describe(), self.clock.now())
                     self._store = store

@@ -253,3 +253,31 @@ def test_deleting_a_subjects_memories_takes_rows_index_entries_vectors_and_keys(
         (indexed,) = store.read("SELECT count(*) FROM memories WHERE tsv IS NOT NULL")[0]
         assert indexed == 1
     assert store.delete_subject_memories("user:1") == 0
+
+
+def test_pgvector_is_used_only_where_the_extension_can_be_created(store: SQLStore) -> None:
+    """Debian's PostgreSQL here has no pgvector: the attempt must leave the store working,
+    create nothing, and searches keep the exact scan. (Where pgvector is installed, this
+    asserts the HNSW table instead.)"""
+    store.memory_add(new("m1", "one", vector=vec(1, 0, 0, 0)))
+    enabled = store.memory_pgvector(DIM)
+    tables = {
+        r[0]
+        for r in store.read(
+            "SELECT name FROM sqlite_master"
+            if store.dialect.name == "sqlite"
+            else "SELECT table_name FROM information_schema.tables "
+            "WHERE table_schema = current_schema()"
+        )
+    }
+    if store.dialect.name == "sqlite":
+        assert not enabled
+    available = store.dialect.name == "postgres" and bool(
+        store.read("SELECT count(*) FROM pg_available_extensions WHERE name='vector'")[0][0]
+    )
+    assert enabled == available
+    assert ("memory_pgvectors" in tables) == available
+    # the failed CREATE EXTENSION rolled back to its savepoint only: writes go on
+    store.memory_add(new("m2", "two", vector=vec(0, 1, 0, 0)))
+    assert store.memory_pgvector(DIM) == enabled  # decided once per store
+    assert len(store.memory_search_sources("user:1", [], 5, "test:model")[3]) == 2

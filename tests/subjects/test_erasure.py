@@ -11,6 +11,8 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 import tether
 from tests.subjects.conftest import BOTH_STORES
 from tether.testing import poll
@@ -185,4 +187,31 @@ def test_no_table_holds_a_row_of_a_forgotten_subject(store_url: str, tmp_path: P
     th.subject("user:gone").forget()
     assert rows_mentioning(needles) == {}
     assert rows_mentioning([KEPT, "user:kept"])  # the other subject is all there
+    th.close()
+
+
+@BOTH_STORES
+def test_with_encryption_at_rest_forget_destroys_the_subjects_key(store_url: str) -> None:
+    """The subject's memories, window items and preferences are encrypted with a data key
+    of its own; ``forget()`` deletes that key, so no copy left by the server (dead tuples,
+    old WAL, backups) can be read."""
+    pytest.importorskip("cryptography")
+    from tether.store.encryption import generate_key
+
+    th = tether.Harness(store_url, embedder=None, encryption_key=generate_key())
+    th.subject("user:gone").preferences["note"] = GONE["preference"]
+    th.memory("user:gone").add(GONE["memory"])
+    th.context("conv:gone", budget=4000, subject="user:gone").add("user", GONE["window"])
+    th.subject("user:kept").preferences["note"] = KEPT
+    store: Any = th.store
+    keys = "SELECT subject FROM subject_keys ORDER BY subject"
+    assert [r[0] for r in store.read(keys)] == ["user:gone", "user:kept"]
+    doc = th.subject("user:gone").export()
+    assert doc["preferences"] == {"note": GONE["preference"]}
+    assert doc["memories"][0]["text"] == GONE["memory"]
+    assert GONE["window"] in str(doc["windows"])
+    done = th.subject("user:gone").forget()
+    assert done["memories"] == 1 and done["items"] == 1 and done["preferences"] == 1
+    assert [r[0] for r in store.read(keys)] == ["user:kept"]
+    assert th.subject("user:kept").preferences["note"] == KEPT
     th.close()

@@ -18,6 +18,7 @@ from tether.audit.model import CodeAudit, Finding, Skipped
 from tether.audit.module import ModuleIndex
 from tether.audit.resolve import CACHE
 from tether.errors import ConfigurationError
+from tether.flow.expr import depth
 
 SKIP_DIRS = frozenset(
     {
@@ -40,6 +41,7 @@ SKIP_DIRS = frozenset(
         ".eggs",
     }
 )
+MAX_DEPTH = 200  # the checks walk trees recursively; deeper files are reported as skipped
 _IGNORE = re.compile(r"#\s*tether:\s*ignore(?:\[([A-Za-z0-9_,\s]+)\])?")
 
 
@@ -77,6 +79,12 @@ def code(path: str | os.PathLike[str], *, root: str | os.PathLike[str] | None = 
             line = getattr(exc, "lineno", 0) or 0
             msg = getattr(exc, "msg", None) or str(exc)
             skipped.append(Skipped(rel, line, f"not parsed, skipped: {msg}"))
+            continue
+        except (RecursionError, MemoryError):
+            skipped.append(Skipped(rel, 0, "not parsed, skipped: nested too deeply"))
+            continue
+        if depth(tree) > MAX_DEPTH:
+            skipped.append(Skipped(rel, 0, f"skipped: nested deeper than {MAX_DEPTH} levels"))
             continue
         modules.append(ModuleIndex(tree, _module_name(file, base), rel, source))
         sources[rel] = source

@@ -33,7 +33,7 @@ def serve(app_ref: str, store: str | None, host: str, port: int, concurrency: in
     console.print(
         f"[bold]tether dev[/] {plain(app_ref)}: functions {plain(sorted(th.functions))} on "
         f"{plain(th.store_url)}\ndashboard: {plain(f'http://{shown}:{port}/runs')}"
-        + (" (token required: open /login?token=...)" if token else "")
+        + (" (token required: sign in at /login)" if token else "")
     )
     with th.worker(concurrency=concurrency):
         uvicorn.run(create_app(th, token=token), host=host, port=port, log_level="warning")

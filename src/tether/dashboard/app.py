@@ -11,15 +11,15 @@ from __future__ import annotations
 import asyncio
 import hmac
 import html
-import ipaddress
 import json
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
@@ -37,11 +37,22 @@ from starlette.responses import (
 from starlette.routing import Route
 
 from tether.dashboard.audit import routes as audit_routes
+from tether.dashboard.guard import (
+    COOKIE,
+    MAX_BODY_BYTES,
+    BadRequest,
+    BodyTooLarge,
+    guard,
+    is_loopback,
+    json_body,
+    read_body,
+    session,
+)
 from tether.dashboard.openapi import OPENAPI
 from tether.dashboard.subjects import routes as subject_routes
 from tether.dashboard.views import function_stats, run_detail, run_summary
 from tether.dashboard.windows import routes as window_routes
-from tether.errors import StoreError, TetherError
+from tether.errors import EncryptionError, StoreError, TetherError
 from tether.observe import TRACE_KV_PREFIX as KV_PREFIX
 from tether.observe.redact import Redactor, default_redactor
 from tether.records import TERMINAL_STATUSES, Run, RunStatus
@@ -51,24 +62,18 @@ if TYPE_CHECKING:
     from tether.harness import Harness
 
 STATUSES = [s.value for s in RunStatus]
-COOKIE = "tether_session"
 STATS_WINDOW = 7 * 86400.0
 STATS_LIMIT = 10_000
 RETRY_AFTER_S = 5  # what a 503 (the store locked, full or unreachable) asks clients to wait
 log = logging.getLogger("tether.dashboard")
 
+__all__ = ["create_app", "is_loopback"]
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-class BadRequest(Exception):
-    pass
+LOGIN_FORM = (
+    "<!doctype html><title>tether: sign in</title><form method='post' action='/login'>"
+    "<label>Dashboard token (TETHER_DASHBOARD_TOKEN) <input name='token' type='password' "
+    "autofocus></label> <button>Sign in</button></form>"
+)
 
 
 def _int(request: Request, name: str, default: int, low: int, high: int) -> int:
@@ -124,11 +129,16 @@ def run_query(request: Request) -> RunQuery:
 
 
 def create_app(
-    harness: Harness, *, token: str | None = None, redactor: Redactor | None = None
+    harness: Harness,
+    *,
+    token: str | None = None,
+    redactor: Redactor | None = None,
+    max_body_bytes: int = MAX_BODY_BYTES,
 ) -> Starlette:
     """The dashboard for ``harness``. With ``token`` (default ``TETHER_DASHBOARD_TOKEN``)
     every page and API call needs it: ``Authorization: Bearer <token>`` or the session
-    cookie set by ``/login?token=<token>``."""
+    cookie set by ``/login?token=<token>``; without one it answers loopback only. Cross-site
+    state changes and bodies over ``max_body_bytes`` are refused (``guard.py``)."""
     if token is None:
         token = os.environ.get("TETHER_DASHBOARD_TOKEN")
     token = token or None  # "" turns auth off, even with the variable set
@@ -258,7 +268,7 @@ def create_app(
         return JSONResponse({"run_id": handle.run_id})
 
     async def api_replay(request: Request) -> Response:
-        body = await _json_body(request)
+        body = await json_body(request)
         from_step = body.get("from_step")
         if from_step is not None and not isinstance(from_step, str):
             raise BadRequest("from_step must be a step id (a string) or null")
@@ -281,7 +291,7 @@ def create_app(
         )
 
     async def api_send(request: Request) -> Response:
-        body = await _json_body(request)
+        body = await json_body(request)
         name = body.get("name")
         data = body.get("data", {})
         event_id = body.get("id")
@@ -338,6 +348,7 @@ def create_app(
             q=q,
             functions=fns,
             seen=runs_fingerprint(),
+            searchable=store.codec.searchable,
         )
 
     def run_page(request: Request) -> Response:
@@ -374,18 +385,26 @@ def create_app(
         return RedirectResponse("/runs", status_code=303)
 
     async def login(request: Request) -> Response:
-        given = request.query_params.get("token", "")
+        """``POST /login`` with the form's ``token`` (kept out of URLs and access logs);
+        ``GET /login`` shows the form (``GET /login?token=`` works too, for scripts)."""
         if token is None:
             return RedirectResponse("/runs", status_code=303)
-        if not hmac.compare_digest(given.encode(), token.encode()):
+        if request.method == "POST":
+            given = parse_qs((await read_body(request)).decode("utf-8", "replace"))
+            attempt = (given.get("token") or [""])[0]
+        elif "token" in request.query_params:
+            attempt = request.query_params["token"]
+        else:
+            return HTMLResponse(LOGIN_FORM)
+        if not hmac.compare_digest(attempt.encode(), token.encode()):
             return HTMLResponse("<h1>401</h1><p>Wrong or missing token.</p>", status_code=401)
         response = RedirectResponse("/runs", status_code=303)
-        response.set_cookie(COOKIE, _session(token), httponly=True, samesite="strict")
+        response.set_cookie(COOKIE, session(token), httponly=True, samesite="strict")
         return response
 
     routes = [
         Route("/", home),
-        Route("/login", login),
+        Route("/login", login, methods=["GET", "POST"]),
         Route("/runs", runs_page),
         Route("/runs/{run_id:path}", run_page),
         Route("/functions", functions_page),
@@ -400,19 +419,35 @@ def create_app(
         Route("/api/events", api_send, methods=["POST"]),
         Route("/api/stream", api_stream),
         *audit_routes(harness, page, r),
-        *subject_routes(harness, page, r, _json_body),
+        *subject_routes(harness, page, r, json_body),
         *window_routes(harness, page, r),
     ]
-    middleware = [Middleware(BaseHTTPMiddleware, dispatch=_guard(token))]
+    middleware = [Middleware(BaseHTTPMiddleware, dispatch=guard(token, max_body_bytes))]
     return Starlette(
         routes=routes,
         middleware=middleware,
-        exception_handlers={BadRequest: _bad_request, StoreError: _store_unavailable},
+        exception_handlers={
+            BadRequest: _bad_request,
+            BodyTooLarge: _too_large,
+            StoreError: _store_unavailable,
+            EncryptionError: _unreadable,
+        },
     )
 
 
 async def _bad_request(request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": str(exc)}, status_code=400)
+
+
+async def _too_large(request: Request, exc: Exception) -> Response:
+    return JSONResponse({"error": str(exc)}, status_code=413)
+
+
+async def _unreadable(request: Request, exc: Exception) -> Response:
+    """A payload that cannot be decrypted (a wrong key, a forgotten subject): the message
+    names the key by id and the fix, never a key."""
+    log.warning("a stored payload cannot be read: %s", exc)
+    return JSONResponse({"error": str(exc)}, status_code=500)
 
 
 async def _store_unavailable(request: Request, exc: Exception) -> Response:
@@ -432,48 +467,6 @@ def run_fingerprint(run: Run | None) -> str:
     return f"{run.status.value}:{len(run.steps)}:" + ",".join(
         f"{s.status}{len(s.attempts)}" for s in run.steps
     )
-
-
-def _session(token: str) -> str:
-    return hmac.new(token.encode(), b"tether-dashboard-session", "sha256").hexdigest()
-
-
-def _guard(
-    token: str | None,
-) -> Callable[[Request, Callable[[Request], Awaitable[Response]]], Awaitable[Response]]:
-    async def dispatch(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        if token is not None and request.url.path != "/login":
-            bearer = request.headers.get("authorization", "")
-            cookie = request.cookies.get(COOKIE, "")
-            ok = hmac.compare_digest(bearer.encode(), f"Bearer {token}".encode()) or (
-                bool(cookie) and hmac.compare_digest(cookie.encode(), _session(token).encode())
-            )
-            if not ok:
-                if request.url.path.startswith("/api"):
-                    return JSONResponse({"error": "unauthorized"}, status_code=401)
-                return HTMLResponse(
-                    "<h1>401</h1><p>Open <code>/login?token=...</code> with the dashboard token "
-                    "(TETHER_DASHBOARD_TOKEN).</p>",
-                    status_code=401,
-                )
-        return await call_next(request)
-
-    return dispatch
-
-
-async def _json_body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if not raw:
-        return {}
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        raise BadRequest("the body must be a JSON object") from None
-    if not isinstance(body, dict):
-        raise BadRequest("the body must be a JSON object")
-    return body
 
 
 def _when(epoch: float | None) -> str:

@@ -166,7 +166,11 @@ OPENAPI: dict[str, Any] = {
                     _q("since", {"type": "number"}, "created at or after (epoch seconds)"),
                     _q("until", {"type": "number"}, "created before (epoch seconds)"),
                     _q("hours", {"type": "number"}, "created in the last N hours"),
-                    _q("q", {"type": "string"}, "text in the run id, input, output or error"),
+                    _q(
+                        "q",
+                        {"type": "string"},
+                        "text in the run id, input, output or error (the run id only when payloads are encrypted at rest)",
+                    ),
                     _q("event_id", {"type": "string"}, "runs triggered by this event"),
                     _q("limit", {"type": "integer", "minimum": 1, "maximum": 500}, "page size"),
                     _q("before", {"type": "string"}, "the last run id of the previous page"),

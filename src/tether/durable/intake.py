@@ -10,6 +10,8 @@ controls a local registration would give them.
 from __future__ import annotations
 
 import inspect
+import itertools
+import reprlib
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -24,6 +26,9 @@ from tether.records import Event
 from tether.store.base import Accepted, EventRow, NewRun, Store
 
 _EVENT_KEYS = frozenset({"name", "data", "id", "ts"})
+DEFAULT_MAX_EVENT_BYTES = 1024 * 1024  # an event's data as JSON
+DEFAULT_MAX_EVENTS_PER_SEND = 1000
+MAX_NAME_CHARS = 1024  # an event's name and id (they are matched in SQL, kept in clear)
 
 
 class Intake:
@@ -35,7 +40,12 @@ class Intake:
         factory: RunFactory,
         store: Callable[[], Store],
         clock: Clock,
+        *,
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+        max_events_per_send: int = DEFAULT_MAX_EVENTS_PER_SEND,
     ) -> None:
+        self.max_event_bytes = max_event_bytes
+        self.max_events_per_send = max_events_per_send
         self._registry = registry
         self._factory = factory
         self._store = store
@@ -43,12 +53,20 @@ class Intake:
 
     # -- validation ---------------------------------------------------------------------
     def rows(self, events: Any, default_id: str | None = None) -> list[EventRow]:
-        """Validate events (an Event, a dict, or a list of them) into rows to store."""
+        """Validate events (an Event, a dict, or a list of them) into rows to store.
+
+        Nothing is stored unless every event is valid and within the limits."""
+        limit = self.max_events_per_send
         if _is_iterable(events):
-            events = list(events)
+            events = list(itertools.islice(events, limit + 1))
         items = events if isinstance(events, list | tuple) else [events]
         if not items:
             raise InvalidEventError("no events to send: pass an Event or a list of them")
+        if len(items) > limit:
+            raise InvalidEventError(
+                f"more than {limit} events in one send: send them in batches of at most "
+                f"{limit}, or raise the limit with Harness(max_events_per_send=...)"
+            )
         rows = []
         now = self._clock.now()
         for index, item in enumerate(items):
@@ -57,9 +75,40 @@ class Intake:
                 data = dumps(event.data)
             except (TypeError, ValueError) as exc:
                 raise InvalidEventError(
-                    f"event {event.name!r}: data cannot be stored as JSON ({exc}); send JSON "
-                    "values only (convert datetimes and models first)"
+                    f"event {event.name[:100]!r}: data cannot be stored as JSON ({exc}); send "
+                    "JSON values only (convert datetimes and models first)"
                 ) from None
+            except RecursionError:
+                raise InvalidEventError(
+                    f"event {event.name[:100]!r}: data is nested too deeply to store as JSON"
+                ) from None
+            size = _utf8_size(data)
+            if size is None:
+                raise InvalidEventError(
+                    f"event {event.name[:100]!r}: data holds text that is not valid Unicode (a "
+                    "lone surrogate such as '\\ud800'): send well-formed strings"
+                )
+            if size > self.max_event_bytes:
+                raise InvalidEventError(
+                    f"event {event.name[:100]!r}: data is {size} bytes as JSON, over the "
+                    f"limit of {self.max_event_bytes}: store large content elsewhere and send "
+                    "a reference, or raise Harness(max_event_bytes=...)"
+                )
+            for what, value in (("name", event.name), ("id", event.id)):
+                if value is None:
+                    continue
+                problem = None
+                if what == "name" and not value:
+                    problem = "is empty"
+                elif len(value) > MAX_NAME_CHARS:
+                    problem = f"is {len(value)} characters, over {MAX_NAME_CHARS}"
+                elif "\x00" in value or _utf8_size(value) is None:
+                    problem = "holds a NUL character or a lone surrogate"
+                if problem:
+                    raise InvalidEventError(
+                        f"event #{index}: its {what} {problem}: event names and ids are short "
+                        "labels of well-formed text"
+                    )
             ts = now if event.ts is None else _epoch(event.ts)
             eid = event.id or (f"{default_id}:{index}" if default_id else new_id())
             rows.append(EventRow(eid, event.name, data, ts))
@@ -119,7 +168,7 @@ def coerce_event(item: Any, index: int = 0) -> Event:
         data = item.get("data", {})
         problem = None
         if unknown:
-            problem = f"unknown keys {sorted(unknown)}"
+            problem = f"unknown keys {sorted(unknown, key=repr)}"
         elif name is None:
             problem = "no 'name'"
         elif not isinstance(name, str) or not name:
@@ -128,7 +177,7 @@ def coerce_event(item: Any, index: int = 0) -> Event:
             problem = f"'data' is a {type(data).__name__}, not a dict"
         if problem:
             raise InvalidEventError(
-                f"event #{index} {str(item)[:120]} is not an event ({problem}): expected "
+                f"event #{index} {reprlib.repr(item)} is not an event ({problem}): expected "
                 "{'name': str, 'data': dict, 'id': optional str, 'ts': optional datetime}"
             )
         try:
@@ -139,6 +188,14 @@ def coerce_event(item: Any, index: int = 0) -> Event:
         f"event #{index} is a {type(item).__name__}, not an event: send "
         "tether.Event(name, data) or {'name': ..., 'data': {...}}"
     )
+
+
+def _utf8_size(text: str) -> int | None:
+    """The UTF-8 size of ``text``, or None when it cannot be encoded (lone surrogates)."""
+    try:
+        return len(text.encode())
+    except UnicodeEncodeError:
+        return None
 
 
 def _epoch(ts: datetime) -> float:

@@ -8,6 +8,7 @@ same case keeps its id across runs and machines; two cases with one id are an er
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import json
@@ -176,6 +177,11 @@ class Dataset(Sequence[Case]):
     @classmethod
     def from_jsonl(cls, path: str | Path) -> Dataset:
         p = _existing(path)
+        with _unreadable(p):
+            return cls._jsonl(p)
+
+    @classmethod
+    def _jsonl(cls, p: Path) -> Dataset:
         cases = []
         with p.open(encoding="utf-8") as f:
             for lineno, line in enumerate(f, start=1):
@@ -198,6 +204,11 @@ class Dataset(Sequence[Case]):
         holds a JSON object becomes that object) and other unknown columns go to
         ``metadata``; without one, the non-reserved columns form the input object."""
         p = _existing(path)
+        with _unreadable(p):
+            return cls._csv(p)
+
+    @classmethod
+    def _csv(cls, p: Path) -> Dataset:
         cases = []
         with p.open(encoding="utf-8", newline="") as f:
             reader = csv.reader(f)
@@ -219,6 +230,21 @@ class Dataset(Sequence[Case]):
         return cls(_checked_ids(cases, p), name=p.name)
 
 
+@contextlib.contextmanager
+def _unreadable(p: Path) -> Iterator[None]:
+    """Turn what a hostile file makes the readers raise into a ``ConfigurationError``."""
+    try:
+        yield
+    except UnicodeDecodeError as exc:
+        raise ConfigurationError(
+            f"{p} is not UTF-8 text (byte {exc.start}): save the dataset as UTF-8"
+        ) from None
+    except csv.Error as exc:
+        raise ConfigurationError(f"{p} is not a readable CSV file: {exc}") from None
+    except RecursionError:
+        raise ConfigurationError(f"{p} holds JSON nested too deeply to read") from None
+
+
 def _existing(path: str | Path) -> Path:
     p = Path(path)
     if not p.is_file():
@@ -227,6 +253,8 @@ def _existing(path: str | Path) -> Path:
 
 
 def _checked_ids(cases: list[tuple[Case, str]], path: Path) -> list[Case]:
+    if not cases:
+        raise ConfigurationError(f"{path} holds no cases: add at least one line or row")
     seen: dict[str, str] = {}
     for case, where in cases:
         first = seen.setdefault(case.id, where)

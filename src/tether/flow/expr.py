@@ -30,7 +30,12 @@ _CMP = {
 
 
 class _Missing:
+    """A field the event does not have: unequal to everything, and false."""
+
     def __eq__(self, other: object) -> bool:
+        return False
+
+    def __bool__(self) -> bool:
         return False
 
     def __hash__(self) -> int:
@@ -38,16 +43,27 @@ class _Missing:
 
 
 MISSING = _Missing()
+MAX_EXPR_CHARS = 2000
+MAX_EXPR_DEPTH = 64
 
 
 @functools.lru_cache(maxsize=256)
 def compile_expr(source: str) -> ast.expr:
     # "async" is a keyword in Python; accept it as a name the way Inngest writes it.
     text = source.replace("async.", "async_.")
+    if len(source) > MAX_EXPR_CHARS:
+        raise ConfigurationError(
+            f"expression {source[:60]!r}... is {len(source)} characters, over {MAX_EXPR_CHARS}: "
+            "a filter is a short condition on event fields"
+        )
     try:
         tree = ast.parse(text, mode="eval")
     except SyntaxError as exc:
         raise ConfigurationError(f"expression {source!r} is not valid: {exc.msg}") from None
+    except (ValueError, RecursionError, MemoryError) as exc:  # NUL bytes, deep nesting
+        raise ConfigurationError(
+            f"expression {source[:60]!r} is not valid: {type(exc).__name__}: {exc}"
+        ) from None
     for node in ast.walk(tree):
         if not isinstance(
             node,
@@ -71,7 +87,23 @@ def compile_expr(source: str) -> ast.expr:
                 f"expression {source!r} uses {type(node).__name__}, which is not allowed: "
                 "use comparisons, and/or/not, 'in', literals and event fields"
             )
+    if depth(tree) > MAX_EXPR_DEPTH:
+        raise ConfigurationError(
+            f"expression {source[:60]!r} nests deeper than {MAX_EXPR_DEPTH} levels: write a "
+            "flatter condition"
+        )
     return tree.body
+
+
+def depth(tree: ast.AST) -> int:
+    """How deep a syntax tree nests, found without recursion (so a deep one is measured
+    before anything recursive walks it)."""
+    deepest, todo = 0, [(tree, 1)]
+    while todo:
+        node, depth = todo.pop()
+        deepest = max(deepest, depth)
+        todo.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+    return deepest
 
 
 def _get(value: Any, key: Any) -> Any:

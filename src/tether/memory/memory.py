@@ -40,6 +40,8 @@ Need = tuple[str, Any]
 Op = Generator[Need, Any, T]
 #: ids read per query word; a word more memories hold is a common one (its idf is small)
 TERM_CAP = 1000
+#: nearest neighbours asked of pgvector's HNSW index, where it is installed
+PG_NEAREST = 200
 
 
 class WriteKeys:
@@ -283,9 +285,19 @@ class _MemoryCore:
             (vector,) = yield ("embed", [query])
         model = None if vector is None or self.embedder is None else self.embedder.model
         terms = query_terms(query)
+        nearest: list[tuple[str, float]] | None = None
+        if vector is not None and model is not None and self.store.dialect.name == "postgres":
+            dim = len(vector) // 4
+            if (yield ("store", lambda: self.store.memory_pgvector(dim))):
+                nearest = yield (
+                    "store",
+                    lambda: self.store.memory_nearest(self.subject, model, vector, PG_NEAREST),
+                )
         index, matches, items, rows = yield (
             "store",
-            lambda: self.store.memory_search_sources(self.subject, terms, TERM_CAP, model),
+            lambda: self.store.memory_search_sources(
+                self.subject, terms, TERM_CAP, model, scan=nearest is None
+            ),
         )
         if model is not None and index is not None and index[0] != model:
             raise MemoryIndexMismatch(
@@ -294,7 +306,10 @@ class _MemoryCore:
                 f"configure Harness(embedder={index[0]!r})"
             )
         created = {i: at for i, at, t in items if wanted is None or wanted & _tags_of(t)}
-        similar = similarities(vector, rows) if vector is not None else []
+        if nearest is not None:
+            similar = nearest
+        else:
+            similar = similarities(vector, rows) if vector is not None else []
         ranked = fuse(matches, similar, created, k, vectors=vector is not None)
         found = yield (
             "store",

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 from tether.errors import ConfigurationError
@@ -24,20 +25,39 @@ def redact_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{userinfo.split(':', 1)[0]}:***@{host}"))
 
 
+def encrypting_codec(key: str | Sequence[str] | None = None) -> PayloadCodec | None:
+    """The codec for ``key`` (default ``TETHER_ENCRYPTION_KEY``): None when neither is set."""
+    source = "encryption_key"
+    if key is None:
+        key, source = os.environ.get("TETHER_ENCRYPTION_KEY") or None, "TETHER_ENCRYPTION_KEY"
+    if not key:
+        return None
+    from tether.store.encryption import EncryptingCodec
+
+    return EncryptingCodec(key, source)
+
+
 def open_store(
     url: str | None = None,
     *,
     durability: str = "process",
     create: bool = True,
     codec: PayloadCodec | None = None,
+    encryption_key: str | Sequence[str] | None = None,
 ) -> Store:
     """Open (and migrate) the store at ``url``; default ``TETHER_STORE`` or ``.tether/``.
 
     ``create=False`` opens only a store that exists (``StoreNotFound`` otherwise, naming
     it and how to create one): for commands that only read. With ``create`` a SQLite
     file is created in an existing folder (a missing ``.tether`` folder is made too).
-    ``codec`` encodes every payload column (``PayloadCodec``; identity by default)."""
+    ``codec`` encodes every payload column (``PayloadCodec``; identity by default).
+    ``encryption_key`` (default ``TETHER_ENCRYPTION_KEY``) encrypts them at rest: a key
+    from ``tether keygen``, or a key ring ``"NEW,OLD"`` / ``[new, old]`` (``encryption.py``)."""
     url = url or os.environ.get("TETHER_STORE") or DEFAULT_URL
+    if codec is None:
+        codec = encrypting_codec(encryption_key)
+    elif encryption_key:
+        raise ConfigurationError("give open_store a codec or an encryption_key, not both")
     parts = urlsplit(url)
     if parts.scheme == "sqlite":
         path = url.split("://", 1)[1].split("?", 1)[0]

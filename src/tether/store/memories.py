@@ -184,6 +184,8 @@ def put_vector(tx: Tx, seq: int, subject: str, model: str, dimension: int, vecto
         "dimension=excluded.dimension, vector=excluded.vector",
         (seq, subject, model, dimension, vector),
     )
+    if getattr(tx.store, "_pgvector", False):
+        pgvector_put(tx, seq, subject, model, vector)
 
 
 def subject_vectors(tx: Tx, subject: str, model: str) -> list[tuple[str, float, str, bytes]]:
@@ -470,3 +472,64 @@ def set_preferences(tx: Tx, subject: str, prefs: dict[str, Any], now: float) -> 
 
 
 LIST_SUBJECTS = "SELECT id FROM subjects UNION SELECT DISTINCT subject FROM memories ORDER BY 1"
+
+
+# -- pgvector (optional, PostgreSQL) -------------------------------------------------------------
+# Where ``CREATE EXTENSION vector`` succeeds, the store keeps a second copy of each vector in
+# ``memory_pgvectors`` with an HNSW index, and a search asks it for the nearest items instead
+# of scanning the subject's vectors. Debian's PostgreSQL here has no pgvector: the attempt
+# fails inside a savepoint, the transaction goes on, and the exact scan stays the path.
+def enable_pgvector(tx: Tx, dimension: int) -> bool:
+    """Set up the pgvector table (once); False where the extension cannot be created."""
+    if tx.d.name != "postgres":
+        return False
+    import psycopg
+
+    try:
+        with tx.conn.transaction():  # a savepoint: a failure leaves the transaction usable
+            tx.conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+    except psycopg.Error:
+        return False
+    tx.conn.execute(
+        "CREATE TABLE IF NOT EXISTS memory_pgvectors (memory_seq BIGINT PRIMARY KEY "
+        "REFERENCES memories (seq) ON DELETE CASCADE, subject TEXT NOT NULL, model TEXT NOT "
+        f"NULL, embedding vector({int(dimension)}) NOT NULL)"
+    )
+    tx.conn.execute(
+        "CREATE INDEX IF NOT EXISTS memory_pgvectors_hnsw ON memory_pgvectors "
+        "USING hnsw (embedding vector_cosine_ops)"
+    )
+    return True
+
+
+def _pg_literal(vector: bytes) -> str:
+    import array
+
+    values = array.array("f")
+    values.frombytes(vector)
+    return "[" + ",".join(f"{v:.7g}" for v in values) + "]"
+
+
+def pgvector_put(tx: Tx, seq: int, subject: str, model: str, vector: bytes) -> None:
+    tx.execute(
+        "INSERT INTO memory_pgvectors (memory_seq, subject, model, embedding) "
+        "VALUES (?, ?, ?, ?::vector) ON CONFLICT (memory_seq) DO UPDATE SET "
+        "model=excluded.model, embedding=excluded.embedding",
+        (seq, subject, model, _pg_literal(vector)),
+    )
+
+
+def pgvector_nearest(
+    tx: Tx, subject: str, model: str, query: bytes, limit: int
+) -> list[tuple[str, float]]:
+    """(id, cosine) of the subject's ``limit`` nearest current items, from the HNSW index
+    (iterative scans, pgvector 0.8+, keep the subject filter from starving the result)."""
+    tx.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+    literal = _pg_literal(query)
+    rows = tx.all(
+        "SELECT m.id, 1 - (p.embedding <=> ?::vector) FROM memory_pgvectors p "
+        "JOIN memories m ON m.seq = p.memory_seq WHERE p.subject=? AND p.model=? "
+        "AND m.superseded_at IS NULL ORDER BY p.embedding <=> ?::vector LIMIT ?",
+        (literal, subject, model, literal, limit),
+    )
+    return [(r[0], float(r[1])) for r in rows]

@@ -26,7 +26,7 @@ class RunQuery:
     before: str | None = None
 
 
-def runs_sql(q: RunQuery, cap: int | None = 500) -> tuple[str, list[Any]]:
+def runs_sql(q: RunQuery, cap: int | None = 500, payloads: bool = True) -> tuple[str, list[Any]]:
     where: list[str] = []
     params: list[Any] = []
     if q.function_id:
@@ -46,11 +46,15 @@ def runs_sql(q: RunQuery, cap: int | None = 500) -> tuple[str, list[Any]]:
         params.append(q.event_id)
     if q.text:
         like = "%" + q.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        where.append(
-            "(id LIKE ? ESCAPE '\\' OR input LIKE ? ESCAPE '\\' OR "
-            "coalesce(output, '') LIKE ? ESCAPE '\\' OR coalesce(error, '') LIKE ? ESCAPE '\\')"
-        )
-        params.extend([like] * 4)
+        if payloads:
+            where.append(
+                "(id LIKE ? ESCAPE '\\' OR input LIKE ? ESCAPE '\\' OR "
+                "coalesce(output, '') LIKE ? ESCAPE '\\' OR coalesce(error, '') LIKE ? ESCAPE '\\')"
+            )
+            params.extend([like] * 4)
+        else:  # encrypted payloads say nothing to SQL: the text matches run ids only
+            where.append("id LIKE ? ESCAPE '\\'")
+            params.append(like)
     if q.before:
         where.append("seq < coalesce((SELECT seq FROM runs WHERE id=?), -1)")
         params.append(q.before)

@@ -51,6 +51,7 @@ Adding a feature's tables and queries (memory, context windows, evals, audit)
 from __future__ import annotations
 
 import abc
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
@@ -124,6 +125,8 @@ class SQLStore(Store):
         self.codec = codec or IDENTITY
         self.create = create  # False: migrate() refuses to create a store that is not there
         self._fresh: set[str] = set()  # runs this process created already claimed
+        self._pgvector: bool | None = None  # memory searches through pgvector (None: untried)
+        self._active = threading.local()  # active_tx()
 
     # -- what each backend supplies -------------------------------------------------------
     @abc.abstractmethod
@@ -161,7 +164,7 @@ class SQLStore(Store):
 
     def reading(self, fn: Callable[[Tx], T]) -> T:
         """Run ``fn(tx)`` on one read connection (several reads, one connection)."""
-        return self._on_reader(lambda conn: fn(Tx(conn, self)))
+        return self._on_reader(self._bound(fn))
 
     def write(self, fn: Callable[[Tx], T], *, sync: bool = False, single: bool = False) -> T:
         """Run ``fn(tx)`` in one transaction, group-committed with concurrent writers.
@@ -169,7 +172,27 @@ class SQLStore(Store):
         ``sync``: the commit reaches the disk even in ``durability="process"``.
         ``single``: ``fn`` stays right if each of its statements commits on its own (one
         statement, or fenced ones), so alone in its batch it may skip BEGIN/COMMIT."""
-        return self._submit(lambda conn: fn(Tx(conn, self)), sync, single)
+        return self._submit(self._bound(fn), sync, single)
+
+    def _bound(self, fn: Callable[[Tx], T]) -> Callable[[Any], T]:
+        """``fn`` on a ``Tx`` of the connection, known to this thread as the transaction
+        under way (``active_tx``) while it runs."""
+
+        def run(conn: Any) -> T:
+            tx, prev = Tx(conn, self), self.active_tx()
+            self._active.tx = tx
+            try:
+                return fn(tx)
+            finally:
+                self._active.tx = prev
+
+        return run
+
+    def active_tx(self) -> Tx | None:
+        """The transaction this thread is running an operation of this store in, if any: a
+        codec that needs the store (a subject's data key) works inside it instead of
+        waiting for a transaction of its own behind it."""
+        return getattr(self._active, "tx", None)
 
     def run_sql(self, fn: Callable[[Any, Dialect], T], *, write: bool) -> T:
         """Run ``fn(connection, dialect)`` for modules of shared statements that take a raw
@@ -204,6 +227,7 @@ class SQLStore(Store):
             for number, text in scripts:
                 if number > version:
                     self._apply_migration(tx, text)
+            self.codec.attach(self, tx)  # refuses a wrong or missing encryption key
             tx.execute(
                 "INSERT INTO tether_meta (key, value) VALUES ('schema_version', ?) "
                 "ON CONFLICT (key) DO UPDATE SET value=excluded.value",
@@ -672,9 +696,17 @@ class SQLStore(Store):
             (key, value),
         )
 
+    # -- encryption at rest (encryption.py) ---------------------------------------------------
+    def destroy_subject_key(self, subject: str) -> bool:
+        """Delete ``subject``'s data key: its data still on disk (or in backups) can no
+        longer be decrypted. Whether there was a key (none without encryption)."""
+        from tether.store.encryption import destroy_subject_key
+
+        return self.write(lambda tx: destroy_subject_key(tx, subject), sync=True)
+
     # -- dashboard reads (queries.py) ----------------------------------------------------------
     def query_runs(self, query: RunQuery) -> list[Run]:
-        sql, params = runs_sql(query)
+        sql, params = runs_sql(query, payloads=self.codec.searchable)
         return [build_run(r, [], [], self.codec) for r in self.read(sql, params)]
 
     def run_stats(
@@ -724,7 +756,13 @@ class SQLStore(Store):
         return self.reading(lambda tx: mem.current(tx, subject))
 
     def memory_search_sources(
-        self, subject: str, terms: Sequence[str], limit: int, model: str | None
+        self,
+        subject: str,
+        terms: Sequence[str],
+        limit: int,
+        model: str | None,
+        *,
+        scan: bool = True,
     ) -> tuple[
         tuple[str, int] | None,
         dict[str, list[str]],
@@ -738,11 +776,24 @@ class SQLStore(Store):
         def read(tx: Tx) -> Any:
             index = None if model is None else mem.index_info(tx)
             ranked = mem.text_matches(tx, subject, terms, limit)
-            vectors = [] if model is None else mem.subject_vectors(tx, subject, model)
+            vectors = [] if model is None or not scan else mem.subject_vectors(tx, subject, model)
             return index, ranked, mem.candidates(tx, subject), vectors
 
         result: Any = self.reading(read)
         return result  # type: ignore[no-any-return]
+
+    def memory_pgvector(self, dimension: int) -> bool:
+        """Whether searches use pgvector's HNSW index (set up on first call where ``CREATE
+        EXTENSION vector`` succeeds; the exact scan of the subject's vectors otherwise)."""
+        if self._pgvector is None:
+            self._pgvector = self.write(lambda tx: mem.enable_pgvector(tx, dimension))
+        return self._pgvector
+
+    def memory_nearest(
+        self, subject: str, model: str, query: bytes, limit: int
+    ) -> list[tuple[str, float]]:
+        """(id, cosine) of the subject's nearest items through pgvector (see above)."""
+        return self.reading(lambda tx: mem.pgvector_nearest(tx, subject, model, query, limit))
 
     def memory_index(self) -> tuple[str, int] | None:
         """(model, dimension) of the store's memory vectors, or None before the first."""
