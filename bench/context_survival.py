@@ -7,7 +7,10 @@ same); ``abuild`` runs before every question, compacting at the hard trigger. Af
 build: the pin verbatim, tool calls and results paired, the budget kept, and for updated
 facts whether the old value is shown without the new one (a stale fact served as current).
 
-    PYTHONPATH=src python bench/context_survival.py [--conversations 5]
+    PYTHONPATH=src python bench/context_survival.py [--conversations 5] [--store]
+
+``--store`` replays into ``th.context`` windows on a SQLite file (the store-backed log,
+compaction appended as summaries there) instead of the in-memory ``WindowCore``.
 """
 
 from __future__ import annotations
@@ -15,25 +18,37 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import tempfile
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
 from context_data import dataset
 
+import tether
 from context import to_message
 from tether.context import MemoryWindowLog, WindowCore, check_all, extractive_summarizer
 
 PIN = "Customer profile: Ada Lovelace, account ACC-7781, ships to /addr/berlin-10115"
 
 
-async def replay(conv: dict[str, object], budget: int) -> dict[str, int]:
-    w = WindowCore(
-        MemoryWindowLog(),
-        budget=budget,
-        system="Answer from the conversation.",
-        summarizer=extractive_summarizer,
-    )
+async def replay(conv: dict[str, object], budget: int, th: Any = None) -> dict[str, int]:
+    w: Any
+    if th is None:
+        w = WindowCore(
+            MemoryWindowLog(),
+            budget=budget,
+            system="Answer from the conversation.",
+            summarizer=extractive_summarizer,
+        )
+    else:  # the store-backed window of th.context, same settings
+        w = th.context(
+            f"survival:{conv['id']}",
+            budget=budget,
+            system="Answer from the conversation.",
+            summarizer=extractive_summarizer,
+        )
     w.pin("profile", PIN)
     stats = dict.fromkeys(
         (
@@ -80,14 +95,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="compaction survival")
     parser.add_argument("--conversations", type=int, default=5)
     parser.add_argument("--budget", type=int, default=2000)
+    parser.add_argument("--store", action="store_true", help="th.context on a SQLite file")
     args = parser.parse_args()
     data = dataset(7, args.conversations, 300)
     total: dict[str, int] = {}
-    for conv in data["conversations"]:
-        for k, v in asyncio.run(replay(conv, args.budget)).items():
-            total[k] = total.get(k, 0) + v
+    with tempfile.TemporaryDirectory() as folder:
+        th = tether.Harness(f"sqlite:///{folder}/survival.db") if args.store else None
+        for conv in data["conversations"]:
+            for k, v in asyncio.run(replay(conv, args.budget, th)).items():
+                total[k] = total.get(k, 0) + v
+        if th is not None:
+            th.close()
     b = total["builds"]
     print(
+        f"{'th.context (SQLite)' if args.store else 'WindowCore (memory)'}: "
         f"{args.conversations} conversations, budget {args.budget}: {b} builds, "
         f"{total['compactions']} compactions"
     )

@@ -14,7 +14,9 @@ against without it, the longest write batch, and what ``--vacuum`` gives back.
    ``ended_at``: over ``--window`` seconds before the prune, during the whole prune
    (``Harness.prune(older_than="30d")`` in this process, the default batching), and over
    ``--window`` seconds after it. Ratio = during / mean(before, after); target >= 0.8.
-4. Then ``Harness.vacuum()``: the file's size before and after, and how long it took.
+4. Then ``Harness.vacuum()``: the file's size before and after, and how long it took; and
+   how long one full ``VACUUM`` of what remains takes (what the first ``--vacuum`` of a
+   store created before incremental vacuum costs, per MB left).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import argparse
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -122,6 +125,10 @@ def main() -> None:
         longest_batch_ms=round(result.longest_batch_s * 1000, 1),
         p50_batch_ms=round(result.batch_quantile(0.5) * 1000, 1),
         p99_batch_ms=round(result.batch_quantile(0.99) * 1000, 1),
+        slowest_batches_wall_cpu_ms=[
+            (round(w * 1000, 1), round(c * 1000, 1))
+            for w, c in sorted(zip(result.batch_times, result.batch_cpu, strict=True))[-5:]
+        ],
         runs_per_s_before=round(before, 1),
         runs_per_s_during=round(during, 1),
         runs_per_s_after=round(after, 1),
@@ -136,6 +143,12 @@ def main() -> None:
         figures["file_mb_before_vacuum"] = round(shrunk["bytes_before"] / 1e6, 1)
         figures["file_mb_after_vacuum"] = round(os.path.getsize(path) / 1e6, 1)
     th.close()
+    if not args.url:  # what the one full VACUUM of an older store costs, on what remains
+        conn = sqlite3.connect(path, isolation_level=None)
+        t = time.perf_counter()
+        conn.execute("VACUUM")
+        figures["full_vacuum_s"] = round(time.perf_counter() - t, 1)
+        conn.close()
     if schema is not None:
         import psycopg
 

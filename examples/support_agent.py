@@ -43,7 +43,13 @@ def main() -> None:
             return runs[0].status.value if runs else "none"
 
         text = "My standing desk, order C-3003, never arrived. Please refund it."
-        message = {"conversation_id": "c1", "customer": "cy", "message_id": "c1#1", "text": text}
+        message = {
+            "conversation_id": "c1",
+            "customer": "cy",
+            "subject": "customer:cy",  # whose data the reply's run is (th.subject(...))
+            "message_id": "c1#1",
+            "text": text,
+        }
         with th.worker():
             th.send(tether.Event("customer.message", message, id="msg:c1#1"))
             wait(lambda: status("support-reply") == "completed", "the agent's reply")

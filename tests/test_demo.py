@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+import tether
+
 
 def _row(out: str, label: str) -> str:
     """The value cell of a row of the demo's "what happened" table."""
@@ -41,8 +43,9 @@ def test_demo_passes(tmp_path: Path) -> None:
     assert "Approved refunds reach your card in 3-5 business days." in out
     assert "agent (local model):" in out  # the hosted model was down: the local one answered
     # What happened.
-    assert _row(out, "conversations / customer messages") == "6 / 7"
-    assert _row(out, "replies completed / cancelled (stale)").endswith("/ 1")
+    assert _row(out, "conversations / customer messages") == "6 / 8"
+    replies = _row(out, "replies completed / cancelled (stale)")
+    assert replies == "5 / 1 (and 2 deleted with a forgotten customer)"
     assert _row(out, "fallbacks to the local model") == "1"
     assert "local:smollm2-135m: 1" in _row(out, "LLM calls by model")
     failed = _row(out, "LLM failed attempts absorbed")
@@ -56,6 +59,28 @@ def test_demo_passes(tmp_path: Path) -> None:
     once = _row(out, "refunds issued exactly once")
     assert once == "yes: B-2002 $25.00 (ch_0001), C-3003 $480.00 (ch_0002)"
     assert "cancelled; refund was waiting, then approved and issued" in out
+    forgotten = _row(out, "customer dee forgotten (th.subject().forget())")
+    assert forgotten.startswith("runs 2, events 2") and forgotten.endswith(
+        "erased from the file: yes"
+    )
+    after = _row(out, "after forgetting")
+    assert (
+        after == "subject listed: no; raw scan of the store for what dee said ('Lisbon'): not found"
+    )
+    # Context windows and long-term memory, where this tether has them.
+    if hasattr(tether.Context, "context"):
+        assert "Your refund R-C-3003 is waiting for approval." in out  # read from the summary
+        assert _row(out, "context windows").endswith("1 compaction(s)")
+        assert re.match(
+            r"5 items folded, \d+ -> \d+ tokens",
+            _row(out, "compactions (summarizer: the hosted model)"),
+        )
+        assert int(_row(out, "tokens saved by the windows").split()[0].replace(",", "")) > 0
+    else:
+        assert _row(out, "context windows") == "not in this build (ctx.context not available)"
+    if hasattr(tether.Context, "memory"):
+        assert "I will keep you posted by email, as you prefer." in out  # her memory, recalled
+        assert "memories 1" in forgotten
     # The audit, the eval, the dashboard.
     assert "tether audit runs: all runs" in out
     assert re.search(
@@ -74,6 +99,6 @@ def test_demo_passes(tmp_path: Path) -> None:
     )
     assert listed.returncode == 0, listed.stderr
     statuses = sorted(r["status"] for r in json.loads(listed.stdout))
-    assert statuses == ["cancelled"] + ["completed"] * 6  # the store the dashboard opens
+    assert statuses == ["cancelled"] + ["completed"] * 5  # the store the dashboard opens
     seconds = float(re.search(r"total time: ([\d.]+)s", out).group(1))  # type: ignore[union-attr]
     assert seconds < 180

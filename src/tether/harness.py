@@ -459,7 +459,8 @@ class Harness:
         """Delete what is older than ``older_than`` (a duration for every kind, or a mapping
         of kind to duration): finished runs with their steps, events no live run came from,
         finished experiments (the latest ``keep_experiments`` of each evaluation and
-        baselines stay), online scores, LangGraph checkpoints, expired breaker records.
+        baselines stay), online scores, LangGraph checkpoints, expired breaker records,
+        superseded memory versions, context window items (see README, Retention).
         Event ids seen in the last 24 h are kept for deduplication. Returns the counts per
         kind (``result["runs"]``, ``result["steps"]``...; ``result.bytes`` per kind);
         ``dry_run`` only counts. Batches are short, so workers keep going meanwhile."""
@@ -484,6 +485,36 @@ class Harness:
         if vacuum is None:
             raise ConfigurationError(f"the store {self.store_url} cannot be vacuumed")
         return vacuum()
+
+    def context(
+        self,
+        key: str,
+        *,
+        model: str | None = None,
+        budget: int | None = None,
+        system: str | None = None,
+        subject: str | None = None,
+        memory: bool = False,
+        summarizer: Any = None,
+        extract: bool = False,
+    ) -> Any:
+        """The context window ``key`` (``ContextWindow``): the same key reopens the same log,
+        in any process. Needs ``model`` (whose context window sets the budget) or
+        ``budget``. Inside a durable function use ``ctx.context(...)``."""
+        from tether.context.windows import ContextWindow, open_state
+
+        options = dict(
+            model=model,
+            budget=budget,
+            system=system,
+            subject=subject,
+            memory=memory,
+            summarizer=summarizer,
+            extract=extract,
+        )
+        # the engine's observer when it runs (tracing); no engine is started for a window
+        state = open_state(self.store, key, options, engine=self._engine, embedder=self.embedder)
+        return ContextWindow(state)
 
     # -- subjects (DESIGN 4b) ------------------------------------------------------------------
     def subject(self, subject_id: str) -> Subject:
@@ -520,34 +551,6 @@ class Harness:
     async def asubjects(self) -> list[str]:
         """Async version of ``subjects``."""
         return await asyncio.to_thread(self.subjects)
-
-    def context(
-        self,
-        key: str,
-        *,
-        model: str | None = None,
-        budget: int | None = None,
-        system: str | None = None,
-        subject: str | None = None,
-        memory: bool = False,
-        summarizer: Any = None,
-        extract: bool = False,
-    ) -> Any:
-        """The context window ``key`` (``ContextWindow``): the same key reopens the same log,
-        in any process. Needs ``model`` (whose context window sets the budget) or
-        ``budget``. Inside a durable function use ``ctx.context(...)``."""
-        from tether.context.windows import ContextWindow, open_state
-
-        options = dict(
-            model=model,
-            budget=budget,
-            system=system,
-            subject=subject,
-            memory=memory,
-            summarizer=summarizer,
-            extract=extract,
-        )
-        return ContextWindow(open_state(self.store, key, options, engine=self.engine))
 
     def worker(self, concurrency: int = 10, poll_interval: float = 0.2) -> Worker:
         """A worker executing this harness's functions; ``start()``, ``run()`` or ``with``."""

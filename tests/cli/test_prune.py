@@ -99,7 +99,9 @@ def test_kind_restricts_the_prune_and_a_bad_kind_names_the_kinds(db: Path) -> No
 def test_the_progress_bar_follows_each_kind_to_its_total() -> None:
     totals = PruneResult(dry_run=True)
     totals.add("runs", 10, 100)
+    totals.add("steps", 20)
     bars = Bars(totals)
+    assert list(bars.tasks) == ["runs"]  # a bar per kind, not per dependent count
     bars("runs", 4, 40)
     assert bars.progress.tasks[0].completed == 4 and bars.progress.tasks[0].total == 10
     bars("runs", 10, 100)

@@ -242,3 +242,53 @@ def test_failed_summarisation_keeps_the_old_summary_and_turns(tmp_path: Path) ->
         assert [i.kind for i in conv.items()] == ["message"] * 30
         with pytest.raises(RuntimeError, match="model down"):
             conv.compact()
+
+
+def test_a_fallback_with_a_smaller_window_gets_its_own_build(
+    vth: tether.Harness, fake: FakeLLMServer
+) -> None:
+    from tether.llm import set_prices
+
+    set_prices(
+        {
+            "openai:ctxwin-test-big": {"input": 0, "output": 0, "context_window": 16000},
+            "openai:ctxwin-test-small": {"input": 0, "output": 0, "context_window": 1200},
+        }
+    )
+    big = f"openai-compatible:{fake.url}/v1#ctxwin-test-big"
+    small = f"openai-compatible:{fake.url}/v1#ctxwin-test-small"
+    fake.fault("server_error", model="ctxwin-test-big").reply("from the small model")
+
+    @vth.function(id="fallback")
+    async def fallback(ctx: tether.Context) -> str:
+        conv = ctx.context("fb:1", model=big)  # the budget comes from the model
+        for i in range(60):
+            await conv.add("user", f"note {i}: " + "words " * 20)
+            await conv.add("assistant", f"ok {i}")
+        resp = await ctx.step.llm(
+            "ask", model=big, fallbacks=[small], context=conv, max_tokens=100, max_attempts=1
+        )
+        return str(resp.text)
+
+    assert vth.run(fallback) == "from the small model"
+    first, second = fake.requests[-2], fake.requests[-1]
+    assert (first.model, second.model) == ("ctxwin-test-big", "ctxwin-test-small")
+    assert len(second.prompt) < len(first.prompt) / 2  # built again to fit 1,200 tokens
+    report = vth.context("fb:1", model=big).items()[-1].meta["report"]
+    assert report["budget"] < 1200 and report["tokens"] <= report["budget"]
+
+
+def test_plain_durable_function_window_blocks_and_compacts(vth: tether.Harness) -> None:
+    @vth.function(id="plain")
+    def plain(ctx: tether.SyncContext) -> dict[str, Any]:
+        conv = ctx.context("plain:1", budget=900, summarizer=extractive_summarizer)
+        for i in range(30):
+            conv.add("user", f"Step {i}: check srv-{i} " + "detail " * 12)
+            conv.add("assistant", f"Checked srv-{i}.")
+        built = conv.build()
+        ctx.step.sleep("pause", 5)
+        return {"compacted": built.report.compacted, "n": len(conv.items())}
+
+    assert vth.run(plain) == {"compacted": True, "n": 61}  # 60 messages and one summary
+    run = vth.list_runs("plain")[0]
+    assert [s.id for s in vth.get_run(run.id).steps] == ["context.compact", "pause"]

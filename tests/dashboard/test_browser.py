@@ -138,6 +138,29 @@ def test_ids_with_quotes_and_markup_stay_data(live_server: Server, page: Any) ->
     assert rerun.replay_of == run_id
 
 
+def test_window_page_and_a_runs_context_report(live_server: Server, page: Any) -> None:
+    from tests.dashboard.test_windows import windowed_run
+    from tether.testing import FakeLLMServer
+
+    with FakeLLMServer() as server:
+        run_id = windowed_run(live_server.harness, server)
+    page.goto(f"{live_server.url}/windows")
+    page.click("text=support/1")
+    page.wait_for_url("**/windows/support/1")
+    sync_api.expect(page.locator("#pins")).to_contain_text("ACC-7781")
+    sync_api.expect(page.locator("#artifacts tr.artifact")).to_have_count(1)
+    sync_api.expect(page.locator("#items tr.item")).to_have_count(5)
+    sync_api.expect(page.locator("#items .report").last).to_contain_text("tool_results")
+    page.goto(f"{live_server.url}/runs/{run_id}")
+    row = page.locator("tr.step[data-step=answer]")
+    row.locator("xpath=following-sibling::tr[1]").locator("summary").click()
+    report = page.locator(".context-report").last
+    sync_api.expect(report).to_be_visible()
+    sync_api.expect(report).to_contain_text("stubbed 1")
+    report.locator("a").click()
+    page.wait_for_url("**/windows/support/1")
+
+
 def test_a_subjects_page_deletes_memories_saves_preferences_exports_and_forgets(
     tmp_path: Path, page: Any
 ) -> None:
@@ -175,7 +198,7 @@ def test_a_subjects_page_deletes_memories_saves_preferences_exports_and_forgets(
         href = page.locator("#export").get_attribute("href")
         exported = page.request.get(server.url + str(href)).json()
         assert exported["subject"] == "user:42"
-        assert [m["text"] for m in exported["memories"]] == ["lives in Lyon"]  # deleted: gone
+        assert [m["text"] for m in exported["memories"]] == ["lives in Lyon"]  # deleted is gone
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "dashboard-subject.png"), full_page=True)
 
@@ -186,26 +209,3 @@ def test_a_subjects_page_deletes_memories_saves_preferences_exports_and_forgets(
         page.goto(f"{server.url}/subjects/user:42")
         sync_api.expect(page.locator("h2")).to_have_text("Subject not found")
     th.close()
-
-
-def test_window_page_and_a_runs_context_report(live_server: Server, page: Any) -> None:
-    from tests.dashboard.test_windows import windowed_run
-    from tether.testing import FakeLLMServer
-
-    with FakeLLMServer() as server:
-        run_id = windowed_run(live_server.harness, server)
-    page.goto(f"{live_server.url}/windows")
-    page.click("text=support/1")
-    page.wait_for_url("**/windows/support/1")
-    sync_api.expect(page.locator("#pins")).to_contain_text("ACC-7781")
-    sync_api.expect(page.locator("#artifacts tr.artifact")).to_have_count(1)
-    sync_api.expect(page.locator("#items tr.item")).to_have_count(5)
-    sync_api.expect(page.locator("#items .report").last).to_contain_text("tool_results")
-    page.goto(f"{live_server.url}/runs/{run_id}")
-    row = page.locator("tr.step[data-step=answer]")
-    row.locator("xpath=following-sibling::tr[1]").locator("summary").click()
-    report = page.locator(".context-report").last
-    sync_api.expect(report).to_be_visible()
-    sync_api.expect(report).to_contain_text("stubbed 1")
-    report.locator("a").click()
-    page.wait_for_url("**/windows/support/1")

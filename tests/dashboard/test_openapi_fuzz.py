@@ -23,14 +23,14 @@ OPERATIONS = [
     "GET /api/events",
     "POST /api/events",
     "GET /api/audit",
+    "GET /api/windows",
+    "GET /api/windows/{key}",
     "GET /api/subjects",
     "GET /api/subjects/{subject}",
     "DELETE /api/subjects/{subject}",
     "GET /api/subjects/{subject}/export",
     "DELETE /api/subjects/{subject}/memory/{item}",
     "PUT /api/subjects/{subject}/preferences",
-    "GET /api/windows",
-    "GET /api/windows/{key}",
 ]
 
 

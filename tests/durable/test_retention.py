@@ -123,3 +123,17 @@ def test_two_worker_processes_run_each_tick_once(tmp_path: Path, store_url: str)
     assert store.read("SELECT count(*) FROM takeovers")[0][0] == 0  # no tick ran twice
     assert store.read("SELECT count(*) FROM runs WHERE function_id='old'")[0][0] == 0
     th.close()
+
+
+def test_the_readme_retention_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import re
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    code = next(b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "retention={" in b)
+    monkeypatch.chdir(tmp_path)
+    th = tether.Harness(f"sqlite:///{tmp_path / 'readme.db'}")
+    namespace: dict[str, Any] = {"tether": tether, "th": th}
+    exec(compile(code, "README.md", "exec"), namespace)
+    assert namespace["result"]["runs"] == 0 and namespace["th"].retention is not None
+    th.close()
+    namespace["th"].close()

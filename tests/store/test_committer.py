@@ -136,3 +136,90 @@ def test_sync_is_passed_to_the_batch() -> None:
     committer.submit(lambda conn: 1, sync=True)
     committer.submit(lambda conn: 2)
     assert seen == [[True], [False]]
+
+
+class Interrupted(Exception):
+    pass
+
+
+def _wait_queued(committer: GroupCommitter[str], n: int) -> None:
+    deadline = time.monotonic() + 5
+    while len(committer._queue) < n:  # queued behind the commit in progress
+        assert time.monotonic() < deadline
+        time.sleep(0.001)
+
+
+def test_a_caller_interrupted_while_queued_stalls_nobody() -> None:
+    """A caller that stops waiting (a signal on the main thread) leaves its operation
+    queued: a later batch commits it, and the callers queued behind it get their turn."""
+    import signal
+
+    rec = Recorder()
+    committer: GroupCommitter[str] = GroupCommitter(rec)
+    first_running, release = threading.Event(), threading.Event()
+    outcomes: dict[str, Any] = {}
+
+    def slow_first(conn: str) -> str:
+        first_running.set()
+        release.wait(5)
+        return "first"
+
+    def call(name: str, fn: Any) -> None:
+        outcomes[name] = committer.submit(fn)
+
+    first = threading.Thread(target=call, args=("first", slow_first))
+    first.start()
+    assert first_running.wait(5)
+
+    def interrupt(*_: Any) -> None:
+        raise Interrupted()
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.1)
+        with pytest.raises(Interrupted):
+            committer.submit(lambda conn: "interrupted")  # queued behind the first
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    behind = threading.Thread(target=call, args=("behind", lambda conn: "behind"))
+    behind.start()
+    _wait_queued(committer, 2)
+    release.set()
+    for t in (first, behind):
+        t.join(10)
+        assert not t.is_alive()
+    assert outcomes == {"first": "first", "behind": "behind"}
+    assert rec.batches == [["first"], ["interrupted", "behind"]]
+    assert committer.submit(lambda conn: "after") == "after"
+
+
+def test_every_queued_caller_returns_once_its_batch_committed() -> None:
+    """Callers queued behind a slow commit all return after the next batch, without
+    taking turns on a lock: the second batch holds every one of them."""
+    rec = Recorder()
+    committer: GroupCommitter[str] = GroupCommitter(rec)
+    first_running, release = threading.Event(), threading.Event()
+
+    def slow_first(conn: str) -> str:
+        first_running.set()
+        release.wait(5)
+        return "first"
+
+    lead = threading.Thread(target=committer.submit, args=(slow_first,))
+    lead.start()
+    assert first_running.wait(5)
+    done: list[str] = []
+    queued = [
+        threading.Thread(target=lambda n=n: done.append(committer.submit(lambda c, n=n: str(n))))
+        for n in range(6)
+    ]
+    for t in queued:
+        t.start()
+    _wait_queued(committer, 6)
+    release.set()
+    for t in [lead, *queued]:
+        t.join(10)
+        assert not t.is_alive()
+    assert sorted(done) == [str(n) for n in range(6)]
+    assert len(rec.batches) == 2 and sorted(rec.batches[1]) == sorted(done)

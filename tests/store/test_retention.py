@@ -269,7 +269,8 @@ def test_langgraph_checkpoints_keep_each_threads_newest(th: tether.Harness) -> N
 
 def test_a_prune_racing_live_workers_loses_nothing_live(th: tether.Harness) -> None:
     """Runs sleep and wait for events while another thread prunes everything finished, over
-    and over: every run ends, each step ran once, and finished runs were pruned meanwhile."""
+    and over (quick runs finish and go meanwhile): every run ends, each step ran once, and
+    each run was pruned once, after it ended."""
     executed: Counter[tuple[str, str]] = Counter()
     lock = threading.Lock()
 
@@ -286,6 +287,10 @@ def test_a_prune_racing_live_workers_loses_nothing_live(th: tether.Harness) -> N
         ctx.step.wait_for_event("go", event="go", match="data.n", timeout=30)
         return str(ctx.step.run("c", mark, ctx.run_id, "c"))
 
+    @th.function(trigger=tether.on_event("quick"))
+    def quick(ctx: tether.SyncContext) -> str:
+        return str(ctx.step.run("q", mark, ctx.run_id, "q"))
+
     stop = threading.Event()
     pruned: list[int] = []
 
@@ -299,7 +304,7 @@ def test_a_prune_racing_live_workers_loses_nothing_live(th: tether.Harness) -> N
         thread.start()
         try:
             for n in range(total):
-                th.send(tether.Event("job", {"n": n}))
+                th.send([tether.Event("job", {"n": n}), tether.Event("quick", {"n": n})])
             deadline = time.monotonic() + 40
             while sum(1 for (_, s) in executed if s == "b") < total:
                 assert time.monotonic() < deadline, "runs stopped making progress"
@@ -308,10 +313,70 @@ def test_a_prune_racing_live_workers_loses_nothing_live(th: tether.Harness) -> N
             while sum(1 for (_, s) in executed if s == "c") < total:
                 assert time.monotonic() < deadline, "a waiting run lost its wake-up"
                 time.sleep(0.05)
+            while sum(pruned) < 2 * total:  # every run ends, then goes
+                assert time.monotonic() < deadline, f"pruned {sum(pruned)} of {2 * total}"
+                time.sleep(0.05)
         finally:
             stop.set()
             thread.join()
-    assert len({rid for rid, _ in executed}) == total
+    assert len({rid for rid, _ in executed}) == 2 * total
     assert set(executed.values()) == {1}, "a step ran twice: its checkpoint was lost"
-    assert sum(pruned) + len(th.list_runs(status="completed", limit=1000)) == total
-    assert sum(pruned) > 0
+    assert sum(pruned) == 2 * total and th.list_runs() == []
+
+
+def test_superseded_memory_versions_go_and_current_ones_stay(th: tether.Harness) -> None:
+    from tether.store.memories import NewMemory
+
+    store = _sql(th)
+    old = time.time() - 40 * DAY
+
+    def new(mid: str, text: str, at: float) -> NewMemory:
+        return NewMemory(mid, "user:1", text, None, (), at)
+
+    store.ensure_subject("user:1")
+    store.memory_add(new("m1", "likes tea", old))
+    store.memory_update("m1", new("m2", "likes green tea", old + 1))  # m1 superseded 40 days ago
+    store.memory_update("m2", new("m3", "likes oolong", time.time()))  # m2 superseded now
+    store.memory_add(new("k1", "lives in Lyon", old))  # current, however old
+    dry = th.prune(older_than="30d", dry_run=True)
+    counts = th.prune(older_than="30d")
+    assert counts["memory"] == dry["memory"] == 1 and counts.bytes["memory"] > 0
+    ids = {r[0] for r in store.read("SELECT id FROM memories")}
+    assert ids == {"m2", "m3", "k1"}
+    assert {m.id for m in store.memory_list("user:1")} == {"m3", "k1"}
+    assert store.memory_delete("user:1", "m3", None, time.time()) == 2  # the chain, m2 incl.
+
+
+def test_windows_untouched_are_cleared_and_summarized_turns_go_from_those_in_use(
+    th: tether.Harness,
+) -> None:
+    from tests.context.conformance import call, result, summary, user
+    from tether.context import pin_item
+    from tether.store.retention import set_window_ttl
+
+    store = _sql(th)
+    old = time.time() - 40 * DAY
+    # in use: 6 old items, a summary through #4 (a tool call at #4 answered at #5), a new turn
+    store.window_append("live", [user("hi"), pin_item("name", "Ada"), user("a")], old)
+    store.window_append("live", [call("c1"), result("c1"), user("b")], old)
+    store.window_append("live", [summary(5, None)], old)  # #7 stands for #1..#5
+    store.window_append("live", [user("new")], time.time())  # #8
+    # untouched for 40 days: goes whole; a window with ttl=90d stays
+    store.window_append("idle", [user("x"), user("y")], old)
+    store.window_append("kept", [user("z")], old)
+    set_window_ttl(store, "kept", "90d")
+    assert set_window_ttl(store, "missing", "1d") is False
+
+    dry = th.prune(older_than="30d", dry_run=True)
+    counts = th.prune(older_than="30d")
+    assert counts["windows"] == dry["windows"] == 6  # #1, #3, #4, #5 of live; both of idle
+    assert counts["windows_cleared"] == dry["windows_cleared"] == 1
+    live = [(i.seq, i.kind) for i in store.window_read("live")[1]]
+    assert live == [(2, "pin"), (6, "message"), (7, "summary"), (8, "message")]
+    summary_now = store.window_summary("live")
+    assert summary_now is not None and summary_now.seq == 7  # still in force, still valid
+    generation, items = store.window_read("idle")
+    assert items == [] and generation == 1  # cleared: a process holding it sees it is gone
+    assert [i.seq for i in store.window_read("kept")[1]] == [1]
+    store.window_append("idle", [user("again")], time.time())  # the key works again
+    assert [i.seq for i in store.window_read("idle")[1]] == [3]

@@ -387,14 +387,12 @@ from tether.cli.audit import app as audit_app  # noqa: E402
 from tether.cli.eval import command as _eval_command  # noqa: E402
 from tether.cli.keys import register as _register_keys  # noqa: E402  (tether keygen, rekey)
 from tether.cli.llm import register as _register_llm  # noqa: E402  (tether llm, tether fake-llm)
+from tether.cli.memory import app as memory_app  # noqa: E402
 from tether.cli.subject import app as subject_app  # noqa: E402
 
 app.add_typer(audit_app, name="audit")
-app.add_typer(subject_app, name="subject")
-from tether.cli.memory import app as memory_app  # noqa: E402
-
-app.add_typer(audit_app, name="audit")
 app.add_typer(memory_app, name="memory")
+app.add_typer(subject_app, name="subject")
 app.command("eval")(_eval_command)
 _register_llm(app)
 _register_keys(app)

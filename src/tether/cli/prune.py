@@ -42,8 +42,10 @@ class Bars:
             TimeRemainingColumn(),
             console=Console(stderr=True),
         )
-        self.tasks = {
-            kind: self.progress.add_task(kind, total=max(n, 1)) for kind, n in totals.items()
+        self.tasks = {  # one bar per kind (not per dependent count such as steps)
+            kind: self.progress.add_task(kind, total=max(n, 1))
+            for kind, n in totals.items()
+            if kind in kinds()
         }
 
     def __call__(self, kind: str, done: int, size: int) -> None:
@@ -73,7 +75,8 @@ def prune_command(
 ) -> None:
     """Delete what is older than --older-than: finished runs, events no live run came from,
     old experiments (the latest of each evaluation and baselines stay), online scores,
-    LangGraph checkpoints and expired breaker records."""
+    LangGraph checkpoints, expired breaker records, superseded memory versions and context
+    window items (untouched windows; what a window's summary stands for)."""
     ages: Any = older_than
     if kind:
         unknown = [k for k in kind if k not in kinds()]

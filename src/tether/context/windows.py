@@ -24,6 +24,8 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from pydantic import BaseModel
+
 from tether.context.budget import resolve_budget
 from tether.context.build import build
 from tether.context.compaction import plan_compaction, summary_item, summary_text
@@ -34,6 +36,7 @@ from tether.context.records import (
     Compaction,
     ContextItem,
     ContextReport,
+    Hit,
     StructuredSummary,
     SummaryRequest,
 )
@@ -76,7 +79,7 @@ class WindowState:
         counter: TokenCounter | None = None,
         ex: RunExecution | None = None,
         observer: Any = None,
-        memory_retriever: Retriever | None = None,
+        embedder: str | None = None,
     ) -> None:
         if summarizer is not None and not (isinstance(summarizer, str) or callable(summarizer)):
             raise ConfigurationError(
@@ -115,7 +118,9 @@ class WindowState:
         self.settings = settings or DEFAULT_SETTINGS
         self.ex = ex
         self.observer = observer
-        self.memory_retriever = memory_retriever
+        self.embedder = embedder
+        self.memory_retriever = MemoryRetriever(self.open_memory()) if memory else None
+        self._extract_writes: Any = None
         self._lock = threading.Lock()
         self._generation: int | None = None
         self._items: list[ContextItem] = []
@@ -208,6 +213,16 @@ class WindowState:
         if not origins or max(origins.values()) <= now:
             return items
         return [i for i in items if origins.get(i.seq, 0) <= now]
+
+    def open_memory(self, writes: Any = None) -> Any:
+        """The subject's long-term memory (``tether.memory``), blocking methods."""
+        from tether.memory import open_memory
+
+        assert self.subject is not None
+        clock = self.ex.clock if self.ex is not None else None
+        return open_memory(
+            self.store, self.subject, embedder=self.embedder, clock=clock, writes=writes
+        )
 
     def retriever(self, items: list[ContextItem]) -> Retriever | list[Retriever] | None:
         if self.memory_retriever is None:
@@ -653,11 +668,166 @@ def llm_with_context(
     return call, after
 
 
+class MemoryRetriever:
+    """A subject's long-term memory (``Memory.search``: full text, embeddings and recency
+    fused) as the core's ``Retriever``: hits are ``memory:<id>``."""
+
+    MAX_K = 20
+
+    def __init__(self, memory: Any) -> None:
+        self.memory = memory
+
+    def search(self, query: str, k: int) -> list[Hit]:
+        found = self.memory.search(query, k=max(1, min(k, self.MAX_K)))
+        return [Hit(id=f"memory:{h.id}", text=h.text, score=float(h.score)) for h in found]
+
+
+# ---------------------------------------------------------------- fact extraction
+
+EXTRACT_PROMPT = (
+    "You keep a user's long-term memory. From the new messages, list the durable facts about "
+    "the user (preferences, identifiers, circumstances, decisions), one short sentence each. "
+    "When a fact updates a known fact, give that fact's id as supersedes. Give the message "
+    "number each fact comes from as item. Skip greetings, questions and anything temporary. "
+    'Answer with JSON: {"facts": [{"text": "...", "item": 12, "supersedes": null}]}'
+)
+
+
+class ExtractedFact(BaseModel):
+    text: str
+    item: int | None = None
+    supersedes: str | None = None
+
+
+class ExtractedFacts(BaseModel):
+    facts: list[ExtractedFact] = []
+
+
+def _extract_kv(key: str) -> str:
+    return f"tether:context-extract:{key}"
+
+
+def extraction_step(s: WindowState, model: Any) -> Callable[[], Awaitable[dict[str, Any]]]:
+    """The callable of the durable step ``context.extract``: the facts in the user messages
+    not extracted yet (none when the subject's preferences turn memory off)."""
+    from tether.llm import acomplete
+
+    ex = s.ex
+    assert ex is not None
+    circuit = ex.engine.breaker()
+
+    def gather() -> tuple[bool, int, list[ContextItem], list[Any]]:
+        prefs = s.store.subject_preferences(s.subject) or {}
+        if prefs.get("memory") is False:
+            return False, 0, [], []
+        last = int(s.store.kv_get(_extract_kv(s.key)) or 0)
+        new = [
+            i
+            for i in s.refresh()
+            if i.seq > last and i.message is not None and i.message.role == "user"
+        ]
+        known = s.open_memory().list()[-50:] if new else []
+        return True, last, new, known
+
+    async def extract() -> dict[str, Any]:
+        allowed, last, new, known = await asyncio.to_thread(gather)
+        if not allowed:
+            return {"skipped": "the subject's preferences turn memory off", "facts": []}
+        if not new:
+            return {"facts": [], "through": last}
+        lines = "\n".join(f"- [{m.id}] {m.text}" for m in known) or "(none)"
+        said = "\n".join(f"#{i.seq}: {i.content}" for i in new)
+        messages = [
+            Message(role="system", content=EXTRACT_PROMPT),
+            Message(role="user", content=f"Known facts:\n{lines}\n\nNew messages:\n{said}"),
+        ]
+        resp = await acomplete(
+            model, messages, output=ExtractedFacts, max_tokens=400, circuit=circuit
+        )
+        facts = resp.parsed.facts if resp.parsed is not None else []
+        seqs = {i.seq for i in new}
+        return {
+            "facts": [
+                {**f.model_dump(), "item": f.item if f.item in seqs else new[0].seq}
+                for f in facts
+                if f.text.strip()
+            ],
+            "known": [m.id for m in known],
+            "through": max(seqs),
+        }
+
+    return extract
+
+
+def apply_facts(s: WindowState, found: dict[str, Any]) -> None:
+    """Write the extracted facts to the subject's memory with their provenance (window,
+    item, run); a fact that updates a known one supersedes it. Keyed writes: a replay
+    applies none twice."""
+    from tether.errors import MemoryDisabled, MemoryNotFound
+    from tether.memory import WriteKeys
+
+    ex = s.ex
+    assert ex is not None
+    if s._extract_writes is None:
+        s._extract_writes = WriteKeys(f"{ex.run_id}:ctx:{s.key}", check_only=ex.check_only)
+    memory = s.open_memory(s._extract_writes)
+    known = set(found.get("known", []))
+    try:
+        for fact in found.get("facts", []):
+            source = f"window:{s.key}#item:{fact['item']}#run:{ex.run_id}"
+            old = fact.get("supersedes")
+            if old in known:
+                try:
+                    memory.update(old, fact["text"])
+                    continue
+                except MemoryNotFound:
+                    pass
+            memory.add(fact["text"], source=source, tags=["extracted"])
+    except MemoryDisabled:
+        return
+    through = found.get("through")
+    if through is None or ex.check_only:
+        return
+    if int(s.store.kv_get(_extract_kv(s.key)) or 0) < int(through):  # only forward
+        s.store.kv_set(_extract_kv(s.key), str(int(through)))
+
+
+async def aextract_after_call(window: Any, model: Any) -> None:
+    """After ``ctx.step.llm(context=window)`` with ``extract=True``: the durable step
+    ``context.extract`` (the window's summarizer model when it names one, else the call's)
+    and the memory writes it found."""
+    s = window_state(window)
+    if not s.extract:
+        return
+    from tether.durable.retry import NO_RETRY
+
+    chosen = s.summarizer if isinstance(s.summarizer, str) else model
+    steps = window._steps.options(retries=NO_RETRY)
+    fn = extraction_step(s, chosen)
+    if isinstance(window, AsyncContextWindow):
+        found = await steps.run("context.extract", fn)
+        await window._io(apply_facts, s, found)
+    else:
+        found = await asyncio.to_thread(steps.run, "context.extract", fn)
+        await asyncio.to_thread(apply_facts, s, found)
+
+
+def extract_after_call(window: Any, model: Any) -> None:
+    if window_state(window).extract:
+        _run_blocking(aextract_after_call(window, model))
+
+
 OPTIONS = ("model", "budget", "system", "subject", "memory", "summarizer", "extract")
 
 
 def open_state(
-    store: Any, key: str, options: dict[str, Any], *, ex: Any = None, engine: Any = None
+    store: Any,
+    key: str,
+    options: dict[str, Any],
+    *,
+    ex: Any = None,
+    engine: Any = None,
+    embedder: str | None = None,
 ) -> WindowState:
     """A window's state from the options of ``th.context`` / ``ctx.context``."""
     unknown = sorted(set(options) - set(OPTIONS))
@@ -677,4 +847,5 @@ def open_state(
         extract=bool(options.get("extract", False)),
         ex=ex,
         observer=getattr(engine, "observer", None),
+        embedder=getattr(engine, "embedder", embedder),
     )

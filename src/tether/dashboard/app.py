@@ -419,8 +419,8 @@ def create_app(
         Route("/api/events", api_send, methods=["POST"]),
         Route("/api/stream", api_stream),
         *audit_routes(harness, page, r),
-        *subject_routes(harness, page, r, json_body),
         *window_routes(harness, page, r),
+        *subject_routes(harness, page, r, json_body),
     ]
     middleware = [Middleware(BaseHTTPMiddleware, dispatch=guard(token, max_body_bytes))]
     return Starlette(

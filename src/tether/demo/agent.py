@@ -37,8 +37,6 @@ from tether.demo.shop import (
 )
 from tether.llm import Tool
 
-th = tether.Harness()
-
 HOSTED = os.environ.get("TETHER_DEMO_HOSTED", "local:smollm2-135m")
 LOCAL = os.environ.get("TETHER_DEMO_LOCAL", "local:smollm2-135m")
 PAYMENTS_URL = os.environ.get("TETHER_DEMO_PAYMENTS", "http://127.0.0.1:9")
@@ -46,17 +44,22 @@ MAX_TURNS = 6
 #: Small on purpose: the demo's longest conversation outgrows it and is compacted.
 WINDOW_BUDGET = int(os.environ.get("TETHER_DEMO_WINDOW_BUDGET", "420"))
 
-#: Windows, memory and subjects are optional here: the tools that need them are offered only when
+#: Windows and memory are optional here: the tools that need them are offered only when
 #: this tether has them.
 HAS_WINDOWS = hasattr(tether.Context, "context")
 HAS_MEMORY = hasattr(tether.Context, "memory")
-HAS_SUBJECTS = hasattr(tether.Harness, "subject")
+#: Memory search by meaning needs the embedding model in every worker (a torch import and
+#: a model load: many seconds on a loaded machine); the demo searches memories by their
+#: full-text index unless TETHER_DEMO_EMBEDDER names a model (local:all-minilm-l6-v2).
+EMBEDDER = os.environ.get("TETHER_DEMO_EMBEDDER") or None
+_options: dict[str, Any] = {"embedder": EMBEDDER} if HAS_MEMORY else {}
+th = tether.Harness(**_options)
 TOOLS: list[Tool] = [
     LOOKUP_ORDER,
     ISSUE_REFUND,
     CHECK_POLICY,
     *([REMEMBER] if HAS_MEMORY else []),
-    *([FORGET_ME] if HAS_SUBJECTS else []),
+    FORGET_ME,
 ]
 
 
@@ -78,7 +81,7 @@ class Conversation:
                 f"conversation:{msg['conversation_id']}",
                 budget=WINDOW_BUDGET,
                 system=SYSTEM,
-                subject=_subject(msg),
+                subject=msg["subject"],
                 memory=HAS_MEMORY,
                 summarizer=HOSTED,
             )
@@ -154,6 +157,7 @@ class Conversation:
     trigger=tether.on_event("customer.message"),
     singleton=tether.Singleton(key="event.data.conversation_id", mode="cancel"),
     retries=tether.Retry(max_attempts=4, initial=0.2, max_delay=1.0),
+    subject="event.data.subject",  # the customer's: forgetting them deletes these runs
 )
 async def support_reply(ctx: tether.Context) -> dict[str, Any]:
     msg = ctx.event.data
@@ -194,9 +198,12 @@ async def act(ctx: tether.Context, name: str, args: dict[str, Any], msg: dict[st
         )
         return answer
     if name == "remember" and HAS_MEMORY:
-        await ctx.memory(_subject(msg)).add(str(args.get("fact", "")), source="support-reply")
-        return {"remembered": True}
-    if name == "forget_me" and HAS_SUBJECTS:
+        memory = ctx.memory(msg["subject"])
+        item = await memory.add(
+            str(args.get("fact", "")), source=f"conversation {msg['conversation_id']}"
+        )
+        return {"remembered": item.text}
+    if name == "forget_me":
         await ctx.step.send_event(
             "forget",
             tether.Event("customer.forget", {"customer": msg["customer"], "reply_run": ctx.run_id}),
@@ -281,28 +288,22 @@ async def policy_desk(ctx: tether.Context) -> dict[str, Any]:
     return {"answer": resp.text.strip(), "model": resp.model}
 
 
-def _subject(msg: dict[str, Any]) -> str:
-    return f"customer:{msg['customer']}"
+@th.function(id="forget-customer", trigger=tether.on_event("customer.forget"))
+async def forget_customer(ctx: tether.Context) -> dict[str, Any]:
+    """Forget a customer once the reply that promised it has been delivered: their runs,
+    events, windows, memories and preferences (``th.subject(id).forget()``)."""
+    data = ctx.event.data
 
+    def forget() -> dict[str, Any]:
+        limit = time.monotonic() + 30
+        while time.monotonic() < limit and th.get_run(data["reply_run"]).status in (
+            "queued",
+            "running",
+        ):
+            time.sleep(0.05)
+        return th.subject(f"customer:{data['customer']}").forget().to_dict()
 
-if HAS_SUBJECTS:
-
-    @th.function(id="forget-customer", trigger=tether.on_event("customer.forget"))
-    async def forget_customer(ctx: tether.Context) -> dict[str, Any]:
-        """Forget a customer once the reply that promised it has been delivered."""
-        data = ctx.event.data
-
-        def forget() -> dict[str, Any]:
-            limit = time.monotonic() + 30
-            while time.monotonic() < limit and th.get_run(data["reply_run"]).status in (
-                "queued",
-                "running",
-            ):
-                time.sleep(0.05)
-            counts: dict[str, Any] = th.subject(f"customer:{data['customer']}").forget()
-            return counts
-
-        return {"customer": data["customer"], "forgotten": await ctx.step.run("forget", forget)}
+    return {"customer": data["customer"], **await ctx.step.run("forget", forget)}
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
@@ -39,6 +40,15 @@ def _llm_steps(runs: list[Any]) -> list[tuple[Any, dict[str, Any]]]:
     ]
 
 
+def _raw_scan(store_url: str, needle: bytes) -> bool:
+    """Whether ``needle`` is anywhere in the SQLite file or its WAL, read as raw bytes."""
+    if not store_url.startswith("sqlite:///"):
+        return False
+    path = Path(store_url.removeprefix("sqlite:///"))
+    files = [path, path.with_name(path.name + "-wal")]
+    return any(f.exists() and needle in f.read_bytes() for f in files)
+
+
 def _short(model: str, hosted: str) -> str:
     return (
         "hosted-large (FakeLLMServer)"
@@ -65,7 +75,7 @@ def report(
     hosted_model: str,
     console: Console,
 ) -> bool:
-    from tether.demo.agent import HAS_MEMORY, HAS_SUBJECTS, HAS_WINDOWS
+    from tether.demo.agent import HAS_MEMORY, HAS_WINDOWS
 
     scene = d.scene
     replies = [th.get_run(r.id) for r in th.list_runs("support-reply", limit=200)]
@@ -110,9 +120,10 @@ def report(
 
     t = Table(title="what happened", show_header=False)
     t.add_row("conversations / customer messages", f"{len(conversations)} / {len(scene.messages)}")
+    deleted = (scene.forgotten.get("forgotten") or {}).get("runs", 0)
     t.add_row(
         "replies completed / cancelled (stale)",
-        f"{statuses['completed']} / {statuses['cancelled']}",
+        f"{statuses['completed']} / {statuses['cancelled']} (and {deleted} deleted with a forgotten customer)",
     )
     t.add_row(
         "tool calls",
@@ -167,14 +178,25 @@ def report(
     else:
         t.add_row("context windows", "not in this build (ctx.context not available)")
     if HAS_MEMORY:
-        t.add_row("long-term memories retrieved into a window", str(recalled))
+        from tether.demo.agent import EMBEDDER
+
+        how = f"hybrid search with {EMBEDDER}" if EMBEDDER else "full-text search, no embedder"
+        t.add_row("long-term memories retrieved into a window", f"{recalled} ({how})")
     else:
         t.add_row("long-term memory", "not in this build (ctx.memory not available)")
-    if HAS_SUBJECTS:
-        forgotten = ", ".join(f"{k} {v}" for k, v in scene.forgotten.items())
-        t.add_row("customer dee forgotten", forgotten)
-    else:
-        t.add_row("forgetting a customer", "not in this build (th.subject not available)")
+    counts = scene.forgotten.get("forgotten") or {}
+    t.add_row(
+        "customer dee forgotten (th.subject().forget())",
+        ", ".join(f"{k} {v}" for k, v in counts.items() if v)
+        + f"; erased from the file: {'yes' if scene.forgotten.get('erased') else 'no'}",
+    )
+    leftover = "customer:dee" in th.subjects()
+    found = _raw_scan(th.store_url, b"Lisbon")
+    t.add_row(
+        "after forgetting",
+        f"subject listed: {'yes' if leftover else 'no'}; raw scan of the store for what "
+        f"dee said ('Lisbon'): {'FOUND' if found else 'not found'}",
+    )
     console.print(t)
 
     if not console.is_terminal:  # piped: room for the audit's tables
@@ -217,5 +239,8 @@ def report(
         and repeated >= 1
         and statuses["cancelled"] == 1
         and scene.cancelled.get("refund_status") == "waiting"
+        and bool(scene.forgotten.get("erased"))
+        and not leftover
+        and not found
         and all(a["status"] == "completed" for a in scene.answers.values())
     )

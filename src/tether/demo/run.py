@@ -87,6 +87,7 @@ class Driver:
         data = {
             "conversation_id": conversation,
             "customer": customer,
+            "subject": f"customer:{customer}",
             "message_id": message_id,
             "text": text,
         }
@@ -157,7 +158,7 @@ def run_demo(store: str | None = None, console: Console | None = None) -> int:
     }
     os.environ.update({k: env[k] for k in ("TETHER_STORE", "TETHER_DEMO_HOSTED")})
     os.environ["TETHER_DEMO_PAYMENTS"] = pay.url
-    from tether.demo.agent import HAS_SUBJECTS, th
+    from tether.demo.agent import th
 
     d = Driver(th, console, env)
     console.rule("[bold]tether demo[/]: a support agent on the embedded store")
@@ -239,25 +240,29 @@ def run_demo(store: str | None = None, console: Console | None = None) -> int:
         # 4. A customer shares a fact, then asks to be forgotten.
         m = d.say("conv-dee-1", "dee", "Where is order D-4004? I'm moving to Lisbon next month.")
         d.wait_reply(m)
-        if HAS_SUBJECTS:
-            m = d.say("conv-dee-1", "dee", "Please forget everything about me.")
-            d.wait_reply(m)
-            forget_run = wait_for(
-                lambda: next(
-                    (
-                        r
-                        for r in th.list_runs("forget-customer", limit=10)
-                        if r.status.value == "completed"
-                    ),
-                    None,
+        d.say("conv-dee-1", "dee", "Please forget everything about me.")
+        forget_run = wait_for(
+            lambda: next(
+                (
+                    r
+                    for r in th.list_runs("forget-customer", limit=10)
+                    if r.status.value == "completed"
                 ),
-                60,
-                "the customer to be forgotten",
-            )
-            d.scene.forgotten = dict((forget_run.output or {}).get("forgotten") or {})
+                None,
+            ),
+            60,
+            "the customer to be forgotten",
+        )
+        d.scene.forgotten = dict(forget_run.output or {})
+        counts = d.scene.forgotten.get("forgotten") or {}
+        console.print(
+            "  [cyan]agent[/] (hosted model) called forget_me: "
+            + ", ".join(f"{k} {v}" for k, v in counts.items())
+            + " deleted (this reply's run among them)"
+        )
 
         # 5. A returning customer: her window is new, her long-term memory is not.
-        m = d.say("conv-ada-2", "ada", "Hi again! Could you keep me posted about my grinder?")
+        m = d.say("conv-ada-2", "ada", "Hi again! Will you phone me when my grinder arrives?")
         d.wait_reply(m)
 
         # 6. The hosted model goes down: the local model answers, and says so.

@@ -114,6 +114,11 @@ class _ContextBase:
         ex.patches[name] = answer
         return answer
 
+    def _window_state(self, key: str, options: dict[str, Any]) -> Any:
+        from tether.context.windows import open_state
+
+        return open_state(self._ex.store, key, options, ex=self._ex, engine=self._ex.engine)
+
     def _subject(self, subject_id: str, memory: Callable[[str], Any]) -> Subject:
         # Nothing is written here (no store call on the event loop, nothing to replay): a
         # subject's memories, preferences and runs make it known to the store.
@@ -142,11 +147,6 @@ class _ContextBase:
             asynchronous=asynchronous,
         )
 
-    def _window_state(self, key: str, options: dict[str, Any]) -> Any:
-        from tether.context.windows import open_state
-
-        return open_state(self._ex.store, key, options, ex=self._ex, engine=self._ex.engine)
-
 
 class Context(_ContextBase):
     """Given to ``async def`` functions; ``ctx.step`` methods are coroutines."""
@@ -154,6 +154,15 @@ class Context(_ContextBase):
     def __init__(self, ex: RunExecution) -> None:
         super().__init__(ex)
         self.step = AsyncSteps(ex)
+
+    def context(self, key: str, **options: Any) -> Any:
+        """The context window ``key`` (``AsyncContextWindow``: its methods are coroutines).
+        Options as ``th.context``: ``model``, ``budget``, ``system``, ``subject``,
+        ``memory``, ``summarizer``, ``extract``. Its writes are keyed by (run, write
+        number): a replay or a resumed run never appends an item twice."""
+        from tether.context.windows import AsyncContextWindow
+
+        return AsyncContextWindow(self._window_state(key, options), self.step)
 
     def subject(self, subject_id: str) -> AsyncSubject:
         """A subject (DESIGN 4b), with coroutine methods; ``.memory`` is ``ctx.memory(id)``
@@ -166,15 +175,6 @@ class Context(_ContextBase):
         mem: AsyncMemory = self._memory(subject, asynchronous=True)
         return mem
 
-    def context(self, key: str, **options: Any) -> Any:
-        """The context window ``key`` (``AsyncContextWindow``: its methods are coroutines).
-        Options as ``th.context``: ``model``, ``budget``, ``system``, ``subject``,
-        ``memory``, ``summarizer``, ``extract``. Its writes are keyed by (run, write
-        number): a replay or a resumed run never appends an item twice."""
-        from tether.context.windows import AsyncContextWindow
-
-        return AsyncContextWindow(self._window_state(key, options), self.step)
-
 
 class SyncContext(_ContextBase):
     """Given to plain ``def`` functions, which run on a worker thread; ``ctx.step`` blocks."""
@@ -182,6 +182,13 @@ class SyncContext(_ContextBase):
     def __init__(self, ex: RunExecution) -> None:
         super().__init__(ex)
         self.step = SyncSteps(ex)
+
+    def context(self, key: str, **options: Any) -> Any:
+        """The context window ``key`` (``ContextWindow``: its methods block); see
+        ``Context.context``."""
+        from tether.context.windows import ContextWindow
+
+        return ContextWindow(self._window_state(key, options), self.step)
 
     def subject(self, subject_id: str) -> Subject:
         """A subject (DESIGN 4b); ``.memory`` is ``ctx.memory(id)`` (replay-safe writes)."""
@@ -192,10 +199,3 @@ class SyncContext(_ContextBase):
         write number), as in ``Context.memory``."""
         mem: Memory = self._memory(subject, asynchronous=False)
         return mem
-
-    def context(self, key: str, **options: Any) -> Any:
-        """The context window ``key`` (``ContextWindow``: its methods block); see
-        ``Context.context``."""
-        from tether.context.windows import ContextWindow
-
-        return ContextWindow(self._window_state(key, options), self.step)

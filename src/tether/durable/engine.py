@@ -218,10 +218,15 @@ class Engine:
         with self.changed:
             self.generation += 1
             self.changed.notify_all()
-        if not self._closed:
+        if self._closed or not self._wakers:
+            return
+        if threading.get_ident() == self._thread.ident:  # on the loop: no self-pipe write
             for waker in list(self._wakers):
-                with contextlib.suppress(RuntimeError):
-                    self.loop.call_soon_threadsafe(waker.set)
+                waker.set()
+            return
+        for waker in list(self._wakers):
+            with contextlib.suppress(RuntimeError):
+                self.loop.call_soon_threadsafe(waker.set)
 
     def add_waker(self, waker: asyncio.Event) -> None:
         self._wakers.append(waker)

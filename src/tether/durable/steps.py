@@ -420,7 +420,12 @@ class AsyncSteps(_StepsBase):
 
             await acompact_before_call(context)
         steps, call = self._llm_step(model, messages, output, context, options)
-        return await steps.run(step_id, call)
+        value = await steps.run(step_id, call)
+        if context is not None:
+            from tether.context.windows import aextract_after_call
+
+            await aextract_after_call(context, model)
+        return value
 
     async def _off_loop(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run a step whose store calls may wait (a synced commit, a PostgreSQL round trip,
@@ -531,7 +536,12 @@ class SyncSteps(_StepsBase):
 
             compact_before_call(context)
         steps, call = self._llm_step(model, messages, output, context, options)
-        return steps.run(step_id, call)
+        value = steps.run(step_id, call)
+        if context is not None:
+            from tether.context.windows import extract_after_call
+
+            extract_after_call(context, model)
+        return value
 
     def sleep(self, step_id: str, duration: Duration) -> None:
         """Sleep durably: the run is suspended (no thread, no slot) and resumed later."""

@@ -112,6 +112,12 @@ def _row(codec: Any, r: Sequence[Any]) -> MemoryRow:
 
 
 # -- the full-text index ------------------------------------------------------------------
+def _pg_words(text: str) -> str:
+    """PostgreSQL's parser reads "ORD-99812" as "ord" and "-99812": it is given the words
+    split as queries are, so an identifier's parts match."""
+    return " ".join(_TERM.findall(text))
+
+
 def _index_text(tx: Tx, seq: int, subject: str, text: str) -> None:
     if tx.d.name == "sqlite":
         tx.execute(
@@ -119,11 +125,9 @@ def _index_text(tx: Tx, seq: int, subject: str, text: str) -> None:
             (seq, subject_token(subject), text),
         )
     else:
-        # PostgreSQL's parser reads "ORD-99812" as "ord" and "-99812": give it the words
-        # split as queries are, so an identifier's parts match.
-        words = " ".join(_TERM.findall(text))
         tx.execute(
-            "UPDATE memories SET tsv=to_tsvector('english', ?::text) WHERE seq=?", (words, seq)
+            "UPDATE memories SET tsv=to_tsvector('english', ?::text) WHERE seq=?",
+            (_pg_words(text), seq),
         )
 
 
@@ -147,7 +151,7 @@ def text_matches(tx: Tx, subject: str, terms: Sequence[str], cap: int) -> dict[s
     for term in terms:
         if tx.d.name == "sqlite":
             rows = tx.all(
-                "SELECT m.id FROM memories_fts f JOIN memories m ON m.seq = f.rowid "
+                "SELECT m.id FROM memories_fts f CROSS JOIN memories m ON m.seq = f.rowid "
                 "WHERE memories_fts MATCH ? AND m.subject=? AND m.superseded_at IS NULL LIMIT ?",
                 (f'subject_token:"{token}" AND text:"{term}"', subject, cap + 1),
             )
@@ -242,11 +246,20 @@ def _as_replayed(tx: Tx, new: NewMemory, item: str | None) -> MemoryRow:
     )
 
 
-def _insert(tx: Tx, new: NewMemory, supersedes: str | None) -> MemoryRow:
+def _insert(tx: Tx, new: NewMemory, supersedes: str | None, indexed: bool = False) -> MemoryRow:
+    """Insert one version with its full-text entry and vector. ``indexed``: the caller
+    has recorded the index's model in this transaction already."""
     codec, subject = tx.codec, new.subject
+    postgres = tx.d.name == "postgres"
     (seq,) = tx.one(
         "INSERT INTO memories (id, subject, text, text_hash, source, tags, created_at, "
-        "supersedes, write_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq",
+        "supersedes, write_key"
+        + (
+            ", tsv) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, to_tsvector('english', ?::text))"
+            if postgres
+            else ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        )
+        + " RETURNING seq",
         (
             new.id,
             subject,
@@ -257,23 +270,31 @@ def _insert(tx: Tx, new: NewMemory, supersedes: str | None) -> MemoryRow:
             new.created_at,
             supersedes,
             new.write_key,
+            *((_pg_words(new.text),) if postgres else ()),
         ),
     )
-    _index_text(tx, int(seq), subject, new.text)
+    if not postgres:
+        _index_text(tx, int(seq), subject, new.text)
     if new.vector is not None and new.model is not None and new.dimension is not None:
-        current = index_info(tx)
-        if current is None:
-            set_index(tx, new.model, new.dimension, new.created_at)
+        if not indexed:
+            tx.execute(
+                "INSERT INTO memory_index (name, model, dimension, updated_at) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (name) DO NOTHING",
+                (INDEX, new.model, new.dimension, new.created_at),
+            )
         put_vector(tx, int(seq), subject, new.model, new.dimension, new.vector)
     return MemoryRow(
         new.id, subject, new.text, new.source, new.tags, new.created_at, supersedes, None
     )
 
 
-def add(tx: Tx, new: NewMemory) -> tuple[MemoryRow, bool]:
+def add(
+    tx: Tx, new: NewMemory, *, locked: bool = False, indexed: bool = False
+) -> tuple[MemoryRow, bool]:
     """Write a new item; (the item, created). The exact text already current for the
     subject, or a write key already applied, returns the existing item instead."""
-    tx.lock([f"memory:{new.subject}"])
+    if not locked:
+        tx.lock([f"memory:{new.subject}"])
     done = _replayed(tx, new.write_key)
     if done is not None:
         return _as_replayed(tx, new, done[1]), False
@@ -285,9 +306,23 @@ def add(tx: Tx, new: NewMemory) -> tuple[MemoryRow, bool]:
         existing = _row(tx.codec, row)
         _record(tx, new.write_key, new.subject, "add", existing.id, new.created_at)
         return existing, False
-    item = _insert(tx, new, None)
+    item = _insert(tx, new, None, indexed)
     _record(tx, new.write_key, new.subject, "add", item.id, new.created_at)
     return item, True
+
+
+def add_many(tx: Tx, news: Sequence[NewMemory]) -> list[MemoryRow]:
+    """``add`` for many items in one transaction: the subjects' locks and the index's
+    model taken once."""
+    tx.lock(sorted({f"memory:{n.subject}" for n in news}))
+    first = next((n for n in news if n.vector is not None), None)
+    if first is not None and first.model is not None and first.dimension is not None:
+        tx.execute(
+            "INSERT INTO memory_index (name, model, dimension, updated_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (name) DO NOTHING",
+            (INDEX, first.model, first.dimension, first.created_at),
+        )
+    return [add(tx, n, locked=True, indexed=True)[0] for n in news]
 
 
 def _current(tx: Tx, subject: str, item: str) -> tuple[int, MemoryRow]:

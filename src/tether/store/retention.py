@@ -27,6 +27,12 @@ Kinds (``KINDS``, in the order they are pruned) and what stays:
   cutoff goes whole.
 - ``breakers``: circuit-breaker and rate-limit hold records whose every deadline (window,
   open period, probe, hold) passed before the cutoff: the same as no record.
+- ``memory``: memory versions superseded (``Memory.update``) before the cutoff; current
+  versions are never pruned by age (``Memory.delete`` and ``Subject.forget`` remove them).
+- ``windows``: a context window untouched since the cutoff (its own ``ttl`` first) is
+  cleared in batches, as ``clear()`` does (its row stays, its generation moves on); in a
+  window in use, items older than the cutoff that its summary in force stands for go
+  (whole tool-call units; pins, the summary and turns it keeps verbatim stay).
 
 Adding a kind is one ``Pruner`` in ``KINDS``.
 """
@@ -66,6 +72,12 @@ def nbytes(d: str, column: str) -> str:
     if d == "postgres":
         return f"COALESCE(octet_length({column}), 0)"
     return f"COALESCE(length(CAST({column} AS BLOB)), 0)"
+
+
+def bytewise(tx: Tx, column: str) -> str:
+    """``column`` compared byte by byte: id ranges such as ``eval-<key>-`` .. ``eval-<key>.``
+    must not depend on a PostgreSQL database's collation (which may ignore punctuation)."""
+    return f'{column} COLLATE "C"' if tx.d.name == "postgres" else column
 
 
 @dataclass
@@ -231,7 +243,7 @@ def _experiment_victims(tx: Tx, job: Job) -> list[str]:
     baselines = {
         k[len(BASELINE_PREFIX) :]
         for (k,) in tx.all(
-            "SELECT key FROM kv WHERE key >= ? AND key < ?",
+            f"SELECT key FROM kv WHERE {bytewise(tx, 'key')} >= ? AND {bytewise(tx, 'key')} < ?",
             (BASELINE_PREFIX, BASELINE_PREFIX[:-1] + ";"),
         )
     }
@@ -271,17 +283,19 @@ def _find_experiments(tx: Tx, job: Job, cursor: Any) -> Found:
         rid = victims[index]
         low, high = _family(rid)
         rows = tx.all(
-            f"SELECT id FROM runs WHERE id > ? AND id < ? ORDER BY id LIMIT {READ_LIMIT}",
+            f"SELECT id FROM runs WHERE {bytewise(tx, 'id')} > ? AND {bytewise(tx, 'id')} < ? "
+            f"ORDER BY {bytewise(tx, 'id')} LIMIT {READ_LIMIT}",
             (max(after, low), high),
         )
         ids = ([rid] if not after else []) + [r[0] for r in rows]
         nxt = (index, rows[-1][0]) if len(rows) == READ_LIMIT else (index + 1, "")
     else:  # the sweep: runs of experiments whose own run is gone
         rows = tx.all(
-            f"SELECT id FROM runs WHERE id > ? AND id < 'eval.' AND status IN {TERMINAL} "
+            f"SELECT id FROM runs WHERE {bytewise(tx, 'id')} > ? AND {bytewise(tx, 'id')} < 'eval.' "
+            f"AND status IN {TERMINAL} "
             f"AND ended_at < ? AND function_id <> ? AND function_id NOT LIKE '{ONLINE_PREFIX}%' "
             f"AND substr(id, 1, {HEAD_LEN}) NOT IN (SELECT id FROM runs WHERE function_id=?) "
-            f"ORDER BY id LIMIT {READ_LIMIT}",
+            f"ORDER BY {bytewise(tx, 'id')} LIMIT {READ_LIMIT}",
             (max(after, "eval-"), job.before, EXPERIMENT_FN, EXPERIMENT_FN),
         )
         ids = [r[0] for r in rows]
@@ -445,7 +459,8 @@ def _breaker_expired(value: str, before: float) -> bool:
 
 def _find_breakers(tx: Tx, job: Job, cursor: Any) -> Found:
     rows = tx.all(
-        f"SELECT key, value FROM kv WHERE key > ? AND key < ? ORDER BY key LIMIT {READ_LIMIT}",
+        f"SELECT key, value FROM kv WHERE {bytewise(tx, 'key')} > ? AND {bytewise(tx, 'key')} < ? "
+        f"ORDER BY {bytewise(tx, 'key')} LIMIT {READ_LIMIT}",
         (cursor or CIRCUIT_PREFIX, CIRCUIT_PREFIX[:-1] + ";"),
     )
     keys = [(k, v) for k, v in rows if _breaker_expired(v, job.before)]
@@ -456,6 +471,163 @@ def _find_breakers(tx: Tx, job: Job, cursor: Any) -> Found:
 def _delete_breakers(tx: Tx, job: Job, keys: Sequence[Any]) -> tuple[list[Any], dict[str, int]]:
     gone = [k for k in keys if tx.changed("DELETE FROM kv WHERE key=? AND value=?", k)]
     return gone, {}
+
+
+# -- superseded memory versions ------------------------------------------------------------
+def _find_memory(tx: Tx, job: Job, cursor: Any) -> Found:
+    d = tx.d.name
+    rows = tx.all(
+        f"SELECT seq, {nbytes(d, 'text')} + {nbytes(d, 'source')} FROM memories "
+        "WHERE seq > ? AND superseded_at IS NOT NULL AND superseded_at < ? "
+        f"ORDER BY seq LIMIT {READ_LIMIT}",
+        (cursor or 0, job.before),
+    )
+    nxt = rows[-1][0] if len(rows) == READ_LIMIT else None
+    return Found([r[0] for r in rows], {r[0]: int(r[1]) for r in rows}, nxt)
+
+
+def _delete_memory(tx: Tx, job: Job, keys: Sequence[Any]) -> tuple[list[Any], dict[str, int]]:
+    """Superseded versions only (never in the full-text index; their vectors went when they
+    were superseded): the current version keeps its ``supersedes`` id, naming a version
+    that retention removed."""
+    cond, ps = tx.in_("seq", list(keys))
+    rows = tx.all(
+        f"DELETE FROM memories WHERE {cond} AND superseded_at IS NOT NULL "
+        "AND superseded_at < ? RETURNING seq",
+        (*ps, job.before),
+    )
+    gone = [r[0] for r in rows]
+    if gone:
+        vcond, vps = tx.in_("memory_seq", gone)
+        tx.execute(f"DELETE FROM memory_vectors WHERE {vcond}", vps)
+    return gone, {}
+
+
+# -- context windows -----------------------------------------------------------------------
+def _window_cutoff(job: Job, ttl: float | None) -> float:
+    return job.now - ttl if ttl is not None else job.before
+
+
+def _summary_cover(tx: Tx, key: str, subject: str | None, summary_seq: int) -> tuple[int, set[int]]:
+    """The last seq the window's summary in force stands for, moved back so that no tool
+    call at or before it has its result after it (a unit goes whole or not at all), and
+    the seqs the summary keeps verbatim."""
+    from tether.store.windows import ITEM_COLUMNS, decode
+
+    row = tx.one(
+        f"SELECT {ITEM_COLUMNS} FROM window_items WHERE window_key=? AND seq=?",
+        (key, summary_seq),
+    )
+    if row is None:
+        return 0, set()
+    item = decode(tx.codec, row, subject)
+    through = min(item.through_seq or 0, summary_seq - 1)
+    while through > 0:
+        split = tx.one(
+            "SELECT min(call_seq) FROM window_calls WHERE window_key=? AND call_seq <= ? "
+            "AND (result_seq IS NULL OR result_seq > ?)",
+            (key, through, through),
+        )
+        if split is None or split[0] is None:
+            break
+        through = int(split[0]) - 1
+    return through, {int(k) for k in item.kept}
+
+
+def _find_windows(tx: Tx, job: Job, cursor: Any) -> Found:
+    d = tx.d.name
+    rows = tx.all(
+        "SELECT key, subject, updated_at, ttl, summary_seq, last_seq, generation FROM windows "
+        "WHERE key > ? ORDER BY key LIMIT 100",
+        (cursor or "",),
+    )
+    keys: list[Any] = []
+    sizes: dict[Any, int] = {}
+    untouched = 0
+    for key, subject, updated, ttl, summary_seq, last_seq, generation in rows:
+        cutoff = _window_cutoff(job, ttl)
+        if updated < cutoff:  # untouched: cleared whole, in batches (its row stays)
+            found = tx.all(
+                f"SELECT seq, {nbytes(d, 'payload')} FROM window_items WHERE window_key=? "
+                "AND seq <= ? ORDER BY seq",
+                (key, last_seq),
+            )
+            if not found:
+                continue
+            untouched += 1
+            start = ("clear", key, 0, cutoff, generation)
+            keys.append(start)
+            sizes[start] = 0
+        elif summary_seq is not None:  # in use: what its summary stands for, once old
+            through, kept = _summary_cover(tx, key, subject, summary_seq)
+            found = [
+                (seq, size)
+                for seq, size in tx.all(
+                    f"SELECT seq, {nbytes(d, 'payload')} FROM window_items WHERE window_key=? "
+                    "AND seq <= ? AND created_at < ? AND kind IN ('message', 'artifact', "
+                    "'summary') ORDER BY seq",
+                    (key, through, cutoff),
+                )
+                if seq not in kept
+            ]
+        else:
+            continue
+        for seq, size in found:
+            item = ("item", key, int(seq), cutoff, generation)
+            keys.append(item)
+            sizes[item] = int(size)
+    nxt = rows[-1][0] if len(rows) == 100 else None
+    items = sum(1 for k in keys if k[0] == "item")
+    return Found(keys, sizes, nxt, {"windows": items, "windows_cleared": untouched})
+
+
+def set_window_ttl(store: SQLStore, key: str, ttl: Any) -> bool:
+    """Give window ``key`` its own retention age (a duration; None: the prune's age).
+    False when there is no such window."""
+    from tether.durations import seconds
+
+    value = None if ttl is None else seconds(ttl, "ttl")
+    return bool(
+        store.write(lambda tx: tx.changed("UPDATE windows SET ttl=? WHERE key=?", (value, key)))
+    )
+
+
+def _delete_windows(tx: Tx, job: Job, keys: Sequence[Any]) -> tuple[list[Any], dict[str, int]]:
+    """A ``clear`` key starts clearing an untouched window (still untouched, not cleared
+    since): its tool calls and summary go and its generation moves on, as ``clear()`` does,
+    so a process holding the window sees its copy is gone; its items follow in batches. An
+    ``item`` key of a window in use goes only while the window was not cleared since (the
+    summary in force only ever covers more)."""
+    gone: list[Any] = []
+    cleared = 0
+    for key in keys:
+        op, window, seq, cutoff, generation = key
+        if op == "clear":
+            n = tx.changed(
+                "UPDATE windows SET generation=generation+1, summary_seq=NULL WHERE key=? "
+                "AND updated_at < ? AND generation=?",
+                (window, cutoff, generation),
+            )
+            if n:
+                tx.execute("DELETE FROM window_calls WHERE window_key=?", (window,))
+                cleared += 1
+                gone.append(key)
+            continue
+        row = tx.one(
+            "SELECT generation, updated_at, summary_seq FROM windows WHERE key=?", (window,)
+        )
+        if row is None:
+            continue
+        now_gen, updated, summary_seq = row
+        ok = (now_gen == generation + 1 and updated < cutoff) or (
+            now_gen == generation and summary_seq is not None and seq < summary_seq
+        )
+        if ok and tx.changed(
+            "DELETE FROM window_items WHERE window_key=? AND seq=?", (window, seq)
+        ):
+            gone.append(key)
+    items = sum(1 for k in gone if k[0] == "item")
+    return gone, {"windows": items, "windows_cleared": cleared}
 
 
 KINDS: dict[str, Pruner] = {
@@ -485,6 +657,14 @@ KINDS: dict[str, Pruner] = {
             "LangGraph checkpoints (the newest of each thread stays while it is used)",
         ),
         Pruner("breakers", _find_breakers, _delete_breakers, "expired breaker and hold records"),
+        Pruner("memory", _find_memory, _delete_memory, "superseded memory versions"),
+        Pruner(
+            "windows",
+            _find_windows,
+            _delete_windows,
+            "context window items: whole windows untouched that long (a window's ttl first), "
+            "and what the summary of a window in use stands for",
+        ),
     )
 }
 
@@ -594,5 +774,6 @@ __all__ = [
     "Pruner",
     "delete_runs",
     "prune",
+    "set_window_ttl",
     "uuid_time",
 ]

@@ -731,7 +731,7 @@ class SQLStore(Store):
 
     def memory_add_many(self, news: Sequence[NewMemory]) -> list[MemoryRow]:
         """``memory_add`` for many items, in one transaction."""
-        return self.write(lambda tx: [mem.add(tx, new)[0] for new in news])
+        return self.write(lambda tx: mem.add_many(tx, news))
 
     def memory_clear(self, subject: str, write_key: str | None, now: float) -> int:
         """Delete every memory of the subject (``Memory.clear``); how many rows went."""
@@ -906,12 +906,6 @@ class SQLStore(Store):
                 tx, key, items, now, subject=subject, model=model, origins=origins
             )
         )
-
-    def window_open(
-        self, key: str, subject: str | None, model: str | None, now: float
-    ) -> win.WindowRow:
-        """Window ``key``'s row, created on first use (its subject is checked)."""
-        return self.write(lambda tx: win.open_window(tx, key, subject, model, now))
 
     def window_read(self, key: str, after: int = 0) -> tuple[int, list[ContextItem]]:
         """(generation, items with ``seq > after``): the generation changes on ``clear``."""
