@@ -12,8 +12,6 @@ from pathlib import Path
 
 import pytest
 
-import tether
-
 
 def _row(out: str, label: str) -> str:
     """The value cell of a row of the demo's "what happened" table."""
@@ -68,20 +66,17 @@ def test_demo_passes(tmp_path: Path) -> None:
     assert (
         after == "subject listed: no; raw scan of the store for what dee said ('Lisbon'): not found"
     )
-    # Context windows and long-term memory, where this tether has them.
-    if hasattr(tether.Context, "context"):
-        assert "Your refund R-C-3003 is waiting for approval." in out  # read from the summary
-        assert _row(out, "context windows").endswith("1 compaction(s)")
-        assert re.match(
-            r"5 items folded, \d+ -> \d+ tokens",
-            _row(out, "compactions (summarizer: the hosted model)"),
-        )
-        assert int(_row(out, "tokens saved by the windows").split()[0].replace(",", "")) > 0
-    else:
-        assert _row(out, "context windows") == "not in this build (ctx.context not available)"
-    if hasattr(tether.Context, "memory"):
-        assert "I will keep you posted by email, as you prefer." in out  # her memory, recalled
-        assert "memories 1" in forgotten
+    # Context windows and long-term memory.
+    assert "Your refund R-C-3003 is waiting for approval." in out  # read from the summary
+    assert _row(out, "context windows").endswith("1 compaction(s)")
+    folded = _row(out, "compactions (summarizer: the hosted model)")
+    assert re.match(r"5 items folded, \d+ -> \d+ tokens", folded)
+    assert int(_row(out, "tokens saved by the windows").split()[0].replace(",", "")) > 0
+    assert "I will keep you posted by email, as you prefer." in out  # her memory, recalled
+    recalled = _row(out, "long-term memories retrieved into a window")
+    assert recalled.endswith("(full-text search, no embedder)") and not recalled.startswith("0")
+    assert "memories 1, windows 1" in forgotten
+    assert "1 compaction(s) (read from window_items)" in out  # the audit sees it too
     # The audit, the eval, the dashboard.
     assert "tether audit runs: all runs" in out
     assert re.search(

@@ -44,73 +44,41 @@ MAX_TURNS = 6
 #: Small on purpose: the demo's longest conversation outgrows it and is compacted.
 WINDOW_BUDGET = int(os.environ.get("TETHER_DEMO_WINDOW_BUDGET", "420"))
 
-#: Windows and memory are optional here: the tools that need them are offered only when
-#: this tether has them.
-HAS_WINDOWS = hasattr(tether.Context, "context")
-HAS_MEMORY = hasattr(tether.Context, "memory")
 #: Memory search by meaning needs the embedding model in every worker (a torch import and
 #: a model load: many seconds on a loaded machine); the demo searches memories by their
 #: full-text index unless TETHER_DEMO_EMBEDDER names a model (local:all-minilm-l6-v2).
 EMBEDDER = os.environ.get("TETHER_DEMO_EMBEDDER") or None
-_options: dict[str, Any] = {"embedder": EMBEDDER} if HAS_MEMORY else {}
-th = tether.Harness(**_options)
-TOOLS: list[Tool] = [
-    LOOKUP_ORDER,
-    ISSUE_REFUND,
-    CHECK_POLICY,
-    *([REMEMBER] if HAS_MEMORY else []),
-    FORGET_ME,
-]
+th = tether.Harness(embedder=EMBEDDER)
+TOOLS: list[Tool] = [LOOKUP_ORDER, ISSUE_REFUND, CHECK_POLICY, REMEMBER, FORGET_ME]
 
 
 class Conversation:
-    """The conversation as the model sees it. With context windows (``ctx.context``): one
-    window per conversation, with the policy pinned, compaction by the hosted model when it
-    outgrows its budget, and the customer's long-term memory retrieved into it. Without
-    them: the messages of this reply only."""
+    """The conversation as the model sees it: one context window per conversation, with
+    the policy pinned, compaction by the hosted model when it outgrows its budget, and the
+    customer's long-term memory retrieved into it."""
 
     def __init__(self, ctx: tether.Context, msg: dict[str, Any]) -> None:
         self.ctx = ctx
         self.msg = msg
         self.reports: list[dict[str, Any]] = []
         self.compactions: list[dict[str, Any]] = []
-        self.window: Any = None
-        self.messages: list[dict[str, Any]] = []
-        if HAS_WINDOWS:
-            self.window = ctx.context(
-                f"conversation:{msg['conversation_id']}",
-                budget=WINDOW_BUDGET,
-                system=SYSTEM,
-                subject=msg["subject"],
-                memory=HAS_MEMORY,
-                summarizer=HOSTED,
-            )
-        else:
-            self.messages = [{"role": "system", "content": SYSTEM + "\nPolicy: " + POLICY}]
+        self.window = ctx.context(
+            f"conversation:{msg['conversation_id']}",
+            budget=WINDOW_BUDGET,
+            system=SYSTEM,
+            subject=msg["subject"],
+            memory=True,
+            summarizer=HOSTED,
+        )
 
     async def start(self) -> None:
         """The customer's message (and, in a new window, the pinned policy)."""
-        if self.window is None:
-            self.messages.append({"role": "user", "content": self.msg["text"]})
-            return
         if self.msg["message_id"].endswith("#1"):
             await self.window.pin("policy", POLICY)
         await self.window.add("user", self.msg["text"])
 
     async def think(self) -> Any:
-        """One turn of the model: an answer, or tool calls (kept in the conversation)."""
-        options: dict[str, Any] = {
-            "model": HOSTED,
-            "fallbacks": [LOCAL] if LOCAL != HOSTED else [],
-            "tools": TOOLS,
-            "max_tokens": 64,
-            "deadline": 90,
-        }
-        if self.window is None:
-            resp = await self.ctx.step.llm("think", messages=self.messages, **options)
-            calls = [tc.model_dump() for tc in resp.tool_calls]
-            self.messages.append({"role": "assistant", "content": resp.text, "tool_calls": calls})
-            return resp
+        """One turn of the model: an answer, or tool calls (appended to the window)."""
         built = await self.window.build()
         if not self.reports and built.report.trigger != "none":
             # Too full at the start of a reply: fold the older turns into a summary (never
@@ -130,26 +98,25 @@ class Conversation:
             {
                 "budget": r.budget,
                 "tokens": r.tokens,
-                "full_tokens": r.full_tokens,
-                "compacted": r.compacted,
                 "retrieved": list(r.retrieved),
                 "summarized_through": r.summarized_through,
-                "compaction_error": r.compaction_error,
                 # what the summary saves this call: the folded turns, less the summary
                 "saved": sum(c["before"] - c["after"] for c in self.compactions),
             }
         )
-        return await self.ctx.step.llm("think", context=self.window, **options)
+        return await self.ctx.step.llm(
+            "think",
+            model=HOSTED,
+            fallbacks=[LOCAL] if LOCAL != HOSTED else [],
+            tools=TOOLS,
+            context=self.window,
+            max_tokens=64,
+            deadline=90,
+        )
 
     async def observe(self, call: Any, result: Any) -> None:
         """The tool's result, for the model's next turn."""
-        content = json.dumps(result)
-        if self.window is None:
-            self.messages.append(
-                {"role": "tool", "content": content, "tool_call_id": call.id, "name": call.name}
-            )
-        else:
-            await self.window.add("tool", content, tool_call_id=call.id, name=call.name)
+        await self.window.add("tool", json.dumps(result), tool_call_id=call.id, name=call.name)
 
 
 @th.function(
@@ -197,9 +164,8 @@ async def act(ctx: tether.Context, name: str, args: dict[str, Any], msg: dict[st
             "policy-desk", function=policy_desk, data={"question": str(args.get("question", ""))}
         )
         return answer
-    if name == "remember" and HAS_MEMORY:
-        memory = ctx.memory(msg["subject"])
-        item = await memory.add(
+    if name == "remember":
+        item = await ctx.memory(msg["subject"]).add(
             str(args.get("fact", "")), source=f"conversation {msg['conversation_id']}"
         )
         return {"remembered": item.text}

@@ -75,7 +75,7 @@ def report(
     hosted_model: str,
     console: Console,
 ) -> bool:
-    from tether.demo.agent import HAS_MEMORY, HAS_WINDOWS
+    from tether.demo.agent import EMBEDDER
 
     scene = d.scene
     replies = [th.get_run(r.id) for r in th.list_runs("support-reply", limit=200)]
@@ -159,31 +159,23 @@ def report(
         f"run {scene.cancelled.get('run_id')} {scene.cancelled.get('status')}; refund was "
         f"{scene.cancelled.get('refund_status')}, then approved and issued",
     )
-    if HAS_WINDOWS:
-        windows = len({r.input["conversation_id"] for r in replies if r.input})
-        budget = builds[0]["budget"] if builds else "-"
-        t.add_row(
-            "context windows",
-            f"{windows} windows of {budget} tokens (policy pinned), {len(builds)} builds, "
-            f"{len(compactions)} compaction(s)",
+    windows = len({r.input["conversation_id"] for r in replies if r.input})
+    budget = builds[0]["budget"] if builds else "-"
+    t.add_row(
+        "context windows",
+        f"{windows} windows of {budget} tokens (policy pinned), {len(builds)} builds, "
+        f"{len(compactions)} compaction(s)",
+    )
+    t.add_row(
+        "compactions (summarizer: the hosted model)",
+        ", ".join(
+            f"{c['folded']} items folded, {c['before']} -> {c['after']} tokens" for c in folds
         )
-        t.add_row(
-            "compactions (summarizer: the hosted model)",
-            ", ".join(
-                f"{c['folded']} items folded, {c['before']} -> {c['after']} tokens" for c in folds
-            )
-            or "-",
-        )
-        t.add_row("tokens saved by the windows", f"{saved:,} (on the calls after a compaction)")
-    else:
-        t.add_row("context windows", "not in this build (ctx.context not available)")
-    if HAS_MEMORY:
-        from tether.demo.agent import EMBEDDER
-
-        how = f"hybrid search with {EMBEDDER}" if EMBEDDER else "full-text search, no embedder"
-        t.add_row("long-term memories retrieved into a window", f"{recalled} ({how})")
-    else:
-        t.add_row("long-term memory", "not in this build (ctx.memory not available)")
+        or "-",
+    )
+    t.add_row("tokens saved by the windows", f"{saved:,} (on the calls after a compaction)")
+    how = f"hybrid search with {EMBEDDER}" if EMBEDDER else "full-text search, no embedder"
+    t.add_row("long-term memories retrieved into a window", f"{recalled} ({how})")
     counts = scene.forgotten.get("forgotten") or {}
     t.add_row(
         "customer dee forgotten (th.subject().forget())",
