@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+import tether
+
 
 def _row(out: str, label: str) -> str:
     """The value cell of a row of the demo's "what happened" table."""
@@ -98,3 +100,29 @@ def test_demo_passes(tmp_path: Path) -> None:
     assert statuses == ["cancelled"] + ["completed"] * 5  # the store the dashboard opens
     seconds = float(re.search(r"total time: ([\d.]+)s", out).group(1))  # type: ignore[union-attr]
     assert seconds < 180
+
+
+def test_demo_refuses_a_store_that_holds_runs(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'used.db'}"
+    th = tether.Harness(url)
+
+    @th.function(id="earlier")
+    def earlier(ctx: tether.SyncContext) -> int:
+        return 1
+
+    assert th.run(earlier) == 1
+    th.close()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TETHER_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "tether.cli", "demo", "--store", url],
+        cwd=tmp_path,
+        env={**env, "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1
+    assert f"demo failed: the store {url} already holds runs" in done.stdout
+    again = tether.Harness(url)
+    assert [r.function_id for r in again.list_runs()] == ["earlier"]  # no run added
+    again.close()

@@ -40,10 +40,11 @@ def _llm_steps(runs: list[Any]) -> list[tuple[Any, dict[str, Any]]]:
     ]
 
 
-def _raw_scan(store_url: str, needle: bytes) -> bool:
-    """Whether ``needle`` is anywhere in the SQLite file or its WAL, read as raw bytes."""
+def _raw_scan(store_url: str, needle: bytes) -> bool | None:
+    """Whether ``needle`` is anywhere in the SQLite file or its WAL, read as raw bytes
+    (None for a store that is not a SQLite file)."""
     if not store_url.startswith("sqlite:///"):
-        return False
+        return None
     path = Path(store_url.removeprefix("sqlite:///"))
     files = [path, path.with_name(path.name + "-wal")]
     return any(f.exists() and needle in f.read_bytes() for f in files)
@@ -187,7 +188,8 @@ def report(
     t.add_row(
         "after forgetting",
         f"subject listed: {'yes' if leftover else 'no'}; raw scan of the store for what "
-        f"dee said ('Lisbon'): {'FOUND' if found else 'not found'}",
+        f"dee said ('Lisbon'): "
+        + {True: "FOUND", False: "not found", None: "n/a (not a SQLite file)"}[found],
     )
     console.print(t)
 
@@ -215,6 +217,7 @@ def report(
         dataset=evals.Dataset(cases),
         scorers=[mentions],
         progress=False,
+        fresh=True,  # a store given with --store may hold an earlier demo's experiment
     )
     summary = result.summary["mentions"]
     for c in result.cases:

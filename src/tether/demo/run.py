@@ -160,6 +160,14 @@ def run_demo(store: str | None = None, console: Console | None = None) -> int:
     os.environ["TETHER_DEMO_PAYMENTS"] = pay.url
     from tether.demo.agent import th
 
+    if th.list_runs(limit=1):
+        console.print(
+            f"[bold red]demo failed[/]: the store {store} already holds runs; the demo needs an "
+            "empty one (leave --store out for a fresh .tether/demo.db)"
+        )
+        hosted.stop()
+        pay.stop()
+        return 1
     d = Driver(th, console, env)
     console.rule("[bold]tether demo[/]: a support agent on the embedded store")
     console.print(f"store: {store}")
