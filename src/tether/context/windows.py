@@ -674,12 +674,25 @@ def llm_with_context(
         }
         if used is not None:
             meta["report"] = used.model_dump(mode="json")
+            if getattr(value, "model", None) == s.model:
+                learn_usage(s.counter, used.tokens, getattr(value, "attempts", []))
         items = [items[0].model_copy(update={"meta": meta})]
         if ex.check_only:
             return lambda tx: None
         return lambda tx: s.append_in(tx, items, origin)
 
     return call, after
+
+
+def learn_usage(counter: Any, estimated: int, attempts: Sequence[Any]) -> None:
+    """Correct the window's token estimate by what the provider billed for the prompt it
+    built: the input tokens of the attempt that answered (``TokenCounter.observe``; a
+    counter with nothing to learn, such as an exact tokenizer's, has no ``observe``)."""
+    observe = getattr(counter, "observe", None)
+    answered = next((a for a in reversed(attempts) if getattr(a, "ok", False)), None)
+    if observe is None or answered is None:
+        return
+    observe(estimated, int(answered.usage.input_tokens))
 
 
 class MemoryRetriever:
