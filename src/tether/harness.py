@@ -9,7 +9,7 @@ import os
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import MappingProxyType
-from typing import Any, TypeVar, Unpack, overload
+from typing import TYPE_CHECKING, Any, TypeVar, Unpack, overload
 
 from tether.clock import Clock
 from tether.codec import DEFAULT_MAX_OUTPUT_BYTES, dumps
@@ -41,6 +41,9 @@ from tether.store.retention import KEEP_EXPERIMENTS, PruneResult, set_window_ttl
 from tether.store.retention import prune as prune_store
 from tether.store.sql import SQLStore
 from tether.subjects.subject import Subject, sql_store
+
+if TYPE_CHECKING:
+    from tether.context.windows import ContextWindow
 
 F = TypeVar("F", bound=Callable[..., Any])
 DAY = 86400.0
@@ -498,7 +501,7 @@ class Harness:
         summarizer: Any = None,
         extract: bool = False,
         ttl: Duration | None = None,
-    ) -> Any:
+    ) -> ContextWindow:
         """The context window ``key`` (``ContextWindow``): the same key reopens the same log,
         in any process. Needs ``model`` (whose context window sets the budget) or
         ``budget``. Inside a durable function use ``ctx.context(...)``. ``ttl`` (e.g.

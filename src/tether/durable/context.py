@@ -13,6 +13,7 @@ from tether.store.base import StepWrite
 from tether.subjects.subject import AsyncSubject, Subject, sql_store
 
 if TYPE_CHECKING:
+    from tether.context.windows import AsyncContextWindow, ContextWindow
     from tether.memory import AsyncMemory, Memory, WriteKeys
 
 _logger = logging.getLogger("tether.run")
@@ -154,7 +155,7 @@ class Context(_ContextBase):
         super().__init__(ex)
         self.step = AsyncSteps(ex)
 
-    def context(self, key: str, **options: Any) -> Any:
+    def context(self, key: str, **options: Any) -> AsyncContextWindow:
         """The context window ``key`` (``AsyncContextWindow``: its methods are coroutines).
         Options as ``th.context``: ``model``, ``budget``, ``system``, ``subject``,
         ``memory``, ``summarizer``, ``extract``. Its writes are keyed by (run, write
@@ -182,7 +183,7 @@ class SyncContext(_ContextBase):
         super().__init__(ex)
         self.step = SyncSteps(ex)
 
-    def context(self, key: str, **options: Any) -> Any:
+    def context(self, key: str, **options: Any) -> ContextWindow:
         """The context window ``key`` (``ContextWindow``: its methods block); see
         ``Context.context``."""
         from tether.context.windows import ContextWindow
