@@ -542,7 +542,7 @@ class Harness:
             subject_id,
             sql_store(self.store),
             clock=self.clock,
-            memory=lambda sid: getattr(self, "memory")(sid),  # noqa: B009 (memory lands)
+            memory=self.memory,
             cancel_local=self._cancel_local,
         )
 
@@ -552,7 +552,7 @@ class Harness:
 
     def subjects(self) -> list[str]:
         """Every subject the store keeps something about (created, or owning memories,
-        runs or events), sorted."""
+        windows, runs or events), sorted."""
         store = sql_store(self.store)
         return sorted(set(store.list_subjects()) | set(store.run_subjects()))
 

@@ -95,7 +95,7 @@ class WindowState:
             raise ConfigurationError(
                 "memory=True reads the subject's long-term memory: pass subject='user:42'"
             )
-        self.counter = counter or DEFAULT_COUNTER
+        self.counter = counter or model_counter(model)
         self.given_budget = budget
         self.budget = resolve_budget(model=model, budget=budget, counter=self.counter)
         head = self.counter.count_messages([Message(role="system", content=system or "")])
@@ -341,6 +341,20 @@ class WindowState:
 
     def recall(self, handle: str) -> str:
         return recall_in(self.log, handle)
+
+
+def model_counter(model: str | None) -> TokenCounter:
+    """The model's own token counter (``tether.llm.tokens``: its tokenizer where one is
+    available offline, else a calibrated estimate), or the default estimate."""
+    if model is None:
+        return DEFAULT_COUNTER
+    try:
+        from tether.llm.tokens import token_counter
+
+        counter: TokenCounter = token_counter(model)
+        return counter
+    except Exception:  # an unknown prefix: the window still works on the estimate
+        return DEFAULT_COUNTER
 
 
 def _run_blocking(coro: Awaitable[Any]) -> Any:
