@@ -218,3 +218,31 @@ def test_a_long_conversation_is_fitted_to_the_budget_with_tool_pairs_whole(
         assert built.report.summarized_through is not None
         summary = last[0]["content"]  # the summary stands for the folded turns
         assert "Summary of the earlier conversation" in summary and "item 1 found" in summary
+
+
+def test_call_ids_a_provider_reuses_are_renamed_with_their_results(
+    th: tether.Harness, fake: FakeLLMServer
+) -> None:
+    # FakeLLMServer, like some providers, numbers the calls of each response: call_0 again
+    # and again. A window takes each id once: the agent's writes rename the reused ones.
+    durable = TetherAgent(
+        lookup_agent(fake), harness=th, context=lambda ctx: ctx.context("ids", budget=4000)
+    )
+    for _ in range(2):
+        fake.reply("", tool_calls=[{"name": "lookup", "arguments": {"n": 1}}])
+        fake.reply("", tool_calls=[{"name": "lookup", "arguments": {"n": 2}}])
+        fake.reply("both found")
+
+    @th.function()
+    async def ids(ctx: tether.Context) -> str:
+        return str((await durable.run("find items 1 and 2")).output)
+
+    assert th.run(ids) == "both found"
+    assert th.run(ids) == "both found"
+    items = th.context("ids", budget=4000).items()
+    calls = [c.id for i in items if i.message for c in i.message.tool_calls]
+    results = [i.message.tool_call_id for i in items if i.message and i.message.role == "tool"]
+    assert calls == results == ["call_0", "call_0~1", "call_0~2", "call_0~3"]
+    second = fake.requests[3].body["messages"]  # the second run's first request
+    check_provider_input(second)
+    assert [c["id"] for m in second for c in m.get("tool_calls") or []] == ["call_0", "call_0~1"]

@@ -595,6 +595,12 @@ async def aadd_messages(window: Any, messages: Sequence[Message]) -> list[Contex
     return items
 
 
+async def acall_ids(window: Any) -> set[str]:
+    """The tool call ids of the window's items, as a build at this point sees them."""
+    items: list[ContextItem] = await window_base(window)._io(window_state(window).visible)
+    return {c.id for i in items if i.message is not None for c in i.message.tool_calls}
+
+
 def window_base(window: Any) -> _WindowBase:
     window_state(window)
     assert isinstance(window, _WindowBase)

@@ -37,7 +37,7 @@ from pydantic_ai.messages import (
     UserPromptPart,
 )
 
-from tether.context.windows import WindowState, aadd_messages, abuild_window, in_run
+from tether.context.windows import WindowState, aadd_messages, abuild_window, acall_ids, in_run
 from tether.errors import ConfigurationError
 from tether.integrations.pydantic_ai.model import to_tether_messages
 from tether.llm import Message
@@ -97,7 +97,32 @@ class TetherWindowHistory(RunHistory):
         return to_model_messages(list(built.messages))
 
     async def record(self, messages: list[ModelMessage]) -> None:
-        await aadd_messages(self.window, window_messages(messages))
+        used = await acall_ids(self.window)
+        await aadd_messages(self.window, unique_call_ids(window_messages(messages), used))
+
+
+def unique_call_ids(messages: list[Message], used: set[str]) -> list[Message]:
+    """The messages with each tool call id the window already uses (some providers number
+    the calls of each response: ``call_0`` every time) renamed ``<id>~<n>``, and the
+    results that answer it with it; a window takes each call id once."""
+    out: list[Message] = []
+    renamed: dict[str, str] = {}
+    for m in messages:
+        if m.role == "tool" and m.tool_call_id is not None:
+            m = m.model_copy(update={"tool_call_id": renamed.get(m.tool_call_id, m.tool_call_id)})
+        elif m.tool_calls:
+            calls = []
+            for call in m.tool_calls:
+                new, n = call.id, 0
+                while new in used:
+                    n += 1
+                    new = f"{call.id}~{n}"
+                used.add(new)
+                renamed[call.id] = new
+                calls.append(call if new == call.id else call.model_copy(update={"id": new}))
+            m = m.model_copy(update={"tool_calls": calls})
+        out.append(m)
+    return out
 
 
 def window_messages(messages: list[ModelMessage]) -> list[Message]:
