@@ -246,3 +246,45 @@ def test_call_ids_a_provider_reuses_are_renamed_with_their_results(
     second = fake.requests[3].body["messages"]  # the second run's first request
     check_provider_input(second)
     assert [c["id"] for m in second for c in m.get("tool_calls") or []] == ["call_0", "call_0~1"]
+
+
+def test_an_approval_round_trip_lands_in_the_window_whole(
+    tmp_path: Path, fake: FakeLLMServer
+) -> None:
+    done: list[int] = []
+    with tether.Harness(f"sqlite:///{tmp_path / 'v.db'}", clock=tether.VirtualClock()) as vth:
+        model = OpenAIChatModel(
+            "gpt-4.1-mini", provider=OpenAIProvider(base_url=f"{fake.url}/v1", api_key="sk-x")
+        )
+        agent: Agent[Any, Any] = Agent(model, name="desk", system_prompt="You refund.")
+
+        @agent.tool_plain(requires_approval=True)
+        def refund(amount: int) -> str:
+            done.append(amount)
+            return f"refunded {amount}"
+
+        durable = TetherAgent(
+            agent,
+            harness=vth,
+            approval_timeout=3600,
+            context=lambda ctx: ctx.context("refunds", budget=4000),
+        )
+        fake.reply("", tool_calls=[{"id": "r1", "name": "refund", "arguments": {"amount": 5}}])
+        fake.reply("not refunded")
+
+        @vth.function()
+        async def desk(ctx: tether.Context) -> str:
+            return str((await durable.run("refund 5")).output)
+
+        assert vth.run(desk) == "not refunded"
+        items = vth.context("refunds", budget=4000).items()
+    assert done == []
+    # The run before the approval wait and the one after it: one write, the call with its
+    # (denied) result; the agent's system prompt is not a window item.
+    assert [(i.message.role, i.message.content[:28]) for i in items if i.message] == [
+        ("user", "refund 5"),
+        ("assistant", ""),
+        ("tool", "no approval arrived within 3"),
+        ("assistant", "not refunded"),
+    ]
+    assert len({i.key.rsplit(".", 1)[0] for i in items if i.key}) == 1
