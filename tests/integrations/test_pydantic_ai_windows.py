@@ -288,3 +288,19 @@ def test_an_approval_round_trip_lands_in_the_window_whole(
         ("assistant", "not refunded"),
     ]
     assert len({i.key.rsplit(".", 1)[0] for i in items if i.key}) == 1
+
+
+def test_context_takes_a_window_or_a_callable_and_says_so(
+    th: tether.Harness, fake: FakeLLMServer
+) -> None:
+    with pytest.raises(tether.ConfigurationError, match=r"context= takes a context window"):
+        TetherAgent(lookup_agent(fake), harness=th, context=object())  # type: ignore[arg-type]
+    durable = TetherAgent(lookup_agent(fake), harness=th, context=lambda ctx: "chat")
+
+    @th.function()
+    async def wrong(ctx: tether.Context) -> str:
+        return str((await durable.run("hi")).output)
+
+    with pytest.raises(tether.RunFailed, match=r"str has no add\(\) method"):
+        th.run(wrong)
+    assert fake.request_count() == 0
