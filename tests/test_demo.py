@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -23,7 +24,8 @@ def _row(out: str, label: str) -> str:
 
 @pytest.mark.local_model
 def test_demo_passes(tmp_path: Path) -> None:
-    pytest.importorskip("llama_cpp", reason="the demo's fallback is the local model")
+    if importlib.util.find_spec("llama_cpp") is None:  # (found, not imported: it leaks files)
+        pytest.skip("the demo's fallback is the local model (llama-cpp-python)")
     env = {k: v for k, v in os.environ.items() if not k.startswith("TETHER_")}
     env["COLUMNS"] = "200"
     done = subprocess.run(
@@ -60,9 +62,8 @@ def test_demo_passes(tmp_path: Path) -> None:
     assert once == "yes: B-2002 $25.00 (ch_0001), C-3003 $480.00 (ch_0002)"
     assert "cancelled; refund was waiting, then approved and issued" in out
     forgotten = _row(out, "customer dee forgotten (th.subject().forget())")
-    assert forgotten.startswith("runs 2, events 2") and forgotten.endswith(
-        "erased from the file: yes"
-    )
+    assert "runs 2, events 2" in forgotten
+    assert forgotten.endswith("erased from the file: yes")
     after = _row(out, "after forgetting")
     assert (
         after == "subject listed: no; raw scan of the store for what dee said ('Lisbon'): not found"

@@ -9,7 +9,7 @@ import os
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import MappingProxyType
-from typing import Any, TypeVar, Unpack, overload
+from typing import TYPE_CHECKING, Any, TypeVar, Unpack, overload
 
 from tether.clock import Clock
 from tether.codec import DEFAULT_MAX_OUTPUT_BYTES, dumps
@@ -41,6 +41,9 @@ from tether.store.retention import KEEP_EXPERIMENTS, PruneResult
 from tether.store.retention import prune as prune_store
 from tether.store.sql import SQLStore
 from tether.subjects.subject import Subject, sql_store
+
+if TYPE_CHECKING:
+    from tether.context.windows import ContextWindow
 
 F = TypeVar("F", bound=Callable[..., Any])
 DAY = 86400.0
@@ -497,7 +500,7 @@ class Harness:
         memory: bool = False,
         summarizer: Any = None,
         extract: bool = False,
-    ) -> Any:
+    ) -> ContextWindow:
         """The context window ``key`` (``ContextWindow``): the same key reopens the same log,
         in any process. Needs ``model`` (whose context window sets the budget) or
         ``budget``. Inside a durable function use ``ctx.context(...)``."""
@@ -534,7 +537,7 @@ class Harness:
             subject_id,
             sql_store(self.store),
             clock=self.clock,
-            memory=lambda sid: getattr(self, "memory")(sid),  # noqa: B009 (memory lands)
+            memory=self.memory,
             cancel_local=self._cancel_local,
         )
 
@@ -544,7 +547,7 @@ class Harness:
 
     def subjects(self) -> list[str]:
         """Every subject the store keeps something about (created, or owning memories,
-        runs or events), sorted."""
+        windows, runs or events), sorted."""
         store = sql_store(self.store)
         return sorted(set(store.list_subjects()) | set(store.run_subjects()))
 

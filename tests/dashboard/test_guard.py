@@ -5,6 +5,7 @@ in any response or log line."""
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Iterator
@@ -225,3 +226,23 @@ def test_no_secret_in_any_response_or_log(
         for text in seen:
             assert secret not in text, text[:300]
         assert secret not in logs
+
+
+def test_text_search_over_encrypted_payloads_matches_run_ids_only(tmp_path: Any) -> None:
+    pytest.importorskip("cryptography")
+    from tether.store.encryption import generate_key
+
+    th = tether.Harness(f"sqlite:///{tmp_path / 'enc.db'}", encryption_key=generate_key())
+    try:
+        build(th)
+        th.run("triage", {"id": "findme-word"}, run_id="run-abc123")
+        with TestClient(create_app(th, token="")) as client:
+            page = client.get("/runs")
+            assert "payloads are encrypted" in page.text
+            assert client.get("/api/runs", params={"q": "findme"}).json()["runs"] == []
+            found = client.get("/api/runs", params={"q": "abc12"}).json()["runs"]
+            assert [r["id"] for r in found] == ["run-abc123"]
+            shown = client.get("/api/runs/run-abc123").json()  # decrypted for display
+            assert "findme-word" in json.dumps(shown)
+    finally:
+        th.close()

@@ -48,6 +48,10 @@ def test_list_show_export_and_forget(app_th: tether.Harness, client: TestClient)
     (memory,) = shown["memories"]
     assert "Lyon" in memory["text"] and "ada@example.com" not in memory["text"]  # redacted
     assert [r["function_id"] for r in shown["runs"]] == ["chat"]
+    run = client.get(f"/api/runs/{shown['runs'][0]['id']}").json()
+    assert run["subject"] == "user:42"
+    page = client.get(f"/runs/{shown['runs'][0]['id']}").text
+    assert 'href="/subjects/user%3A42"' in page
 
     exported = client.get("/api/subjects/user%3A42/export")
     assert exported.status_code == 200

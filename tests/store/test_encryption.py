@@ -18,7 +18,9 @@ from typing import Any
 import pytest
 
 import tether
+from tests.context.conformance import user
 from tests.store.test_payload_codec import MARK, PAYLOAD_COLUMNS, _exercise, _tables
+from tether.context.stored import StoreWindowLog
 from tether.store import Store, open_store
 from tether.store.encryption import (
     PREFIX,
@@ -290,3 +292,56 @@ def test_rekey_encrypts_a_registered_subject_table_with_each_subject_key(
         assert rekey(store)["notes_t"] == 0
     finally:
         store.close()
+
+
+def test_forgetting_a_subject_leaves_its_ciphertext_unreadable(store_url: str) -> None:
+    th = tether.Harness(store_url, encryption_key=KEY_A, embedder=None)
+    try:
+        ann = th.subject("user:ann")
+        ann.memory.add(f"{MARK} ann likes tea")
+        th.subject("user:bo").memory.add(f"{MARK} bo likes coffee")
+        StoreWindowLog(th.store, "chat:ann", subject="user:ann").append(
+            [user(f"{MARK} hello from ann")]
+        )
+        read = _read(th.store)
+        kept = [r[0] for r in read("SELECT text FROM memories WHERE subject='user:ann'")]
+        kept += [r[0] for r in read("SELECT payload FROM window_items")]
+        assert len(kept) == 2 and all(v.startswith(f"{PREFIX}s") for v in kept)
+        for table in _tables(th.store):
+            for row in read(f"SELECT * FROM {table}"):
+                assert MARK not in repr(row), f"{table} holds a payload in clear: {row!r}"
+        ann.forget()
+        # What a backup, an old WAL or an unvacuumed page still holds can no longer be read.
+        for stored in kept:
+            with pytest.raises(tether.SubjectKeyDestroyed, match="user:ann"):
+                th.store.codec.decode(stored, "user:ann")
+        assert [m.text for m in th.memory("user:bo").list()] == [f"{MARK} bo likes coffee"]
+    finally:
+        th.close()
+
+
+def test_rekey_encrypts_memories_windows_and_preferences_written_in_clear(store_url: str) -> None:
+    th = tether.Harness(store_url, embedder=None)
+    try:
+        th.subject("user:cy").memory.add(f"{MARK} cy")
+        th.subject("user:cy").preferences["lang"] = MARK
+        StoreWindowLog(th.store, "chat:cy", subject="user:cy").append([user(f"{MARK} hi")])
+    finally:
+        th.close()
+    store = open_store(store_url, encryption_key=KEY_A)
+    try:
+        done = rekey(store)
+        assert done["memories"] == 1 and done["window_items"] == 1 and done["subjects"] == 1
+        for table in ("memories", "window_items", "subjects"):
+            for row in _read(store)(f"SELECT * FROM {table}"):
+                assert MARK not in repr(row), f"{table} still holds a payload in clear"
+    finally:
+        store.close()
+    th = tether.Harness(store_url, encryption_key=KEY_A, embedder=None)
+    try:
+        assert [m.text for m in th.memory("user:cy").list()] == [f"{MARK} cy"]
+        assert th.subject("user:cy").preferences["lang"] == MARK
+        items = StoreWindowLog(th.store, "chat:cy", subject="user:cy").items()
+        assert [i.content for i in items] == [f"{MARK} hi"]
+    finally:
+        th.close()

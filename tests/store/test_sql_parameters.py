@@ -6,19 +6,26 @@ function ids, step ids, event names, ids and data, run ids, flow-control keys, `
 values, search text, key-value keys, subjects. Each such value carries a marker with
 quotes in it. A statement that spliced a value into its text (an f-string, ``%``,
 ``+``) would carry the marker, or break on its quotes: the test fails on either. A
-self-check proves the recorder sees such a statement.
+self-check proves the recorder sees such a statement. A static scan of tether's source
+adds what no workload reaches: no function splices a ``str`` argument into an SQL
+f-string unless it is a named SQL fragment.
 """
 
 from __future__ import annotations
 
+import ast
+import re
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 import tether
+from tests.context.conformance import user
+from tether.context.stored import StoreWindowLog
 from tether.store import open_store
 from tether.store.queries import RunQuery
 
@@ -140,12 +147,24 @@ def _workload(th: tether.Harness) -> None:
     th.cancel(f"run-{EVIL}")
     replayed = th.replay(f"run-{EVIL}", from_step=f"step-{EVIL}")
     assert replayed.run_id
-    store.destroy_subject_key(f"user:{EVIL}")
+    # Memories, preferences, windows and a subject's erasure, all keyed by user data.
+    who = th.subject(f"user:{EVIL}")
+    item = who.memory.add(f"{EVIL} likes tea", source=EVIL, tags=[EVIL])
+    assert who.memory.search(f"{MARK} tea")
+    who.memory.update(item.id, f"{EVIL} likes coffee")
+    assert who.memory.list(tags=[EVIL])
+    who.preferences["lang"] = EVIL
+    log = StoreWindowLog(th.store, f"chat-{EVIL}", subject=f"user:{EVIL}")
+    log.append([user(EVIL)])
+    assert log.items() and who.windows() == [f"chat-{EVIL}"]
+    assert who.export()["subject"] == f"user:{EVIL}"
+    assert f"user:{EVIL}" in th.subjects()
+    who.forget()
     th.prune("0s")
 
 
 def test_no_statement_carries_user_data(store_url: str, recorder: Recorder) -> None:
-    th = tether.Harness(store_url)
+    th = tether.Harness(store_url, embedder=None)
     try:
         _workload(th)
     finally:
@@ -179,3 +198,58 @@ def test_the_recorder_catches_a_statement_built_with_a_value(
     finally:
         store.close()
     assert recorder.spliced() == [f"SELECT id FROM runs WHERE id='{run_id}'"]
+
+
+# The static half: in tether's source, a function's ``str`` argument spliced into an SQL
+# f-string must be a named SQL fragment (a ``where`` clause the caller built with
+# parameters, a column from a fixed list), never a value.
+SQL_WORDS = re.compile(r"\b(SELECT|INSERT|UPDATE|DELETE|WHERE|VALUES|SET)\b")
+FRAGMENTS = {"where", "guard", "cond", "clause", "column", "columns", "table", "order"}
+SRC = Path(tether.__file__).parent
+
+
+def spliced_arguments(source: str) -> list[str]:
+    """``function: expression`` of every ``str`` argument spliced into an SQL f-string."""
+    found = []
+    for fn in ast.walk(ast.parse(source)):
+        if not isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef):
+            continue
+        args = [*fn.args.posonlyargs, *fn.args.args, *fn.args.kwonlyargs]
+        texts = {
+            a.arg
+            for a in args
+            if a.annotation is not None
+            and "str" in ast.unparse(a.annotation)
+            and "Callable" not in ast.unparse(a.annotation)
+        }
+        for node in ast.walk(fn):
+            if not isinstance(node, ast.JoinedStr):
+                continue
+            text = "".join(v.value for v in node.values if isinstance(v, ast.Constant))
+            if not SQL_WORDS.search(str(text)):
+                continue
+            for part in node.values:
+                if isinstance(part, ast.FormattedValue):
+                    used = {n.id for n in ast.walk(part.value) if isinstance(n, ast.Name)}
+                    if (used & texts) - FRAGMENTS:
+                        found.append(f"{fn.name}: {ast.unparse(part.value)}")
+    return found
+
+
+def test_no_function_splices_a_text_argument_into_sql() -> None:
+    offenders = {
+        str(path.relative_to(SRC)): hits
+        for path in sorted(SRC.rglob("*.py"))
+        if (hits := spliced_arguments(path.read_text(encoding="utf-8")))
+    }
+    assert not offenders, f"SQL built with argument values (use ? parameters): {offenders}"
+
+
+def test_the_static_check_catches_an_interpolated_value() -> None:
+    bad = (
+        "def cancel(tx, run_id: str) -> None:\n"
+        "    tx.execute(f\"UPDATE runs SET status='cancelled' WHERE id='{run_id}'\")\n"
+        "def fine(tx, where: str, run_id: str) -> None:\n"
+        '    tx.execute(f"SELECT id FROM runs WHERE {where} AND id=?", (run_id,))\n'
+    )
+    assert spliced_arguments(bad) == ["cancel: run_id"]

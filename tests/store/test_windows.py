@@ -127,3 +127,28 @@ def test_subject_methods(th: tether.Harness) -> None:
     assert [i.content for i in other.items()] == ["unrelated"]
     listed = store.list_windows()
     assert [w["key"] for w in listed] == ["user:2/support"] and listed[0]["items"] == 1
+
+
+def test_durable_window_end_to_end(vth: tether.Harness) -> None:
+    """ctx.step.llm(context=) with compaction and a resumed body, on this backend: one
+    reply per call, one summary, nothing twice."""
+    from tether.context import extractive_summarizer
+    from tether.testing import FakeLLMServer, Reply
+
+    with FakeLLMServer() as fake:
+        fake.set_default(Reply("ok"))
+        model = f"openai-compatible:{fake.url}/v1#tiny"
+
+        @vth.function(id="talk")
+        async def talk(ctx: tether.Context) -> list[str]:
+            w = ctx.context("talk", budget=700, summarizer=extractive_summarizer, subject="u:1")
+            for i in range(14):
+                await w.add("user", f"turn {i} srv-{i} " + "word " * 50)
+                await ctx.step.llm("reply", model=model, context=w, max_tokens=16)
+            await ctx.step.sleep("pause", 5)  # the body runs again from the top
+            return [i.kind for i in await w.items()]
+
+        kinds = vth.run(talk)
+        assert kinds.count("message") == 28 and kinds.count("summary") >= 1
+        assert fake.request_count() == 14
+    assert vth.store.delete_subject_windows("u:1") == {"windows": 1, "items": len(kinds)}

@@ -63,6 +63,13 @@ def test_export_then_forget_deletes_everything_of_one_subject_only(th: tether.Ha
         one.preferences["memory"] = False
         one.preferences["lang"] = "en"
         th.subject("user:2").preferences["lang"] = "de"
+        for user in ("user:1", "user:2"):
+            conv = th.context(f"conversation:{user}", budget=2000, subject=user)
+            conv.add("user", f"window text of {user}")
+            conv.add("assistant", "noted")
+            conv.pin("name", f"pinned for {user}")
+        th.context("unowned", budget=2000).add("user", "nobody's")
+        assert one.windows() == ["conversation:user:1"]
 
         doc = one.export()
         json.dumps(doc)  # JSON-serialisable as it is
@@ -74,14 +81,17 @@ def test_export_then_forget_deletes_everything_of_one_subject_only(th: tether.Ha
         hear = next(s for s in chat["steps"] if s["id"] == "hear")
         assert "flaky hi from user:1" in hear["attempts"][0]["error_message"]
         assert sorted(e["name"] for e in doc["events"]) == ["user.message", "user.nap"]
+        (window,) = doc["windows"]
+        assert window["key"] == "conversation:user:1"
+        assert len(window["items"]) == 3 and "window text of user:1" in json.dumps(window)
         assert all(e["data"]["user"] == "user:1" for e in doc["events"])
         assert "user:2" not in json.dumps(doc)
 
         done = one.forget()
     assert dict(done) == {
         "memories": 0,
-        "windows": 0,
-        "items": 0,
+        "windows": 1,
+        "items": 3,
         "preferences": 2,
         "runs": 3,
         "events": 2,
@@ -91,6 +101,8 @@ def test_export_then_forget_deletes_everything_of_one_subject_only(th: tether.Ha
     assert {r.subject for r in left} == {"user:2"} and len(left) == 3
     assert th.subjects() == ["user:2"]
     assert not th._subject("user:1").kept()
+    assert th.subject("user:2").windows() == ["conversation:user:2"]
+    assert th.context("unowned", budget=2000).items()  # a window of no subject stays
     names = sorted(row.name for row, _, _ in th.store.list_events(50))
     assert names == ["user.message", "user.nap"]
     assert th.subject("user:2").preferences.load() == {"lang": "de"}
@@ -149,3 +161,48 @@ def test_forget_destroys_the_subjects_key_when_the_store_keeps_one(tmp_path: Any
     assert KeyedStore.destroyed == ["user:9"]
     th.close()
     store.close()
+
+
+@BOTH_STORES
+def test_a_parent_outside_the_subject_sees_its_forgotten_child_fail(th: tether.Harness) -> None:
+    @th.function(id="profile", subject="event.data.user")
+    def profile(ctx: tether.SyncContext) -> None:
+        ctx.step.sleep("wait-a-day", "1d")
+
+    @th.function(id="batch")
+    def batch(ctx: tether.SyncContext) -> str:
+        try:
+            ctx.step.invoke("one", function="profile", data={"user": "user:5"})
+        except tether.StepFailed as exc:
+            return f"{exc.error_type}: {exc}"
+        return "child finished"
+
+    with th.worker(concurrency=2):
+        handle = th.enqueue("batch")
+        poll(lambda: [r.status.value for r in th.list_runs("profile")] == ["sleeping"])
+        done = th._subject("user:5").forget()
+        out = handle.result(timeout=20)
+    assert done["runs"] == 1
+    assert out.startswith("RunCancelled") and "was forgotten" in out
+    assert th.get_run(handle.run_id).subject is None
+
+
+@BOTH_STORES
+def test_an_event_a_subjects_run_waited_for_is_forgotten_with_it(th: tether.Harness) -> None:
+    @th.function(id="ask", trigger=tether.on_event("asked"), subject="event.data.user")
+    def ask(ctx: tether.SyncContext) -> Any:
+        reply = ctx.step.wait_for_event("reply", event="replied", match="data.ticket", timeout=60)
+        return None if reply is None else reply.data["text"]
+
+    with th.worker(concurrency=2):
+        th.send(tether.Event("asked", {"user": "user:8", "ticket": "T1"}))
+        poll(lambda: [r.status.value for r in th.list_runs("ask")] == ["waiting"])
+        th.send(tether.Event("replied", {"ticket": "T1", "text": "my address is 1 Rue X"}))
+        th.send(tether.Event("replied", {"ticket": "T2", "text": "someone else's"}))
+        poll(lambda: [r.status.value for r in th.list_runs("ask")] == ["completed"])
+    doc = th._subject("user:8").export()
+    assert sorted(e["name"] for e in doc["events"]) == ["asked", "replied"]
+    done = th._subject("user:8").forget()
+    assert done["runs"] == 1 and done["events"] == 2
+    left = [row.data for row, _, _ in th.store.list_events(10)]
+    assert left == ['{"ticket":"T2","text":"someone else\'s"}']

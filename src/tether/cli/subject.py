@@ -17,7 +17,7 @@ from tether.cli.output import cells, console, fail, id_table, plain, short, stat
 from tether.cli.stores import open_existing
 from tether.errors import SubjectNotFound
 from tether.harness import Harness
-from tether.subjects import Subject
+from tether.subjects import Subject, summary
 
 app = typer.Typer(
     name="subject",
@@ -72,36 +72,25 @@ def show(subject_id: SubjectArg, as_json: JsonOpt = False, store: StoreOpt = Non
         doc = _kept(th, subject_id).export()
     finally:
         th.close()
-    current = [m for m in doc["memories"] if m.get("current", True)]
-    summary = {
-        "subject": doc["subject"],
-        "preferences": doc["preferences"],
-        "memories": current,
-        "superseded_versions": len(doc["memories"]) - len(current),
-        "windows": [w.get("key") for w in doc["windows"]],
-        "runs": [
-            {"id": r["id"], "function_id": r["function_id"], "status": r["status"]}
-            for r in doc["runs"]
-        ],
-        "events": len(doc["events"]),
-    }
+    shown = summary(doc)
+    current = shown["memories"]
     if as_json:
-        _print_json(summary)
+        _print_json(shown)
         return
     console.print(f"[bold]subject {plain(doc['subject'])}[/]")
     console.print(f"preferences: {plain(json.dumps(doc['preferences'], ensure_ascii=False))}")
     memories = id_table("memory", "text", short("created"), ids=[m["id"] for m in current])
     for m in current:
         memories.add_row(*cells(m["id"], m["text"], m.get("created_at")))
-    console.print(f"memories: {len(current)} current, {summary['superseded_versions']} superseded")
+    console.print(f"memories: {len(current)} current, {shown['superseded_versions']} superseded")
     if current:
         console.print(memories)
-    console.print(f"windows: {plain(', '.join(summary['windows']) or 'none')}")
-    runs = id_table("run", "function", short("status"), ids=[r["id"] for r in summary["runs"]])
-    for r in summary["runs"]:
+    console.print(f"windows: {plain(', '.join(shown['windows']) or 'none')}")
+    runs = id_table("run", "function", short("status"), ids=[r["id"] for r in shown["runs"]])
+    for r in shown["runs"]:
         runs.add_row(*cells(r["id"], r["function_id"], status_text(r["status"])))
-    console.print(f"runs: {len(summary['runs'])}, events: {summary['events']}")
-    if summary["runs"]:
+    console.print(f"runs: {len(shown['runs'])}, events: {shown['events']}")
+    if shown["runs"]:
         console.print(runs)
 
 

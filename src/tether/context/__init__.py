@@ -4,7 +4,9 @@ The pure core: an append-only log per window (``WindowLog``; ``MemoryWindowLog``
 reference), ``build`` to fit it into a token budget cheapest action first (stub large tool
 results, clear old ones, show the running summary, keep the newest turns verbatim, retrieve
 what left the window into a memory slot), and compaction (``plan_compaction``, a summarizer,
-``apply``) that folds older turns into a validated structured summary. See docs/context.md.
+``apply``) that folds older turns into a validated structured summary; and the store-backed
+windows of ``th.context`` / ``ctx.context`` (``ContextWindow``, ``AsyncContextWindow``).
+See docs/context.md.
 """
 
 from tether.context.budget import context_window, resolve_budget
@@ -47,6 +49,7 @@ from tether.context.settings import DEFAULT_SETTINGS, ContextSettings
 from tether.context.tokens import ApproxCounter, TokenCounter
 from tether.context.transcript import extractive_summarizer
 from tether.context.window import RECALL_TOOL, WindowCore, recall
+from tether.context.windows import AsyncContextWindow, ContextWindow
 from tether.context.wire import FAMILIES, check_all
 
 __all__ = [
@@ -54,6 +57,7 @@ __all__ = [
     "FAMILIES",
     "RECALL_TOOL",
     "ApproxCounter",
+    "AsyncContextWindow",
     "ArtifactNotFound",
     "BM25Index",
     "BuiltContext",
@@ -64,6 +68,7 @@ __all__ = [
     "ContextItem",
     "ContextReport",
     "ContextSettings",
+    "ContextWindow",
     "Hit",
     "InvalidContextItem",
     "InvalidForProvider",

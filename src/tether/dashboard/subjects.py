@@ -24,41 +24,15 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from tether.durable.subjects import subject_problem
-from tether.errors import InvalidPreference, MemoryNotFound
+from tether.errors import InvalidMemory, InvalidPreference, MemoryNotFound
 from tether.observe.redact import Redactor
-from tether.subjects import Subject
+from tether.subjects import Subject, summary
 
 if TYPE_CHECKING:
     from tether.harness import Harness
 
 Page = Callable[..., HTMLResponse]
 JsonBody = Callable[[Request], Any]
-
-
-def summary(doc: dict[str, Any], r: Redactor) -> dict[str, Any]:
-    """What the subject's page and ``GET /api/subjects/{id}`` show of an export."""
-    current = [m for m in doc["memories"] if m.get("current", True)]
-    return {
-        "subject": doc["subject"],
-        "preferences": r.value(doc["preferences"]),
-        "memories": [
-            {
-                "id": m["id"],
-                "text": r.text(m["text"]),
-                "source": r.value(m.get("source")),
-                "tags": m.get("tags", []),
-                "created_at": m.get("created_at"),
-            }
-            for m in current
-        ],
-        "superseded_versions": len(doc["memories"]) - len(current),
-        "windows": [w.get("key") for w in doc["windows"]],
-        "runs": [
-            {"id": x["id"], "function_id": x["function_id"], "status": x["status"]}
-            for x in doc["runs"]
-        ],
-        "events": len(doc["events"]),
-    }
 
 
 def routes(harness: Harness, page: Page, r: Redactor, json_body: JsonBody) -> list[Route]:
@@ -81,7 +55,7 @@ def routes(harness: Harness, page: Page, r: Redactor, json_body: JsonBody) -> li
         found = lookup(request)
         if isinstance(found, Response):
             return found
-        return JSONResponse(summary(found.export(), r))
+        return JSONResponse(summary(found.export(), r.text, r.value))
 
     def api_export(request: Request) -> Response:
         found = lookup(request)
@@ -110,6 +84,8 @@ def routes(harness: Harness, page: Page, r: Redactor, json_body: JsonBody) -> li
             return JSONResponse(
                 {"error": f"subject {found.id!r} has no memory {item!r}"}, status_code=404
             )
+        except InvalidMemory as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
         return JSONResponse({"subject": found.id, "deleted": item})
 
     def put_preferences(request: Request, body: Any) -> Response:
@@ -140,7 +116,7 @@ def routes(harness: Harness, page: Page, r: Redactor, json_body: JsonBody) -> li
             response = page("subject_missing.html", request, subject=request.path_params["subject"])
             response.status_code = found.status_code
             return response
-        return page("subject.html", request, s=summary(found.export(), r))
+        return page("subject.html", request, s=summary(found.export(), r.text, r.value))
 
     return [
         Route("/subjects", subjects_page),

@@ -28,6 +28,7 @@ def run_summary(run: Run, r: Redactor) -> dict[str, Any]:
         "error": r.value(run.error),
         "replay_of": run.replay_of,
         "parent_id": run.parent_id,
+        "subject": run.subject,
     }
 
 

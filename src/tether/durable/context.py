@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +14,7 @@ from tether.store.base import StepWrite
 from tether.subjects.subject import AsyncSubject, Subject, sql_store
 
 if TYPE_CHECKING:
+    from tether.context.windows import AsyncContextWindow, ContextWindow
     from tether.memory import AsyncMemory, Memory, WriteKeys
 
 _logger = logging.getLogger("tether.run")
@@ -118,7 +120,7 @@ class _ContextBase:
 
         return open_state(self._ex.store, key, options, ex=self._ex, engine=self._ex.engine)
 
-    def _subject(self, subject_id: str) -> Subject:
+    def _subject(self, subject_id: str, memory: Callable[[str], Any]) -> Subject:
         # Nothing is written here (no store call on the event loop, nothing to replay): a
         # subject's memories, preferences and runs make it known to the store.
         ex = self._ex
@@ -126,7 +128,7 @@ class _ContextBase:
             subject_id,
             sql_store(ex.store),
             clock=ex.clock,
-            memory=lambda sid: getattr(self, "memory")(sid),  # noqa: B009 (defined by each subclass)
+            memory=memory,
             cancel_local=ex.engine.cancel_local,
             current_run=ex.run_id,
         )
@@ -154,7 +156,7 @@ class Context(_ContextBase):
         super().__init__(ex)
         self.step = AsyncSteps(ex)
 
-    def context(self, key: str, **options: Any) -> Any:
+    def context(self, key: str, **options: Any) -> AsyncContextWindow:
         """The context window ``key`` (``AsyncContextWindow``: its methods are coroutines).
         Options as ``th.context``: ``model``, ``budget``, ``system``, ``subject``,
         ``memory``, ``summarizer``, ``extract``. Its writes are keyed by (run, write
@@ -166,7 +168,7 @@ class Context(_ContextBase):
     def subject(self, subject_id: str) -> AsyncSubject:
         """A subject (DESIGN 4b), with coroutine methods; ``.memory`` is ``ctx.memory(id)``
         (replay-safe writes)."""
-        return AsyncSubject(self._subject(subject_id))
+        return AsyncSubject(self._subject(subject_id, self.memory))
 
     def memory(self, subject: str) -> AsyncMemory:
         """The long-term memory of ``subject``; its methods are coroutines, and its writes
@@ -182,7 +184,7 @@ class SyncContext(_ContextBase):
         super().__init__(ex)
         self.step = SyncSteps(ex)
 
-    def context(self, key: str, **options: Any) -> Any:
+    def context(self, key: str, **options: Any) -> ContextWindow:
         """The context window ``key`` (``ContextWindow``: its methods block); see
         ``Context.context``."""
         from tether.context.windows import ContextWindow
@@ -191,7 +193,7 @@ class SyncContext(_ContextBase):
 
     def subject(self, subject_id: str) -> Subject:
         """A subject (DESIGN 4b); ``.memory`` is ``ctx.memory(id)`` (replay-safe writes)."""
-        return self._subject(subject_id)
+        return self._subject(subject_id, self.memory)
 
     def memory(self, subject: str) -> Memory:
         """The long-term memory of ``subject`` (blocking methods); writes keyed by (run,

@@ -113,20 +113,17 @@ class GroupCommitter(Generic[C]):
                 raise WouldBlock()
             self._busy = True
         op: Op[C] = Op(fn, False)
+        if not self._write_lock.acquire(blocking=False):  # held by ``exclusive``
+            if not self._hand_over():
+                self._lead([])
+            raise WouldBlock()
         try:
-            with self._write_lock:
-                run([op])
+            run([op])
         finally:
+            self._write_lock.release()
             if not self._hand_over():
                 self._lead([])
         return op.result  # type: ignore[no-any-return]
-
-    @contextlib.contextmanager
-    def exclusive(self) -> Iterator[None]:
-        """Hold the write lock, with no group commit: for a statement that runs its own
-        transaction (``PRAGMA incremental_vacuum``, ``VACUUM``)."""
-        with self._write_lock:
-            yield
 
     def _lead(self, batch: list[Op[C]]) -> None:
         while True:
@@ -154,6 +151,13 @@ class GroupCommitter(Generic[C]):
             nxt.lead = True
         nxt._wake()
         return True
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold the write lock, with no group commit: for a statement that runs its own
+        transaction (``PRAGMA incremental_vacuum``, ``VACUUM``)."""
+        with self._write_lock:
+            yield
 
     def _commit(self, batch: list[Op[C]]) -> None:
         try:

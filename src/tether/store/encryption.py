@@ -324,6 +324,14 @@ PAYLOAD_TABLES: list[PayloadTable] = [
         ("thread_id", "checkpoint_ns", "checkpoint_id", "task_id", "idx"),
         ("value",),
     ),
+    PayloadTable("subjects", ("id",), ("preferences",), "id"),
+    PayloadTable("memories", ("id",), ("text", "source"), "subject"),
+    PayloadTable(
+        "window_items",
+        ("window_key", "seq"),
+        ("payload",),
+        "(SELECT subject FROM windows WHERE windows.key = window_items.window_key)",
+    ),
 ]
 
 

@@ -857,7 +857,7 @@ class SQLStore(Store):
 
     # -- the runs and events of a subject (subject_runs.py, DESIGN 4b) ---------------------------
     def run_subjects(self) -> list[str]:
-        """The subjects that own runs or events."""
+        """The subjects that own runs, events or context windows."""
         return self.reading(subject_runs.subjects)
 
     def subject_has_runs(self, subject: str) -> bool:
@@ -876,9 +876,12 @@ class SQLStore(Store):
         attempts, and the events that triggered them, as JSON values."""
         return self.reading(lambda tx: subject_runs.export(tx, subject))
 
-    def delete_subject_runs(self, subject: str) -> dict[str, int]:
-        """Delete the subject's runs (steps, attempts and all) and events; the counts."""
-        return self.write(lambda tx: subject_runs.delete(tx, subject))
+    def delete_subject_runs(self, subject: str, now: float) -> dict[str, int]:
+        """Delete the subject's runs (steps, attempts and all) and events; the counts. A
+        parent outside the subject waiting on one of them sees its step fail."""
+        counts = self.write(lambda tx: subject_runs.delete(tx, subject, now))
+        self.notify()
+        return counts
 
     def erase_deleted(self, timeout: float = 10.0) -> str | None:
         """Make what was deleted unreadable in the store's own files; None when done, else

@@ -1,8 +1,9 @@
 """The runs and events of a subject (DESIGN 4b): list, cancel, export and delete them.
 
 A run belongs to a subject when its function was declared with ``subject=`` (the column
-``runs.subject``, migration 8); an event belongs to the subject of a run it started
-(``events.subject``), and to the subject of any run whose ``event_id`` names it. Deleting a
+``runs.subject``, migration 8); an event belongs to the subject of a run it started or
+resumed (``events.subject``, set when it is accepted), and to the subject of any run whose
+``event_id`` names it. Deleting a
 subject's runs deletes everything stored for them: steps, attempts, cancel-on-event
 registrations, LangGraph checkpoints written by them, their trace ids and the events that
 triggered them (takeovers go with their run, by trigger).
@@ -14,6 +15,7 @@ from typing import Any
 
 from tether.codec import dumps, loads
 from tether.records import Run
+from tether.store import waits
 from tether.store.executor import Tx
 from tether.store.queries import RUN_ATTEMPTS_SQL, RUN_COLUMNS, RUN_STEPS_SQL
 from tether.store.rows import build_run
@@ -24,10 +26,11 @@ _EVENTS = "subject=? OR id IN (SELECT event_id FROM runs WHERE subject=? AND eve
 
 
 def subjects(tx: Tx) -> list[str]:
-    """The subjects that own runs or events."""
+    """The subjects that own runs, events or context windows."""
     rows = tx.all(
         "SELECT subject FROM runs WHERE subject IS NOT NULL UNION "
-        "SELECT subject FROM events WHERE subject IS NOT NULL"
+        "SELECT subject FROM events WHERE subject IS NOT NULL UNION "
+        "SELECT subject FROM windows WHERE subject IS NOT NULL"
     )
     return [r[0] for r in rows]
 
@@ -82,9 +85,22 @@ def export(tx: Tx, subject: str) -> dict[str, list[dict[str, Any]]]:
     return {"runs": [r.model_dump(mode="json") for r in runs], "events": events}
 
 
-def delete(tx: Tx, subject: str) -> dict[str, int]:
-    """Delete the subject's runs with everything stored for them, and its events."""
+def delete(tx: Tx, subject: str, now: float) -> dict[str, int]:
+    """Delete the subject's runs with everything stored for them, and its events. A parent
+    of another subject (or none) waiting on one of these runs sees its step fail."""
     params = (subject,)
+    orphaned = tx.all(
+        "SELECT r.id, r.parent_id, r.parent_step FROM runs r "
+        "JOIN runs p ON p.id = r.parent_id "
+        "JOIN steps s ON s.run_id = r.parent_id AND s.step_id = r.parent_step "
+        "WHERE r.subject=? AND s.status='waiting' AND (p.subject IS NULL OR p.subject<>?)",
+        (subject, subject),
+    )
+    for child, parent, step in orphaned:
+        error = {"type": "RunCancelled", "message": f"child run {child} was forgotten"}
+        waits.resolve(tx, parent, step, "failed", None, tx.codec.encode(dumps(error)), now)
+    if orphaned:
+        tx.wake()
     events = tx.changed(f"DELETE FROM events WHERE {_EVENTS}", (subject, subject))
     tx.execute(f"DELETE FROM steps WHERE run_id IN ({_RUNS})", params)
     tx.execute(f"DELETE FROM attempts WHERE run_id IN ({_RUNS})", params)

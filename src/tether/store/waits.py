@@ -49,6 +49,14 @@ def wake_waiters(tx: Tx, ev: EventRow, now: float) -> None:
         stored = tx.codec.encode(payload)
         for run_id, step_id in found:
             resolve(tx, run_id, step_id, "completed", stored, None, now)
+        # An event a subject's run received is the subject's too (DESIGN 4b: forget()).
+        where, params = tx.in_("id", sorted({run_id for run_id, _ in found}))
+        tx.execute(
+            "UPDATE events SET subject=(SELECT subject FROM runs WHERE "
+            f"{where} AND subject IS NOT NULL ORDER BY id LIMIT 1) "
+            "WHERE id=? AND subject IS NULL",
+            (*params, ev.id),
+        )
 
 
 def resolve(

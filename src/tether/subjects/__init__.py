@@ -6,7 +6,7 @@ functions. See ``tether.subjects.subject``.
 """
 
 from tether.subjects.preferences import AsyncPreferences, Preferences, check_preference
-from tether.subjects.subject import AsyncSubject, Forgotten, Subject
+from tether.subjects.subject import AsyncSubject, Forgotten, Subject, summary
 
 __all__ = [
     "AsyncPreferences",
@@ -15,4 +15,5 @@ __all__ = [
     "Preferences",
     "Subject",
     "check_preference",
+    "summary",
 ]

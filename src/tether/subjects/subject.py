@@ -63,6 +63,38 @@ class Forgotten(dict[str, int]):
         return {"forgotten": dict(self), "erased": self.erased, "residue": self.residue}
 
 
+def summary(
+    doc: dict[str, Any],
+    text: Callable[[str], str] = str,
+    value: Callable[[Any], Any] = lambda v: v,
+) -> dict[str, Any]:
+    """What ``tether subject show`` and ``GET /api/subjects/{id}`` show of an ``export()``:
+    preferences, current memories, window keys, runs in brief and how many events. ``text``
+    and ``value`` pass stored text through (the dashboard's redactor)."""
+    current = [m for m in doc["memories"] if m.get("current", True)]
+    return {
+        "subject": doc["subject"],
+        "preferences": value(doc["preferences"]),
+        "memories": [
+            {
+                "id": m["id"],
+                "text": text(m["text"]),
+                "source": value(m.get("source")),
+                "tags": m.get("tags", []),
+                "created_at": m.get("created_at"),
+            }
+            for m in current
+        ],
+        "superseded_versions": len(doc["memories"]) - len(current),
+        "windows": [w.get("key") for w in doc["windows"]],
+        "runs": [
+            {"id": r["id"], "function_id": r["function_id"], "status": r["status"]}
+            for r in doc["runs"]
+        ],
+        "events": len(doc["events"]),
+    }
+
+
 class Subject:
     """One subject's data (see the module docstring). Blocking methods, with
     ``a``-prefixed coroutine twins."""
@@ -100,8 +132,7 @@ class Subject:
 
     def windows(self) -> list[str]:
         """The keys of the context windows tagged with this subject."""
-        keys: Callable[[str], list[str]] | None = getattr(self._store, "window_keys", None)
-        return [] if keys is None else list(keys(self.id))
+        return self._store.window_keys(self.id)
 
     def kept(self) -> bool:
         """True when anything is kept about the subject (it was created, or owns memories,
@@ -120,10 +151,7 @@ class Subject:
         memories (superseded versions included), windows (with their items), the runs of
         its functions (steps and attempts included) and the events that triggered them."""
         store = self._store
-        export_window: Callable[[str], dict[str, Any]] | None = getattr(
-            store, "export_window", None
-        )
-        windows = [] if export_window is None else [export_window(k) for k in self.windows()]
+        windows = [store.export_window(key) for key in self.windows()]
         runs = store.export_subject_runs(self.id)
         return {
             "subject": self.id,
@@ -151,19 +179,13 @@ class Subject:
         harmless: the second call finishes an erasure the first could not."""
         store, subject = self._store, self.id
         self._stop_runs(wait)
-        counts = dict(store.delete_subject_runs(subject))
+        counts = dict(store.delete_subject_runs(subject, self._clock.now()))
         counts["memories"] = store.delete_subject_memories(subject)
-        delete_windows: Callable[[str], dict[str, int]] | None = getattr(
-            store, "delete_subject_windows", None
-        )
-        if delete_windows is not None:
-            counts.update(delete_windows(subject))
+        counts.update(store.delete_subject_windows(subject))
         prefs = store.subject_preferences(subject)
         store.delete_subject_row(subject)
         counts["preferences"] = len(prefs or {})
-        destroy_key: Callable[[str], Any] | None = getattr(store, "destroy_subject_key", None)
-        if destroy_key is not None:
-            destroy_key(subject)
+        store.destroy_subject_key(subject)  # with encryption at rest: its data key
         return Forgotten(counts, store.erase_deleted(erase_timeout))
 
     def _stop_runs(self, wait: float) -> None:
