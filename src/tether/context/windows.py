@@ -330,6 +330,24 @@ class WindowState:
         check_pin_fits(self.log, item, system=self.system, counter=self.counter, budget=self.budget)
         return self.write([item])
 
+    def add_messages(self, messages: Sequence[Message]) -> list[ContextItem]:
+        """Several messages as one write (a reply, its tool calls and their results land
+        together, and take one write number inside a run)."""
+        checked = [to_message(m) for m in messages]
+        return self.write([message_item(m, settings=self.settings) for m in checked])
+
+    def options(self) -> dict[str, Any]:
+        """The options this window was opened with (what ``ctx.context`` takes)."""
+        return {
+            "model": self.model,
+            "budget": self.given_budget,
+            "system": self.system,
+            "subject": self.subject,
+            "memory": self.memory,
+            "summarizer": self.summarizer,
+            "extract": self.extract,
+        }
+
     def clear(self) -> int:
         if self.ex is not None and self.ex.check_only:
             return 0
@@ -561,6 +579,46 @@ class AsyncContextWindow(_WindowBase):
     async def compact(self) -> Compaction | None:
         """Fold now whatever the triggers (a durable step); None when nothing can fold."""
         return await self._flow_compact(force=True)
+
+
+# ---------------------------------------------------------------- integrations (TetherAgent)
+
+
+def in_run(window: Any, ctx: Any) -> Any:
+    """``window`` with its writes keyed by the run of ``ctx``: a window opened outside the
+    run (``th.context``) is opened again through ``ctx.context`` with the same key and
+    options; a ``ctx.context`` window is returned as is."""
+    s = window_state(window)
+    if s.ex is not None:
+        return window
+    return ctx.context(s.key, **s.options())
+
+
+async def abuild_window(window: Any, query: str | None) -> BuiltContext:
+    """``build(query)`` of either kind of window, as a coroutine (compacting first at the
+    hard trigger when the window has a summarizer: a durable step inside runs)."""
+    built: BuiltContext = await window_base(window)._flow_build(query)
+    return built
+
+
+async def aadd_messages(window: Any, messages: Sequence[Message]) -> list[ContextItem]:
+    """``messages`` appended to either kind of window as one write."""
+    items: list[ContextItem] = await window_base(window)._io(
+        window_state(window).add_messages, messages
+    )
+    return items
+
+
+async def acall_ids(window: Any) -> set[str]:
+    """The tool call ids of the window's items, as a build at this point sees them."""
+    items: list[ContextItem] = await window_base(window)._io(window_state(window).visible)
+    return {c.id for i in items if i.message is not None for c in i.message.tool_calls}
+
+
+def window_base(window: Any) -> _WindowBase:
+    window_state(window)
+    assert isinstance(window, _WindowBase)
+    return window
 
 
 def _with_error(built: BuiltContext, exc: BaseException) -> BuiltContext:
