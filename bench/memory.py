@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -366,13 +367,17 @@ def main() -> None:
                 if line.startswith("{"):
                     results.append(json.loads(line))
                     print(line)
+    shutil.rmtree(tmp, ignore_errors=True)
     load = os.getloadavg()
     print(f"load average during the run: {load[0]:.1f} (2 cores shared with other work)")
     report(results, embed_rate)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(
-            json.dumps({"embed_ingest_per_s": embed_rate, "results": results}, indent=2)
+            json.dumps(
+                {"embed_ingest_per_s": embed_rate, "load_average": load, "results": results},
+                indent=2,
+            )
         )
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -89,8 +90,8 @@ def main() -> None:
     print(f"built {runs:,} runs / {runs * 4:,} attempts in {figures['build_s']} s", flush=True)
 
     th.function(id="work", trigger=tether.on_event("work"))(lambda ctx: None)
-    for start in range(0, args.backlog, 5000):
-        n = min(5000, args.backlog - start)
+    for start in range(0, args.backlog, 1000):  # the most one send takes
+        n = min(1000, args.backlog - start)
         th.send([tether.Event("work", {"n": i}) for i in range(n)])
     (folder / "worker.py").write_text(textwrap.dedent(WORKER))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
@@ -154,6 +155,7 @@ def main() -> None:
 
         with psycopg.connect(args.url, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    shutil.rmtree(folder, ignore_errors=True)
     print(json.dumps(figures, indent=2))
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")

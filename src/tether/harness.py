@@ -37,7 +37,7 @@ from tether.memory import DEFAULT_EMBEDDER, Memory, open_memory
 from tether.records import TERMINAL_STATUSES, Event, Run, RunStatus
 from tether.store import Store, open_store
 from tether.store.base import NewRun
-from tether.store.retention import KEEP_EXPERIMENTS, PruneResult
+from tether.store.retention import KEEP_EXPERIMENTS, PruneResult, set_window_ttl
 from tether.store.retention import prune as prune_store
 from tether.store.sql import SQLStore
 from tether.subjects.subject import Subject, sql_store
@@ -500,10 +500,13 @@ class Harness:
         memory: bool = False,
         summarizer: Any = None,
         extract: bool = False,
+        ttl: Duration | None = None,
     ) -> ContextWindow:
         """The context window ``key`` (``ContextWindow``): the same key reopens the same log,
         in any process. Needs ``model`` (whose context window sets the budget) or
-        ``budget``. Inside a durable function use ``ctx.context(...)``."""
+        ``budget``. Inside a durable function use ``ctx.context(...)``. ``ttl`` (e.g.
+        ``"90d"``) is the window's own retention age: pruning clears it once it has been
+        untouched that long, whatever age the prune is given (README, Retention)."""
         from tether.context.windows import ContextWindow, open_state
 
         options = dict(
@@ -517,6 +520,8 @@ class Harness:
         )
         # the engine's observer when it runs (tracing); no engine is started for a window
         state = open_state(self.store, key, options, engine=self._engine, embedder=self.embedder)
+        if ttl is not None:
+            set_window_ttl(sql_store(self.store), key, ttl, create=True, subject=subject)
         return ContextWindow(state)
 
     # -- subjects (DESIGN 4b) ------------------------------------------------------------------

@@ -366,6 +366,12 @@ def test_windows_untouched_are_cleared_and_summarized_turns_go_from_those_in_use
     store.window_append("kept", [user("z")], old)
     set_window_ttl(store, "kept", "90d")
     assert set_window_ttl(store, "missing", "1d") is False
+    th.context("opened", budget=1000, ttl="90d")  # th.context(ttl=) sets it on open
+    assert store.read("SELECT ttl FROM windows WHERE key='opened'")[0][0] == 90 * DAY
+    with pytest.raises(tether.ConfigurationError, match="above zero"):
+        th.context("opened", budget=1000, ttl=0)
+    th.context("opened", budget=1000).add("user", "hello")  # reopened and written: kept
+    assert store.read("SELECT ttl FROM windows WHERE key='opened'")[0][0] == 90 * DAY
 
     dry = th.prune(older_than="30d", dry_run=True)
     counts = th.prune(older_than="30d")

@@ -95,7 +95,7 @@ class WindowState:
             raise ConfigurationError(
                 "memory=True reads the subject's long-term memory: pass subject='user:42'"
             )
-        self.counter = counter or DEFAULT_COUNTER
+        self.counter = counter or model_counter(model)
         self.given_budget = budget
         self.budget = resolve_budget(model=model, budget=budget, counter=self.counter)
         head = self.counter.count_messages([Message(role="system", content=system or "")])
@@ -330,6 +330,24 @@ class WindowState:
         check_pin_fits(self.log, item, system=self.system, counter=self.counter, budget=self.budget)
         return self.write([item])
 
+    def add_messages(self, messages: Sequence[Message]) -> list[ContextItem]:
+        """Several messages as one write (a reply, its tool calls and their results land
+        together, and take one write number inside a run)."""
+        checked = [to_message(m) for m in messages]
+        return self.write([message_item(m, settings=self.settings) for m in checked])
+
+    def options(self) -> dict[str, Any]:
+        """The options this window was opened with (what ``ctx.context`` takes)."""
+        return {
+            "model": self.model,
+            "budget": self.given_budget,
+            "system": self.system,
+            "subject": self.subject,
+            "memory": self.memory,
+            "summarizer": self.summarizer,
+            "extract": self.extract,
+        }
+
     def clear(self) -> int:
         if self.ex is not None and self.ex.check_only:
             return 0
@@ -341,6 +359,20 @@ class WindowState:
 
     def recall(self, handle: str) -> str:
         return recall_in(self.log, handle)
+
+
+def model_counter(model: str | None) -> TokenCounter:
+    """The model's own token counter (``tether.llm.tokens``: its tokenizer where one is
+    available offline, else a calibrated estimate), or the default estimate."""
+    if model is None:
+        return DEFAULT_COUNTER
+    try:
+        from tether.llm.tokens import token_counter
+
+        counter: TokenCounter = token_counter(model)
+        return counter
+    except Exception:  # an unknown prefix: the window still works on the estimate
+        return DEFAULT_COUNTER
 
 
 def _run_blocking(coro: Awaitable[Any]) -> Any:
@@ -549,6 +581,46 @@ class AsyncContextWindow(_WindowBase):
         return await self._flow_compact(force=True)
 
 
+# ---------------------------------------------------------------- integrations (TetherAgent)
+
+
+def in_run(window: Any, ctx: Any) -> Any:
+    """``window`` with its writes keyed by the run of ``ctx``: a window opened outside the
+    run (``th.context``) is opened again through ``ctx.context`` with the same key and
+    options; a ``ctx.context`` window is returned as is."""
+    s = window_state(window)
+    if s.ex is not None:
+        return window
+    return ctx.context(s.key, **s.options())
+
+
+async def abuild_window(window: Any, query: str | None) -> BuiltContext:
+    """``build(query)`` of either kind of window, as a coroutine (compacting first at the
+    hard trigger when the window has a summarizer: a durable step inside runs)."""
+    built: BuiltContext = await window_base(window)._flow_build(query)
+    return built
+
+
+async def aadd_messages(window: Any, messages: Sequence[Message]) -> list[ContextItem]:
+    """``messages`` appended to either kind of window as one write."""
+    items: list[ContextItem] = await window_base(window)._io(
+        window_state(window).add_messages, messages
+    )
+    return items
+
+
+async def acall_ids(window: Any) -> set[str]:
+    """The tool call ids of the window's items, as a build at this point sees them."""
+    items: list[ContextItem] = await window_base(window)._io(window_state(window).visible)
+    return {c.id for i in items if i.message is not None for c in i.message.tool_calls}
+
+
+def window_base(window: Any) -> _WindowBase:
+    window_state(window)
+    assert isinstance(window, _WindowBase)
+    return window
+
+
 def _with_error(built: BuiltContext, exc: BaseException) -> BuiltContext:
     report = built.report.model_copy(update={"compaction_error": f"{type(exc).__name__}: {exc}"})
     return built.model_copy(update={"report": report})
@@ -660,12 +732,25 @@ def llm_with_context(
         }
         if used is not None:
             meta["report"] = used.model_dump(mode="json")
+            if getattr(value, "model", None) == s.model:
+                learn_usage(s.counter, used.tokens, getattr(value, "attempts", []))
         items = [items[0].model_copy(update={"meta": meta})]
         if ex.check_only:
             return lambda tx: None
         return lambda tx: s.append_in(tx, items, origin)
 
     return call, after
+
+
+def learn_usage(counter: Any, estimated: int, attempts: Sequence[Any]) -> None:
+    """Correct the window's token estimate by what the provider billed for the prompt it
+    built: the input tokens of the attempt that answered (``TokenCounter.observe``; a
+    counter with nothing to learn, such as an exact tokenizer's, has no ``observe``)."""
+    observe = getattr(counter, "observe", None)
+    answered = next((a for a in reversed(attempts) if getattr(a, "ok", False)), None)
+    if observe is None or answered is None:
+        return
+    observe(estimated, int(answered.usage.input_tokens))
 
 
 class MemoryRetriever:

@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tether.codec import loads
+from tether.errors import ConfigurationError
 from tether.store.executor import Tx
 from tether.store.sql import SQLStore
 
@@ -581,15 +582,27 @@ def _find_windows(tx: Tx, job: Job, cursor: Any) -> Found:
     return Found(keys, sizes, nxt, {"windows": items, "windows_cleared": untouched})
 
 
-def set_window_ttl(store: SQLStore, key: str, ttl: Any) -> bool:
-    """Give window ``key`` its own retention age (a duration; None: the prune's age).
-    False when there is no such window."""
+def set_window_ttl(
+    store: SQLStore, key: str, ttl: Any, *, create: bool = False, subject: str | None = None
+) -> bool:
+    """Give window ``key`` its own retention age (a duration; None: the prune's age);
+    ``create`` opens the window first (``th.context(key, ttl=...)``). False when there is
+    no such window."""
     from tether.durations import seconds
+    from tether.store.windows import open_window
 
     value = None if ttl is None else seconds(ttl, "ttl")
-    return bool(
-        store.write(lambda tx: tx.changed("UPDATE windows SET ttl=? WHERE key=?", (value, key)))
-    )
+    if value is not None and value <= 0:
+        raise ConfigurationError(
+            f"ttl={ttl!r} would prune the window at once: give an age above zero, e.g. '90d'"
+        )
+
+    def op(tx: Tx) -> bool:
+        if create:
+            open_window(tx, key, subject, None, time.time())
+        return bool(tx.changed("UPDATE windows SET ttl=? WHERE key=?", (value, key)))
+
+    return bool(store.write(op))
 
 
 def _delete_windows(tx: Tx, job: Job, keys: Sequence[Any]) -> tuple[list[Any], dict[str, int]]:

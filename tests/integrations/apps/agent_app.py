@@ -1,6 +1,9 @@
 """The app of the pydantic-ai crash tests: an agent whose tool ``charge`` logs every
 execution to files, run durably by ``TetherAgent`` inside a tether function (async, and a
-plain ``def`` calling ``run_sync``) and as a function of its own.
+plain ``def`` calling ``run_sync``) and as a function of its own; ``chat``, ``chat-sync``
+and ``chat-shared`` run one agent turn per prompt of ``prompts`` with the agent's history in
+a context window (``ctx.context("chat:<chat>")`` per run, or the ``th.context`` window
+``chat:shared``).
 
 The model is pydantic-ai's own OpenAI chat model pointed at the test's FakeLLMServer
 (``FAKE_LLM_URL``). ``charge`` appends ``<n> <pid>`` to ``begun`` when it starts and ``<n>``
@@ -56,6 +59,32 @@ def build(
     @harness.function(id="support-sync")
     def support_sync(ctx: tether.SyncContext) -> str:
         return str(durable.run_sync(ctx.event.data["prompt"]).output)
+
+    window = {"budget": 8000, "system": "You bill customers."}
+    chatting = TetherAgent(
+        agent,
+        harness=harness,
+        name="billing-chat",
+        context=lambda ctx: ctx.context("chat:" + ctx.event.data["chat"], **window),
+    )
+    shared = TetherAgent(
+        agent,
+        harness=harness,
+        name="billing-shared",
+        context=harness.context("chat:shared", **window),
+    )
+
+    @harness.function(id="chat")
+    async def chat(ctx: tether.Context) -> str:
+        return [str((await chatting.run(p)).output) for p in ctx.event.data["prompts"]][-1]
+
+    @harness.function(id="chat-sync")
+    def chat_sync(ctx: tether.SyncContext) -> str:
+        return [str(chatting.run_sync(p).output) for p in ctx.event.data["prompts"]][-1]
+
+    @harness.function(id="chat-shared")
+    async def chat_shared(ctx: tether.Context) -> str:
+        return [str((await shared.run(p)).output) for p in ctx.event.data["prompts"]][-1]
 
     return harness, durable
 

@@ -27,7 +27,7 @@ from tether.durable.retry import NO_RETRY, Retry
 from tether.errors import ConfigurationError
 from tether.integrations.pydantic_ai.approvals import needs_approval, wait_for_approval
 from tether.integrations.pydantic_ai.durability import TetherDurability
-from tether.integrations.pydantic_ai.history import AgentContextWindow, WindowHistory
+from tether.integrations.pydantic_ai.history import ContextSpec, WindowHistory
 from tether.integrations.pydantic_ai.model import TetherModel
 
 #: What a run of ``agent:<name>`` accepts (the rest lives in code, not in the run's input).
@@ -52,8 +52,10 @@ class TetherAgent(WrapperAgent[Any, Any]):
     ``model="openai:gpt-4.1-mini"`` (any tether model string) with ``fallbacks=[...]`` sends
     every request through ``tether.llm`` (classifier, retries, fallbacks, shared circuit
     breakers, cost); without it the agent's own model is used, through its own client.
-    ``context=window`` keeps the agent's history in a context window (``AgentContextWindow``):
-    each run starts from ``window.build()`` and appends its new messages to the window.
+    ``context=`` keeps the agent's history in a context window: ``th.context(key, ...)``, or
+    a callable of the run's context opening one per run (``lambda ctx: ctx.context(...)``);
+    each run starts from ``window.build(query=<prompt>)`` and appends its new messages to
+    the window (keyed writes: a resumed run appends nothing twice; see ``history``).
     ``tool_retries`` is the step retry policy of tool calls (default: the tether function's);
     ``model_retries`` of model requests (default: one attempt: the model's client, or
     tether's LLM policy, retries); ``approval_timeout`` (seconds, None for no limit) bounds
@@ -66,7 +68,7 @@ class TetherAgent(WrapperAgent[Any, Any]):
         harness: Any,
         model: str | Model | None = None,
         fallbacks: Sequence[str] = (),
-        context: AgentContextWindow | None = None,
+        context: ContextSpec | None = None,
         name: str | None = None,
         tool_retries: Retry | None = None,
         model_retries: Retry | None = None,
@@ -127,12 +129,15 @@ class TetherAgent(WrapperAgent[Any, Any]):
     async def _durable_run(
         self, ctx: Context | SyncContext, user_prompt: Any, kwargs: dict[str, Any]
     ) -> AgentRunResult[Any]:
+        history = None
         if self._history is not None and kwargs.get("message_history") is None:
-            kwargs["message_history"] = await self._history.messages(user_prompt)
+            history = self._history.open(ctx)
+            kwargs["message_history"] = await history.messages(user_prompt)
         approvals = kwargs.get("output_type") is None and needs_approval(self.wrapped)
         if approvals:
             kwargs["output_type"] = [*_as_list(self.wrapped.output_type), DeferredToolRequests]
         result = await super().run(user_prompt, **kwargs)
+        new = result.new_messages()
         while approvals and isinstance(result.output, DeferredToolRequests):
             requests = result.output
             if requests.calls:
@@ -149,9 +154,10 @@ class TetherAgent(WrapperAgent[Any, Any]):
             kwargs["message_history"] = result.all_messages()
             kwargs["deferred_tool_results"] = DeferredToolResults(approvals=dict(answers))
             result = await super().run(None, **kwargs)
+            new += result.new_messages()
             user_prompt = None
-        if self._history is not None:
-            await self._history.record(result.new_messages())
+        if history is not None:
+            await history.record(new)
         return result
 
     # -- outside a tether function: a function of its own ---------------------------------
