@@ -10,6 +10,7 @@ after it and commits nothing.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -76,7 +77,7 @@ def checkpoints(tx: Tx, batch: Sequence[tuple[str, tuple[Any, ...]]]) -> list[bo
     On PostgreSQL the common statements of the batch go in one pipeline: one round trip
     for the batch instead of one per step; the rare ones (cancel asked, lease lost) follow
     one by one."""
-    if len(batch) > 1 and tx.d.name == "postgres":
+    if len(batch) > 1 and tx.d.name == "postgres" and _can_pipeline():
         return _pipelined(tx, batch)
     out: list[bool | Fenced] = []
     for run_id, params in batch:
@@ -213,6 +214,14 @@ def suspend_waiting(
     )
     if new_status == "queued":
         tx.wake()
+
+
+@functools.cache
+def _can_pipeline() -> bool:
+    """Whether psycopg's libpq has pipeline mode (libpq 14+; psycopg[binary] bundles one)."""
+    import psycopg
+
+    return bool(psycopg.Pipeline.is_supported())
 
 
 def _pipelined(tx: Tx, batch: Sequence[tuple[str, tuple[Any, ...]]]) -> list[bool | Fenced]:
