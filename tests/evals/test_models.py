@@ -100,6 +100,24 @@ def test_an_invalid_or_failed_verdict_leaves_the_case_unscored(
     assert result.summary["judge"].unscored == 2 and result.summary["judge"].mean is None
 
 
+def test_the_judge_scores_directly_outside_a_run(server: FakeLLMServer) -> None:
+    """``judge(...).score(case, output)`` called by hand: one model call, the verdict as a
+    Score; a call that fails is an unscored Score naming the error, not an exception."""
+    import asyncio
+
+    server.set_default(verdicts)
+    judge = evals.judge("Is the reply polite?", model=model(server, "judge"))
+    case = next(iter(CASES))
+    polite = asyncio.run(judge.score(case, "Thank you, we will refund you."))
+    rude = asyncio.run(judge.score(case, "No idea, go away."))
+    assert (polite.value, polite.passed, polite.reason) == (1.0, True, "Polite and on topic.")
+    assert (rude.value, rude.passed) == (0.0, False)
+    assert server.request_count(model="judge") == 2
+    server.fault("auth", model="judge", times=5)
+    failed = asyncio.run(judge.score(case, "Thank you."))
+    assert failed.unscored and "auth" in str(failed.error).lower()
+
+
 @pytest.mark.local_model
 def test_the_local_model_judges_offline(th: tether.Harness) -> None:
     pytest.importorskip("llama_cpp")

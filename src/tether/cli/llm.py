@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from tether.cli.stores import open_existing
+from tether.cli.stores import JsonOpt, StoreOpt, open_existing
 from tether.errors import ConfigurationError
 from tether.harness import Harness
 from tether.llm.circuit import CircuitBreaker, CircuitStatus
@@ -29,12 +29,6 @@ llm_app = typer.Typer(
     help="LLM circuit breakers and rate-limit holds shared by every worker on the store.",
     no_args_is_help=True,
 )
-
-StoreOpt = Annotated[
-    str | None,
-    typer.Option("--store", "-s", help="Store URL (default: TETHER_STORE or .tether/tether.db)"),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")]
 
 
 def _breaker(store: str | None) -> tuple[Harness, CircuitBreaker]:

@@ -10,7 +10,7 @@ import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn
 
 from tether.cli.output import cells, console, id_table, short
-from tether.cli.stores import open_existing
+from tether.cli.stores import StoreOpt, open_existing
 from tether.errors import ConfigurationError
 from tether.memory import DEFAULT_EMBEDDER, Memory, reindex
 from tether.store.sql import SQLStore
@@ -21,11 +21,6 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-
-StoreOpt = Annotated[
-    str | None,
-    typer.Option("--store", "-s", help="Store URL (default: TETHER_STORE or .tether/tether.db)"),
-]
 
 
 def _sql_store(store: str | None) -> SQLStore:

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from tether.cli.output import cells, console, fail, id_table, plain, short, status_text
-from tether.cli.stores import open_existing
+from tether.cli.stores import JsonOpt, StoreOpt, open_existing
 from tether.errors import SubjectNotFound
 from tether.harness import Harness
 from tether.subjects import Subject, summary
@@ -26,11 +26,6 @@ app = typer.Typer(
     add_completion=False,
 )
 
-StoreOpt = Annotated[
-    str | None,
-    typer.Option("--store", "-s", help="Store URL (default: TETHER_STORE or .tether/tether.db)"),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text")]
 SubjectArg = Annotated[str, typer.Argument(metavar="SUBJECT", help="The subject id, e.g. user:42")]
 
 

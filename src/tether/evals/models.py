@@ -140,8 +140,18 @@ class Judge(Scorer):
             {"role": "user", "content": "\n\n".join(parts)},
         ]
 
-    def score(self, case: Case, output: Any) -> Any:  # pragma: no cover - run() is used
-        raise NotImplementedError("judge scores through run(): a durable LLM step")
+    async def score(self, case: Case, output: Any) -> Score:
+        """The verdict of one direct model call, outside any run (nothing recorded): for
+        scoring by hand or in a plain test. Inside an experiment ``run`` makes the same call
+        a durable LLM step."""
+        from tether.errors import TetherError
+        from tether.llm import acomplete
+
+        try:
+            resp = await acomplete(self.model, self.messages(case, output), **self._call())
+        except TetherError as exc:
+            return Score.failed_scoring(f"the judge's call failed: {error_text(exc)}")
+        return self._verdict(resp.parsed)
 
     async def run(self, ctx: Context, case: Case, output: Any) -> Score:
         try:
@@ -149,14 +159,22 @@ class Judge(Scorer):
                 f"judge:{self.name}",
                 model=self.model,
                 messages=self.messages(case, output),
-                output=Verdict,
-                temperature=0.0,
-                max_tokens=self.max_tokens,
-                **self.options,
+                **self._call(),
             )
         except StepFailed as exc:
             return Score.failed_scoring(f"the judge's call failed: {error_text(exc)}")
-        verdict = resp.parsed
+        return self._verdict(resp.parsed)
+
+    def _call(self) -> dict[str, Any]:
+        return {
+            "output": Verdict,
+            "temperature": 0.0,
+            "max_tokens": self.max_tokens,
+            **self.options,
+        }
+
+    @staticmethod
+    def _verdict(verdict: Any) -> Score:
         if not isinstance(verdict, Verdict):
             return Score.failed_scoring("the judge's reply had no verdict")
         passed = verdict.verdict == "pass"
